@@ -1,0 +1,37 @@
+# Two set-up commands: `make run` and `make test`. Both build .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUITE ?= quick
+
+.PHONY: install run test test-slow bench bench-train bench-attacks clean
+
+install: $(STAMP)
+
+# Reinstall when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/robustbench-win run $(SUITE)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+bench: bench-train bench-attacks
+
+bench-train: install
+	$(BIN)/python benchmarks/bench_training.py
+
+bench-attacks: install
+	$(BIN)/python benchmarks/bench_attacks.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,259 @@
+"""The attack base class: one ``__call__`` for every attack, subclasses supply the algorithm.
+
+Modelled on foolbox 3: the public call lives once here, so every attack (our own or an adapter
+to foolbox or ART) gets the same input checks, the same treatment of the model, the same
+verification of its adversarial examples and the same per-sample result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from attacks.result import SampleResult
+
+logger = logging.getLogger(__name__)
+
+FAMILIES: tuple[str, ...] = ("deepfool", "spatial")
+
+
+@dataclass
+class BatchOutput:
+    """What an algorithm returns for one batch of correctly classified samples.
+
+    Attributes:
+        x_adv: ``(B, C, H, W)`` adversarial candidates, on the model's device.
+        iterations: ``(B,)`` integer steps (DeepFool) or transforms needed (spatial).
+        success: ``(B,)`` bool successes the algorithm claims, or ``None`` when the backend
+            makes no claim. Either way the base class verifies every sample itself; a
+            claimed success that fails verification becomes a failure.
+        transforms: ``(B, 3)`` float64 ``(angle, dx, dy)`` that produced ``x_adv`` (spatial
+            attacks; NaN rows where ``x_adv`` is untransformed), ``None`` for other attacks.
+    """
+
+    x_adv: Tensor
+    iterations: Tensor
+    success: Tensor | None = None
+    transforms: Tensor | None = None
+
+
+class Attack(ABC):
+    """Base class of every attack.
+
+    Subclasses set :attr:`name` and :attr:`family`, take their hyper-parameters as
+    keyword-only arguments validated in ``__init__`` (raising ``ValueError``), return them
+    from :meth:`params`, and implement :meth:`_attack_batch`. They never see the samples the
+    model already gets wrong, never need to set eval mode and never verify their own output.
+    """
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # "deepfool" or "spatial": which report table the results feed
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters as a JSON-able dict (for reports and cache keys)."""
+
+    @abstractmethod
+    def _attack_batch(
+        self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
+    ) -> BatchOutput:
+        """Attack one batch of samples that ``model`` classifies correctly.
+
+        Args:
+            model: In eval mode, parameters not requiring grad.
+            x: ``(B, C, H, W)`` float32 pixels in [0, 1] on the model's device.
+            y: ``(B,)`` int64 labels (equal to the clean predictions).
+            indices: The samples' data set positions (seed per-sample randomness with them,
+                so results do not depend on batching).
+            batch_size: The caller's batch size: the most images to put through the model
+                at once where an algorithm evaluates many candidates per sample.
+        """
+
+    def __call__(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        labels: Tensor,
+        indices: Sequence[int] | None = None,
+        *,
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> list[SampleResult]:
+        """Attack every correctly classified sample; one result per input sample, in order.
+
+        Args:
+            model: Maps ``(N, C, H, W)`` pixels in [0, 1] to logits. Left as it was found:
+                training flag, ``requires_grad`` and ``.grad`` of its parameters are restored.
+            images: ``(N, C, H, W)`` pixels in [0, 1] (any device; moved to the model's).
+            labels: ``(N,)`` integer class labels.
+            indices: Data set positions of the samples, stored in the results
+                (default ``range(N)``).
+            batch_size: Samples attacked together (also the forward-pass batch).
+            progress: Show a tqdm progress bar.
+
+        Returns:
+            ``N`` :class:`~attacks.result.SampleResult`, in input order.
+
+        Raises:
+            ValueError: Inputs of the wrong shape, type or range, or a bad ``batch_size``.
+        """
+        indices = _check_inputs(images, labels, indices, batch_size)
+        device = model_device(model)
+        x = images.detach().to(device=device, dtype=torch.float32)
+        y = labels.detach().to(device=device, dtype=torch.long)
+        with frozen(model):
+            clean_pred = predict(model, x, batch_size)
+            attacked = torch.nonzero(clean_pred == y).flatten().tolist()
+            results: list[SampleResult | None] = [None] * len(x)
+            for position in (i for i in range(len(x)) if clean_pred[i] != y[i]):
+                results[position] = SampleResult.not_attacked(
+                    indices[position], int(y[position]), int(clean_pred[position])
+                )
+            with _progress_bar(len(attacked), self.name, progress) as bar:
+                for start in range(0, len(attacked), batch_size):
+                    chunk = attacked[start:start + batch_size]
+                    chunk_indices = [indices[i] for i in chunk]
+                    output = self._attack_batch(model, x[chunk], y[chunk], chunk_indices, batch_size=batch_size)
+                    verified = self._verify(model, x[chunk], y[chunk], chunk_indices, output, batch_size)
+                    for position, result in zip(chunk, verified):
+                        results[position] = result
+                    bar.update(len(chunk))
+        assert all(result is not None for result in results)
+        return results  # type: ignore[return-value]
+
+    def _verify(
+        self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], output: BatchOutput, batch_size: int
+    ) -> list[SampleResult]:
+        """Re-run the model on ``x_adv``; success = misclassified and inside [0, 1]."""
+        x_adv = output.x_adv.detach().to(dtype=torch.float32)
+        assert x_adv.shape == x.shape, (x_adv.shape, x.shape)
+        assert output.iterations.shape == (len(x),)
+        adv_pred = predict(model, x_adv, batch_size)
+        flat = x_adv.flatten(1)
+        in_bounds = (flat >= 0).all(dim=1) & (flat <= 1).all(dim=1)
+        verified = (adv_pred != y) & in_bounds
+        if output.success is not None:
+            claimed = output.success.to(device=verified.device, dtype=torch.bool)
+            rejected = int((claimed & ~verified).sum())
+            if rejected:
+                logger.warning("%s: %d claimed successes failed verification; counted as failures", self.name, rejected)
+            verified &= claimed
+        l2 = (x_adv - x).double().flatten(1).norm(dim=1)
+        clean_norm = x.double().flatten(1).norm(dim=1)
+        transforms = output.transforms
+        results = []
+        for i in range(len(x)):
+            angle = dx = dy = None
+            if transforms is not None and not bool(torch.isnan(transforms[i]).any()):
+                angle, dx, dy = (float(v) for v in transforms[i])
+            results.append(SampleResult(
+                index=indices[i], label=int(y[i]), clean_pred=int(y[i]), attacked=True, success=bool(verified[i]),
+                adv_pred=int(adv_pred[i]), l2=float(l2[i]),
+                rho=float(l2[i] / clean_norm[i]) if clean_norm[i] > 0 else math.nan,
+                iterations=int(output.iterations[i]), dx=dx, dy=dy, angle=angle,
+                x_adv=x_adv[i].cpu().clone(),
+            ))
+        return results
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+# --------------------------------------------------------------------------- model handling
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer (CPU for a stateless model)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no parameter gradients inside; everything restored on exit.
+
+    Restores each module's training flag, and each parameter's ``requires_grad`` and
+    ``.grad`` (some backends call ``model.zero_grad()``). Parameters and buffers are never
+    written (BatchNorm statistics do not move in eval mode).
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    params = list(model.parameters())
+    saved = [(p, p.requires_grad, p.grad) for p in params]
+    model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+        for p, requires_grad, grad in saved:
+            p.requires_grad_(requires_grad)
+            p.grad = grad
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
+    """Arg-max class of ``model`` on ``x``, in batches; ``(N,)`` int64 on ``x``'s device."""
+    if len(x) == 0:
+        return torch.zeros(0, dtype=torch.long, device=x.device)
+    return torch.cat([model(x[i:i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` if it is an integer >= 1, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_non_negative(name: str, value: Any) -> float:
+    """Return ``float(value)`` if it is a finite real number >= 0, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _check_inputs(images: Any, labels: Any, indices: Sequence[int] | None, batch_size: Any) -> list[int]:
+    check_positive_int("batch_size", batch_size)
+    if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be a float tensor of shape (N, C, H, W), got {shape}")
+    if not isinstance(labels, Tensor) or labels.shape != (len(images),) or labels.is_floating_point():
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be an integer tensor of shape ({len(images)},), got {shape}")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError(
+            f"images must be pixels in [0, 1] (normalise inside the model), got values in "
+            f"[{images.min().item():.3g}, {images.max().item():.3g}]"
+        )
+    if indices is None:
+        return list(range(len(images)))
+    indices = [int(i) for i in indices]
+    if len(indices) != len(images):
+        raise ValueError(f"indices must give one data set position per image: {len(images)} images, {len(indices)} indices")
+    return indices
+
+
+@contextmanager
+def _progress_bar(total: int, name: str, enabled: bool) -> Iterator[Any]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=name, unit="sample", disable=not enabled)
+    try:
+        yield bar
+    finally:
+        bar.close()

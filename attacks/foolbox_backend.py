@@ -1,0 +1,173 @@
+"""Adapters running foolbox 3 attacks under the common :class:`~attacks.base.Attack` API.
+
+foolbox is a peer to cross-check our own implementations against (DESIGN.md section 2); it is
+imported only when one of these attacks is called.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
+from attacks.result import ITERATIONS_NOT_REPORTED
+from attacks.spatial import check_spatial_ranges, warp
+
+# Two images are the same foolbox transform if they differ by less than this (float32 warps).
+_MATCH_TOLERANCE = 1e-5
+
+
+class FoolboxDeepFool(Attack):
+    """foolbox 3 ``L2DeepFoolAttack`` (Moosavi-Dezfooli et al., CVPR 2016, arXiv:1511.04599).
+
+    Runs ``foolbox.attacks.L2DeepFoolAttack(steps, candidates, overshoot, loss="logits")`` on
+    each batch, as a reference for :class:`attacks.deepfool.DeepFool`, which has the same
+    semantics. foolbox keeps computing every sample of a batch until all are fooled, and does
+    not report per-sample steps: ``iterations`` is -1.
+
+    Args:
+        steps: Maximum number of DeepFool steps.
+        candidates: Most likely classes considered (true class included).
+        overshoot: ``eta`` in ``x0 + (1 + eta) * r_tot``.
+    """
+
+    name: ClassVar[str] = "deepfool-foolbox"
+    family: ClassVar[str] = "deepfool"
+
+    def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
+        self.steps = check_positive_int("steps", steps)
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
+            raise ValueError(f"candidates must be an integer >= 2 (the true class and at least one other), got {candidates!r}")
+        self.candidates = candidates
+        self.overshoot = check_non_negative("overshoot", overshoot)
+
+    def params(self) -> dict[str, Any]:
+        return {"steps": self.steps, "candidates": self.candidates, "overshoot": self.overshoot}
+
+    def _attack_batch(
+        self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
+    ) -> BatchOutput:
+        import foolbox
+
+        attack = foolbox.attacks.L2DeepFoolAttack(
+            steps=self.steps, candidates=self.candidates, overshoot=self.overshoot, loss="logits"
+        )
+        fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
+        x_adv, _, success = attack(fmodel, x, foolbox.criteria.Misclassification(y), epsilons=None)
+        iterations = torch.full((len(x),), ITERATIONS_NOT_REPORTED, dtype=torch.long)
+        return BatchOutput(x_adv=x_adv, iterations=iterations, success=success)
+
+
+class FoolboxSpatial(Attack):
+    """foolbox 3 ``SpatialAttack`` grid search (Engstrom et al., ICML 2019, arXiv:1712.02779).
+
+    Runs ``foolbox.attacks.SpatialAttack(max_translation, max_rotation, num_translations,
+    num_rotations, grid_search=True)``: rotations outer, x then y translations inner, first
+    fooling transform per sample. foolbox does not say which transform fooled a sample, so
+    it is recovered afterwards by replaying foolbox's grid on the fooled images (warps only,
+    no model calls) and converted to the convention of :func:`attacks.spatial.warp`.
+
+    foolbox's geometry differs from :class:`attacks.spatial.SpatialGrid` in two ways (see
+    :func:`foolbox_to_warp`): (1) its sampling grid uses ``align_corners=True`` but converts
+    pixels with ``2 / size``, so "1 pixel" moves the content ``(size - 1) / size`` pixels
+    (27/28 on digits: its 3-pixel maximum is 2.89 px); (2) its translation is added to the
+    *sampling* coordinates after rotating them, so the content moves by
+    ``-R(angle) (dx, dy)``: opposite direction and in the rotated frame. Its rotation sign
+    matches ours (counter-clockwise as displayed for positive angles). The grids therefore
+    hold different transforms, and the fooled sets can differ on a few borderline samples.
+
+    Args:
+        max_translation: Largest foolbox translation, in foolbox's nominal pixels.
+        max_rotation: Largest rotation, degrees.
+        num_translations: Grid points per translation axis.
+        num_rotations: Grid points of the rotation.
+    """
+
+    name: ClassVar[str] = "spatial-foolbox"
+    family: ClassVar[str] = "spatial"
+
+    def __init__(
+        self,
+        *,
+        max_translation: float = 3.0,
+        max_rotation: float = 30.0,
+        num_translations: int = 5,
+        num_rotations: int = 31,
+    ) -> None:
+        self.max_translation, self.max_rotation, self.num_translations, self.num_rotations = check_spatial_ranges(
+            max_translation, max_rotation, num_translations, num_rotations
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "max_translation": self.max_translation, "max_rotation": self.max_rotation,
+            "num_translations": self.num_translations, "num_rotations": self.num_rotations,
+        }
+
+    def grid(self) -> np.ndarray:
+        """foolbox's grid in its search order: ``(T, 3)`` rows ``(angle, dx, dy)``, its units."""
+        angles = np.linspace(-self.max_rotation, self.max_rotation, self.num_rotations)
+        shifts = np.linspace(-self.max_translation, self.max_translation, self.num_translations)
+        return np.array([(a, dx, dy) for a in angles for dx in shifts for dy in shifts], dtype=np.float64)
+
+    def _attack_batch(
+        self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
+    ) -> BatchOutput:
+        import foolbox
+
+        attack = foolbox.attacks.SpatialAttack(
+            max_translation=self.max_translation, max_rotation=self.max_rotation,
+            num_translations=self.num_translations, num_rotations=self.num_rotations, grid_search=True,
+        )
+        fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
+        x_adv, _, success = attack(fmodel, x, foolbox.criteria.Misclassification(y))
+        # Bilinear weights can sum to 1 + 1 ulp; a clamp keeps the images inside [0, 1].
+        x_adv = x_adv.clamp(0.0, 1.0)
+        position, transforms = self._recover_transforms(x, x_adv, success)
+        iterations = torch.where(position >= 0, position + 1, len(self.grid()))
+        return BatchOutput(x_adv=x_adv, iterations=iterations, success=success, transforms=transforms)
+
+    def _recover_transforms(self, x: Tensor, x_adv: Tensor, success: Tensor) -> tuple[Tensor, Tensor]:
+        """Position in foolbox's grid and our ``(angle, dx, dy)`` of the transform each sample got."""
+        from foolbox.attacks.spatial_attack_transformations import rotate_and_shift
+        import eagerpy as ep
+
+        position = torch.full((len(x),), -1, dtype=torch.long)
+        transforms = torch.full((len(x), 3), math.nan, dtype=torch.float64)
+        pending = torch.nonzero(success.cpu()).flatten()
+        for t, (angle, dx, dy) in enumerate(self.grid()):
+            if len(pending) == 0:
+                break
+            warped = rotate_and_shift(ep.astensor(x[pending]), translation=(dx, dy), rotation=angle).raw
+            diff = (warped.clamp(0.0, 1.0) - x_adv[pending]).flatten(1).abs().amax(dim=1).cpu()
+            match = diff < _MATCH_TOLERANCE
+            hits = pending[match]
+            position[hits] = t
+            transforms[hits] = torch.tensor(foolbox_to_warp(angle, dx, dy, x.shape[-2:]), dtype=torch.float64)
+            pending = pending[~match]
+        return position, transforms
+
+
+def foolbox_to_warp(angle: float, dx: float, dy: float, size: Sequence[int]) -> tuple[float, float, float]:
+    """Convert a foolbox ``rotate_and_shift`` transform to :func:`attacks.spatial.warp`'s.
+
+    foolbox samples the input at ``A p + t`` (normalised ``align_corners=True`` coordinates,
+    ``A`` the rotation matrix ``[[c, -s], [s, c]]``, ``t = (dx / (H / 2), dy / (W / 2))``).
+    In pixels about the centre that is ``t_px = (dx (W - 1) / H, dy (H - 1) / W)``, and the
+    content moves as ``p = A^-1 q - A^-1 t_px``: rotation by ``angle`` counter-clockwise as
+    displayed, then translation by ``-R(angle) t_px`` with ``R = A^-1``. Exact for square
+    images (foolbox's rotation is anisotropic on non-square ones).
+
+    Returns:
+        ``(angle, dx, dy)`` in degrees and pixels, our convention.
+    """
+    height, width = int(size[0]), int(size[1])
+    tx, ty = dx * (width - 1) / height, dy * (height - 1) / width
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    # R = A^-1 = [[c, s], [-s, c]]; content translation = -R t_px.
+    return float(angle), -(c * tx + s * ty), -(-s * tx + c * ty)

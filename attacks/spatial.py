@@ -1,0 +1,258 @@
+"""Spatial (rotation + translation) attacks: exhaustive grid and random search.
+
+Engstrom, Tran, Tsipras, Schmidt & Madry, "Exploring the Landscape of Spatial Robustness",
+ICML 2019 (first circulated as "A Rotation and a Translation Suffice: Fooling CNNs with
+Simple Transformations", https://arxiv.org/abs/1712.02779).
+
+Geometry, used for every recorded transform (:class:`~attacks.result.SampleResult` fields
+``angle``, ``dx``, ``dy``): the image is rotated about its centre by ``angle`` degrees,
+counter-clockwise as displayed (row 0 at the top; as ``torchvision``'s and ``scipy``'s
+``rotate``), then translated ``dx`` pixels right and ``dy`` pixels down in the image frame.
+Bilinear interpolation, zeros outside the image. A translation of 1 moves the content exactly
+one pixel (``align_corners=False`` with ``2 / size`` per pixel).
+
+Search order: transforms are tried by increasing *magnitude*
+``|angle| / max_rotation + max(|dx|, |dy|) / max_translation`` (each range scaled to [0, 1]),
+ties broken by ``|angle|``, then ``|dx| + |dy|``, then ``angle``, ``dx``, ``dy``. The first
+fooling transform is therefore the smallest one in this order: a spatial analogue of
+DeepFool's minimal norm. Whether a sample is fooled at all does not depend on the order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
+
+TRANSFORM_FIELDS: tuple[str, ...] = ("angle", "dx", "dy")  # column order of transform tensors
+
+
+def warp(x: Tensor, angle: Tensor | float, dx: Tensor | float, dy: Tensor | float) -> Tensor:
+    """Rotate each image about its centre, then translate it (bilinear, zero padding).
+
+    Args:
+        x: ``(N, C, H, W)`` images.
+        angle: Degrees, counter-clockwise as displayed; a scalar or ``(N,)``.
+        dx: Pixels to the right; a scalar or ``(N,)``.
+        dy: Pixels down; a scalar or ``(N,)``.
+
+    Returns:
+        ``(N, C, H, W)`` warped images, clamped to the input's value range [0, 1] where the
+        interpolation weights round past it. The identity transform returns ``x`` exactly.
+    """
+    n, _, height, width = x.shape
+    angle, dx, dy = (torch.as_tensor(v, dtype=torch.float64, device=x.device).expand(n) for v in (angle, dx, dy))
+    rad = torch.deg2rad(angle)
+    c, s = torch.cos(rad), torch.sin(rad)
+    # Output pixel p samples the input at R^-1 (p - t), with R the counter-clockwise rotation
+    # [[c, s], [-s, c]] in (x right, y down) pixels about the centre. In grid_sample's
+    # normalised coordinates (align_corners=False, 2 / W per pixel in x, 2 / H in y) the
+    # linear part is S R^-1 S^-1 with S = diag(2 / W, 2 / H).
+    theta = torch.stack([
+        torch.stack([c, -s * height / width, -2.0 / width * (c * dx - s * dy)], dim=1),
+        torch.stack([s * width / height, c, -2.0 / height * (s * dx + c * dy)], dim=1),
+    ], dim=1).to(x.dtype)  # (N, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_(0.0, 1.0)
+    identity = ((angle == 0) & (dx == 0) & (dy == 0)).view(n, 1, 1, 1)
+    return torch.where(identity, x, out)
+
+
+def magnitude(transforms: Tensor, max_rotation: float, max_translation: float) -> Tensor:
+    """Search-order key ``|angle| / max_rotation + max(|dx|, |dy|) / max_translation``.
+
+    Args:
+        transforms: ``(..., 3)`` rows ``(angle, dx, dy)``.
+    """
+    angle, dx, dy = transforms.abs().unbind(-1)
+    rotation = angle / max_rotation if max_rotation > 0 else torch.zeros_like(angle)
+    translation = torch.maximum(dx, dy) / max_translation if max_translation > 0 else torch.zeros_like(dx)
+    return rotation + translation
+
+
+def grid_transforms(
+    max_rotation: float = 30.0, max_translation: float = 3.0, num_rotations: int = 31, num_translations: int = 5
+) -> Tensor:
+    """The full grid ``(num_rotations * num_translations**2, 3)`` in search order (module doc)."""
+    angles = np.linspace(-max_rotation, max_rotation, num_rotations)
+    shifts = np.linspace(-max_translation, max_translation, num_translations)
+    grid = np.array([(a, dx, dy) for a in angles for dx in shifts for dy in shifts], dtype=np.float64)
+    grid[np.abs(grid) < 1e-12] = 0.0  # linspace can give -0.0 or 1e-16 for the centre
+    key = magnitude(torch.from_numpy(grid), max_rotation, max_translation).numpy()
+    # np.lexsort sorts by the last key first.
+    order = np.lexsort((grid[:, 2], grid[:, 1], grid[:, 0], np.abs(grid[:, 1]) + np.abs(grid[:, 2]),
+                        np.abs(grid[:, 0]), np.round(key, 12)))
+    return torch.from_numpy(grid[order])
+
+
+def check_spatial_ranges(
+    max_translation: Any, max_rotation: Any, num_translations: Any, num_rotations: Any
+) -> tuple[float, float, int, int]:
+    """Validate the search ranges shared by every spatial attack; raise ``ValueError``."""
+    max_translation = check_non_negative("max_translation", max_translation)
+    max_rotation = check_non_negative("max_rotation", max_rotation)
+    if max_rotation > 180:
+        raise ValueError(f"max_rotation must be at most 180 degrees, got {max_rotation}")
+    return (max_translation, max_rotation, check_positive_int("num_translations", num_translations),
+            check_positive_int("num_rotations", num_rotations))
+
+
+class _SpatialSearch(Attack):
+    """Shared search: try each sample's transforms in order, stop at the first that fools."""
+
+    family: ClassVar[str] = "spatial"
+
+    def __init__(self, *, max_translation: float, max_rotation: float) -> None:
+        self.max_translation = check_non_negative("max_translation", max_translation)
+        self.max_rotation = check_non_negative("max_rotation", max_rotation)
+        if self.max_rotation > 180:
+            raise ValueError(f"max_rotation must be at most 180 degrees, got {self.max_rotation}")
+
+    def _transforms(self, x: Tensor, indices: Sequence[int]) -> Tensor:
+        """``(B, T, 3)`` float64 transforms of each sample, in search order."""
+        raise NotImplementedError
+
+    def _attack_batch(
+        self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
+    ) -> BatchOutput:
+        transforms = self._transforms(x, indices).to(x.device)
+        position = first_fooling(model, x, y, transforms, budget=batch_size)
+        fooled = position >= 0
+        rows = torch.nonzero(fooled).flatten()
+        chosen = torch.full((len(x), 3), math.nan, dtype=torch.float64, device=x.device)
+        chosen[rows] = transforms[rows, position[rows]]
+        x_adv = x.clone()
+        if len(rows):
+            x_adv[rows] = warp(x[rows], *chosen[rows].unbind(1))
+        iterations = torch.where(fooled, position + 1, transforms.shape[1])
+        return BatchOutput(x_adv=x_adv, iterations=iterations, success=fooled, transforms=chosen.cpu())
+
+
+def first_fooling(model: nn.Module, x: Tensor, y: Tensor, transforms: Tensor, *, budget: int) -> Tensor:
+    """Position of the first transform of each sample that makes ``model`` misclassify it.
+
+    Args:
+        model: Classifier in eval mode.
+        x: ``(B, C, H, W)`` images, correctly classified.
+        y: ``(B,)`` labels.
+        transforms: ``(B, T, 3)`` rows ``(angle, dx, dy)`` per sample, in search order.
+        budget: Images per forward pass. Fooled samples leave the search; the transforms of
+            the remaining ones are evaluated ``budget // remaining`` at a time.
+
+    Returns:
+        ``(B,)`` int64 position in ``[0, T)``, or -1 where no transform fools the sample.
+    """
+    batch, total = transforms.shape[:2]
+    position = torch.full((batch,), -1, dtype=torch.long, device=x.device)
+    active = torch.arange(batch, device=x.device)
+    start = 0
+    while len(active) and start < total:
+        chunk = min(max(1, budget // len(active)), total - start)
+        trans = transforms[active, start:start + chunk].reshape(-1, 3)  # (A * chunk, 3)
+        images = x[active].repeat_interleave(chunk, dim=0)
+        with torch.no_grad():
+            pred = model(warp(images, *trans.unbind(1))).argmax(dim=1).view(len(active), chunk)
+        fooled = pred != y[active, None]
+        hit = fooled.any(dim=1)
+        position[active[hit]] = start + fooled[hit].to(torch.int8).argmax(dim=1)
+        active = active[~hit]
+        start += chunk
+    return position
+
+
+class SpatialGrid(_SpatialSearch):
+    """Worst case over a rotation x translation grid (Engstrom et al., ICML 2019, arXiv:1712.02779).
+
+    A sample is robust only if every grid transform keeps it correctly classified. Transforms
+    are tried by increasing magnitude (module docstring), so the recorded transform is the
+    smallest one that fools the sample; a sample leaves the search once fooled. Default grid:
+    31 rotations in [-30, 30] degrees x 5 x 5 translations in [-3, 3] pixels = 775 transforms,
+    identity included.
+
+    Args:
+        max_translation: Largest translation along x and along y, pixels.
+        max_rotation: Largest rotation, degrees (at most 180).
+        num_translations: Grid points per translation axis (odd counts include 0).
+        num_rotations: Grid points of the rotation (odd counts include 0).
+    """
+
+    name: ClassVar[str] = "spatial-grid"
+
+    def __init__(
+        self,
+        *,
+        max_translation: float = 3.0,
+        max_rotation: float = 30.0,
+        num_translations: int = 5,
+        num_rotations: int = 31,
+    ) -> None:
+        super().__init__(max_translation=max_translation, max_rotation=max_rotation)
+        self.num_translations = check_positive_int("num_translations", num_translations)
+        self.num_rotations = check_positive_int("num_rotations", num_rotations)
+        self.grid = grid_transforms(self.max_rotation, self.max_translation, self.num_rotations, self.num_translations)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "max_translation": self.max_translation, "max_rotation": self.max_rotation,
+            "num_translations": self.num_translations, "num_rotations": self.num_rotations,
+        }
+
+    def _transforms(self, x: Tensor, indices: Sequence[int]) -> Tensor:
+        return self.grid.unsqueeze(0).expand(len(x), -1, -1)
+
+
+class SpatialRandom(_SpatialSearch):
+    """Worst of a few random rotations + translations per sample (Engstrom et al., ICML 2019).
+
+    Each sample gets ``trials`` transforms drawn uniformly from ``[-max_rotation,
+    max_rotation]`` degrees and ``[-max_translation, max_translation]`` pixels along x and y,
+    from a generator seeded with ``(seed, index)``: a sample gets the same transforms
+    whatever the batch or the subset it is attacked in. They are tried by increasing
+    magnitude; the recorded transform is the smallest that fools the sample.
+
+    Args:
+        trials: Random transforms per sample (the paper's "worst of 10").
+        seed: Non-negative integer seed.
+        max_translation: Largest translation along x and along y, pixels.
+        max_rotation: Largest rotation, degrees (at most 180).
+    """
+
+    name: ClassVar[str] = "spatial-random"
+
+    def __init__(
+        self,
+        *,
+        trials: int = 10,
+        seed: int = 0,
+        max_translation: float = 3.0,
+        max_rotation: float = 30.0,
+    ) -> None:
+        super().__init__(max_translation=max_translation, max_rotation=max_rotation)
+        self.trials = check_positive_int("trials", trials)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = seed
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "trials": self.trials, "seed": self.seed,
+            "max_translation": self.max_translation, "max_rotation": self.max_rotation,
+        }
+
+    def sample_transforms(self, index: int) -> Tensor:
+        """The ``(trials, 3)`` transforms of the sample at data set position ``index``, in search order."""
+        rng = np.random.default_rng([self.seed, int(index)])
+        limits = np.array([self.max_rotation, self.max_translation, self.max_translation])
+        drawn = torch.from_numpy(rng.uniform(-1.0, 1.0, size=(self.trials, 3)) * limits)
+        key = magnitude(drawn, self.max_rotation, self.max_translation)
+        return drawn[torch.argsort(key, stable=True)]
+
+    def _transforms(self, x: Tensor, indices: Sequence[int]) -> Tensor:
+        return torch.stack([self.sample_transforms(i) for i in indices])

@@ -1,0 +1,172 @@
+"""Command line: ``robustbench-win list|train|run|report`` (also ``python -m robustbench_win``).
+
+Each command is a thin wrapper over an importable function that returns data:
+:func:`robustbench_win.runner.run_suite`, :func:`robustbench_win.checkpoints.obtain_model`,
+:func:`robustbench_win.report.build_report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from models.windows import WINDOWS
+from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec, obtain_model, prepare_data
+from robustbench_win.datasets import DatasetNotFoundError
+from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
+from robustbench_win.training import PRECISIONS, TrainConfig
+
+# Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, ValueError, FileNotFoundError,
+)
+KINDS = ("models", "datasets", "attacks", "suites")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    plugin_help = "import a module name or a .py file that registers models, data sets or attacks (repeatable)"
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE", help=plugin_help)
+    parser = argparse.ArgumentParser(prog="robustbench-win",
+                                     description="Train baseline and windowed CNNs at several kernel sizes, attack them, compare.")
+    # Accepted before the command too; a separate dest so the command's default cannot erase it.
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE", dest="global_plugins", help=plugin_help)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", parents=[common], help="list registered models, data sets, attacks or suites")
+    listing.add_argument("kind", choices=KINDS)
+    listing.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'spatial-*'")
+
+    train = commands.add_parser("train", parents=[common], help="train (or load) one model and print its test accuracy")
+    _add_train_arguments(train)
+
+    run = commands.add_parser("run", parents=[common], help="run a suite: train, attack, write tables and figures")
+    run.add_argument("suite", nargs="?", default="quick", help="preset name (robustbench-win list suites) or a .toml path")
+    run.add_argument("--out", type=Path, help="output folder (default reports/<suite name>); rerun to resume")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="override a suite field, e.g. --set train.epochs=3 --set 'kernel_sizes=[3,7]'")
+    _add_data_arguments(run)
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    report = commands.add_parser("report", parents=[common], help="rebuild tables, figures and summary from stored results")
+    report.add_argument("out", type=Path, help="a run folder written by 'robustbench-win run'")
+    return parser
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="where torchvision data sets live (default ./data or $ROBUSTBENCH_WIN_DATA)")
+    parser.add_argument("--download", action="store_true", help="allow downloading torchvision data sets")
+    parser.add_argument("--checkpoint-dir", type=Path, help="checkpoint store (default ~/.cache/robustbench-win/checkpoints)")
+    parser.add_argument("--device", help="auto, cpu or cuda[:N] (default: the suite's, else auto)")
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults are None: a flag the user does not give never overrides the model's own default.
+    parser.add_argument("--model", default="paper-cnn-small", help="registered model name (default paper-cnn-small)")
+    parser.add_argument("--dataset", default="mnist5k", help="registered data set or imagefolder:PATH (default mnist5k)")
+    parser.add_argument("--kernel-size", type=int, help="odd kernel size of the block convs")
+    parser.add_argument("--window", choices=WINDOWS, help="window tapering the kernels")
+    parser.add_argument("--width", type=int, help="channels of the block convs")
+    parser.add_argument("--depth", type=int, help="conv layers in all (paper CNN)")
+    parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other model argument, value parsed as TOML (repeatable)")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, or bf16 autocast for training")
+    parser.add_argument("--train-size", type=int, help="stratified training subset")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    _add_data_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``robustbench-win`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        for plugin in [*args.global_plugins, *args.plugin]:
+            load_plugin(plugin)
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished results are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        print(f"robustbench-win: error: {error}", file=sys.stderr)
+        return 2
+
+
+def command_list(args: argparse.Namespace) -> int:
+    """Print registered names with the first line of their docstring."""
+    if args.kind == "suites":
+        from robustbench_win.suite import load_suite, shipped_suites
+
+        rows = [(name, load_suite(name).description) for name in sorted(shipped_suites())]
+    else:
+        registry: Registry[Any] = {"models": MODELS, "datasets": DATASETS, "attacks": ATTACKS}[args.kind]
+        rows = [(name, registry.describe(name)) for name in registry.names(args.pattern)]
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}".rstrip())
+    return 0
+
+
+def command_train(args: argparse.Namespace) -> int:
+    """Train or load one model; print its test accuracy and checkpoint path."""
+    from robustbench_win.suite import parse_value
+
+    kwargs: dict[str, Any] = {"kernel_size": args.kernel_size, "window": args.window, "width": args.width, "depth": args.depth}
+    for item in args.arg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--arg expects KEY=VALUE, got '{item}'")
+        kwargs[key.strip().replace("-", "_")] = parse_value(value.strip())
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, milestones=(), precision=args.precision)
+    spec = ModelSpec(args.model, {k: v for k, v in kwargs.items() if v is not None}, args.dataset, config,
+                     seed=args.seed, train_size=args.train_size)
+    data = prepare_data(args.dataset, train_size=args.train_size, test_size=None, data_dir=args.data_dir, download=args.download)
+    store = CheckpointStore(args.checkpoint_dir) if args.checkpoint_dir else CheckpointStore()
+    from robustbench_win.runner import resolve_device
+
+    trained = obtain_model(spec, data, store, device=resolve_device(args.device or "auto"), progress=not args.quiet)
+    origin = "loaded" if trained.reused else f"trained in {trained.metrics['train_seconds']:.1f} s"
+    print(f"test accuracy: {100 * trained.metrics['test_accuracy']:.2f}% ({data.display_name}, {origin})")
+    print(f"checkpoint: {trained.checkpoint}")
+    return 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """Run or resume a suite, then print where the report is."""
+    from robustbench_win.runner import run_suite
+    from robustbench_win.suite import load_suite
+
+    config = load_suite(args.suite, args.overrides)
+    out = args.out or Path("reports") / config.name
+    written = run_suite(config, out, data_dir=args.data_dir, download=args.download,
+                        checkpoint_dir=args.checkpoint_dir, device=args.device, progress=not args.quiet)
+    _print_report(out, written)
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """Rebuild every table and figure of a run folder from its stored per-sample results."""
+    from robustbench_win.report import build_report
+
+    _print_report(args.out, build_report(args.out))
+    return 0
+
+
+def _print_report(out: Path, written: list[Path]) -> None:
+    summary = next((p for p in written if p.name == "summary.md"), None)
+    if summary is not None:
+        print(summary.read_text())
+    print(f"wrote {len(written)} files to {out}")
+
+
+_COMMANDS = {"list": command_list, "train": command_train, "run": command_run, "report": command_report}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Figures of the report: metrics against kernel size, one line per window.
+
+Each ``plot_*`` function takes a table from :mod:`robustbench_win.tables` (or the raw
+records it is computed from), draws one line per window with error bars of one standard
+deviation over seeds, and writes a PNG atomically. Figures are drawn on matplotlib's Agg
+canvas directly (no pyplot, no display, no global backend change).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from robustbench_win import tables
+
+KERNEL_LABEL = "kernel size k (pixels)"
+_DPI = 120
+_PANEL_SIZE = (4.6, 3.4)  # inches per panel
+_JITTER = 0.08  # horizontal offset between windows, in kernel-size units, so error bars stay apart
+
+
+def _new_figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(_PANEL_SIZE[0] * n_panels, _PANEL_SIZE[1] + 0.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = list(fig.subplots(1, n_panels, squeeze=False)[0])
+    fig.suptitle(title)
+    return fig, axes
+
+
+def _save(fig: Figure, path: Path | str) -> Path:
+    """Write ``fig`` as PNG atomically (no half-written figure if interrupted)."""
+    # Imported here: report imports this module, and owns the one atomic writer.
+    from robustbench_win.report import write_atomic
+
+    buffer = io.BytesIO()
+    # No "Software" entry: the bytes then depend on the data and the matplotlib version only.
+    fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+    return write_atomic(path, buffer.getvalue())
+
+
+def _lines(table: pd.DataFrame, windows: list[str]) -> Iterator[tuple[str, str, pd.DataFrame, float]]:
+    """(label, window, rows, x offset) per (data set, model) and window.
+
+    Labels name the model when the table holds several.
+    """
+    configs = list(table[["dataset", "model"]].drop_duplicates().itertuples(index=False))
+    for dataset, model in configs:
+        rows = table[(table["dataset"] == dataset) & (table["model"] == model)]
+        for window in windows:
+            label = window if len(configs) == 1 else f"{model} ({dataset}), {window}"
+            offset = (windows.index(window) - (len(windows) - 1) / 2) * _JITTER
+            yield label, window, rows, offset
+
+
+def _draw(ax: Axes, x: pd.Series, y: pd.Series, err: pd.Series, offset: float, label: str) -> None:
+    keep = y.notna().to_numpy()
+    if not keep.any():
+        return
+    xs = x.to_numpy(dtype=float)[keep] + offset
+    ys = y.to_numpy(dtype=float)[keep]
+    es = np.nan_to_num(err.to_numpy(dtype=float)[keep])  # one seed: no error bar
+    ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
+
+
+def _finish(ax: Axes, kernel_sizes: pd.Series, ylabel: str) -> None:
+    ticks = sorted({int(k) for k in kernel_sizes.dropna()})
+    ax.set_xticks(ticks)
+    ax.set_xlabel(KERNEL_LABEL)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(title="window", fontsize="small")
+
+
+def _require(table: pd.DataFrame, what: str) -> None:
+    if table.empty:
+        raise ValueError(f"nothing to plot: the {what} table is empty (no stored results for it)")
+
+
+def plot_clean_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """Clean test accuracy (%) against kernel size, one line per window.
+
+    Args:
+        table: :func:`tables.clean_accuracy_table`, or the per-model clean records.
+        path: PNG file to write.
+        title: Figure title (should name the data set).
+
+    Returns:
+        ``path``.
+    """
+    if "accuracy" in table.columns:
+        table = tables.clean_accuracy_table(table)
+    _require(table, "clean accuracy")
+    windows = [c.split(":", 1)[0] for c in table.columns if c.endswith(":acc_mean")]
+    fig, (ax,) = _new_figure(1, title)
+    for label, window, rows, offset in _lines(table, windows):
+        _draw(ax, rows["kernel_size"], rows[f"{window}:acc_mean"], rows[f"{window}:acc_std"], offset, label)
+    _finish(ax, table["kernel_size"], "clean test accuracy (%)")
+    return _save(fig, path)
+
+
+def plot_deepfool_rho(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """Mean DeepFool ρ_adv = ||r||_2 / ||x||_2 against kernel size; a panel per attack.
+
+    Args:
+        table: :func:`tables.deepfool_table`, or the per-sample attack records.
+        path: PNG file to write.
+        title: Figure title (should name the data set).
+
+    Returns:
+        ``path``.
+    """
+    if "family" in table.columns:
+        table = tables.deepfool_table(table)
+    _require(table, "DeepFool")
+    attacks = tables.ordered(table["attack"], tables.ATTACK_ORDER)
+    fig, axes = _new_figure(len(attacks), title)
+    for ax, attack in zip(axes, attacks):
+        part = table[table["attack"] == attack]
+        windows = tables.ordered(part["window"], tables.WINDOW_ORDER)
+        for label, window, rows, offset in _lines(part, windows):
+            rows = rows[rows["window"] == window]
+            _draw(ax, rows["kernel_size"], rows["mean_rho_mean"], rows["mean_rho_std"], offset, label)
+        ax.set_title(attack)
+        _finish(ax, part["kernel_size"], "mean ρ_adv = ‖r‖₂ / ‖x‖₂ (successful samples)")
+    return _save(fig, path)
+
+
+def plot_spatial_robust_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """Spatial robust accuracy (%) against kernel size; a panel per spatial attack.
+
+    Args:
+        table: :func:`tables.spatial_table`, or the per-sample attack records.
+        path: PNG file to write.
+        title: Figure title (should name the data set).
+
+    Returns:
+        ``path``.
+    """
+    if "family" in table.columns:
+        table = tables.spatial_table(table)
+    attacks = tables.spatial_attacks(table)
+    if not attacks:
+        table = table.iloc[0:0]
+    _require(table, "spatial")
+    fig, axes = _new_figure(len(attacks), title)
+    windows = tables.ordered(table["window"], tables.WINDOW_ORDER)
+    for ax, attack in zip(axes, attacks):
+        for label, window, rows, offset in _lines(table, windows):
+            rows = rows[rows["window"] == window]
+            mean, std = rows[f"{attack}:robust_acc_mean"], rows[f"{attack}:robust_acc_std"]
+            _draw(ax, rows["kernel_size"], mean, std, offset, label)
+        ax.set_title(attack)
+        _finish(ax, table["kernel_size"], "robust accuracy (%)")
+    return _save(fig, path)

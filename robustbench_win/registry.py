@@ -1,0 +1,184 @@
+"""Name -> factory registries for models, data sets and attacks.
+
+A factory is registered with a decorator::
+
+    from robustbench_win.registry import register_model
+
+    @register_model("my-cnn")
+    def my_cnn(*, in_channels: int, num_classes: int, kernel_size: int = 3, window: str = "none"):
+        ...
+
+Built-in entries live in :mod:`models`, :mod:`attacks` and :mod:`robustbench_win.datasets`;
+they are imported the first time a registry is read, never at package import. Third-party
+packages register through the entry-point groups ``robustbench_win.models``,
+``robustbench_win.datasets`` and ``robustbench_win.attacks``: each entry point names a module
+(or a callable) whose import registers its factories.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+Factory = TypeVar("Factory", bound=Callable[..., Any])
+
+ENTRY_POINT_PREFIX = "robustbench_win."
+
+# Modules whose import registers the built-in entries of each registry.
+_BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
+    "models": ("models.zoo",),
+    "datasets": ("robustbench_win.datasets",),
+    "attacks": ("attacks.zoo",),
+}
+
+
+class UnknownNameError(KeyError):
+    """Raised when a registry has no entry of the requested name."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class PluginError(ImportError):
+    """Raised when a ``--plugin`` module or file cannot be imported."""
+
+
+@dataclass
+class Registry(Generic[Factory]):
+    """A mapping from names to factories of one kind (models, data sets or attacks).
+
+    Args:
+        kind: What the registry holds, e.g. ``"models"``; used in messages and to find the
+            built-in modules and the entry-point group ``robustbench_win.<kind>``.
+    """
+
+    kind: str
+    _entries: dict[str, Factory] = field(default_factory=dict)
+    _loaded: bool = False
+
+    def register(self, name: str, *, overwrite: bool = False) -> Callable[[Factory], Factory]:
+        """Decorator registering ``factory`` under ``name``.
+
+        Args:
+            name: Registry key. Lower case with dashes by convention (``"paper-cnn"``).
+            overwrite: Replace an existing entry instead of raising ``ValueError``.
+        """
+
+        def decorator(factory: Factory) -> Factory:
+            existing = self._entries.get(name)
+            if existing is not None and existing is not factory and not overwrite:
+                raise ValueError(
+                    f"{self.kind} registry already has an entry named '{name}' "
+                    f"({_qualname(existing)}); choose another name or pass overwrite=True"
+                )
+            self._entries[name] = factory
+            return factory
+
+        return decorator
+
+    def get(self, name: str) -> Factory:
+        """Return the factory registered as ``name``.
+
+        Raises:
+            UnknownNameError: No such name; the message lists close matches and all names.
+        """
+        self._load_builtins()
+        if name in self._entries:
+            return self._entries[name]
+        raise UnknownNameError(self._unknown_message(name))
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Call the factory ``name`` with ``kwargs``, dropping those whose value is ``None``.
+
+        Dropping ``None`` lets a CLI pass every flag through: a flag the user did not give
+        never overrides the factory's default.
+        """
+        factory = self.get(name)
+        return factory(**{key: value for key, value in kwargs.items() if value is not None})
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching the shell-style wildcard ``pattern`` (e.g. ``"paper-*"``)."""
+        self._load_builtins()
+        return sorted(name for name in self._entries if fnmatch.fnmatchcase(name, pattern))
+
+    def describe(self, name: str) -> str:
+        """First line of the factory's docstring, or an empty string."""
+        doc = (self.get(name).__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    def __contains__(self, name: object) -> bool:
+        self._load_builtins()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def _unknown_message(self, name: str) -> str:
+        available = self.names()
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return (
+            f"unknown {self.kind[:-1] if self.kind.endswith('s') else self.kind} '{name}'.{hint} "
+            f"Available: {', '.join(available) or '(none)'}. "
+            f"Register your own with @register_{self.kind.rstrip('s')}(...) and load it with "
+            f"--plugin MODULE_OR_FILE."
+        )
+
+    def _load_builtins(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True  # set first: the imports below call back into this registry
+        for module in _BUILTIN_MODULES.get(self.kind, ()):
+            importlib.import_module(module)
+        for entry_point in entry_points(group=ENTRY_POINT_PREFIX + self.kind):
+            loaded = entry_point.load()
+            if callable(loaded) and not isinstance(loaded, type(sys)):
+                loaded()
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+MODELS: Registry[Callable[..., Any]] = Registry("models")
+DATASETS: Registry[Callable[..., Any]] = Registry("datasets")
+ATTACKS: Registry[Callable[..., Any]] = Registry("attacks")
+
+register_model = MODELS.register
+register_dataset = DATASETS.register
+register_attack = ATTACKS.register
+
+
+def load_plugin(spec: str) -> None:
+    """Import a user's module by dotted name or a ``.py`` file by path, so it can register.
+
+    Raises:
+        PluginError: The file does not exist or the module cannot be imported.
+    """
+    path = Path(spec)
+    if spec.endswith(".py"):
+        if not path.is_file():
+            raise PluginError(f"plugin file '{spec}' does not exist; pass a .py path or a module name")
+        module_name = f"robustbench_win_plugin_{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise PluginError(f"cannot import plugin file '{spec}'")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        module_spec.loader.exec_module(module)
+        return
+    try:
+        importlib.import_module(spec)
+    except ModuleNotFoundError as error:
+        raise PluginError(
+            f"cannot import plugin module '{spec}' ({error}); pass an importable module name "
+            f"or the path of a .py file"
+        ) from error

@@ -1,0 +1,1 @@
+"""Shipped suite presets (TOML files)."""

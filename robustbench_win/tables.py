@@ -1,0 +1,518 @@
+"""Comparison tables computed from stored per-model and per-sample records.
+
+Every function here is pure: it takes the records (as collected by
+:func:`robustbench_win.report.collect_results`) and returns a new DataFrame. Numbers stay
+numeric; :func:`to_markdown` turns a table into a readable "mean ± std" view.
+
+Conventions shared by all tables:
+
+- Accuracies, success rates and robust accuracies are in percent (0..100).
+- A metric is computed once per seed, then summarised as ``<metric>_mean`` and
+  ``<metric>_std`` over seeds (sample standard deviation, ddof = 1: NaN for a single seed).
+- Wide tables name their column groups ``<group>:<column>``, the group being a window
+  (clean accuracy) or a spatial attack (spatial table).
+- Baseline means the unwindowed model (window ``"none"``) with the same data set, model and
+  kernel size. Models are paired by seed, and attacked samples by (seed, test index): the
+  runner attacks the same test images for every model.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+BASELINE_WINDOW = "none"
+DEFAULT_RADII: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)  # L2 radii in [0, 1] pixel space
+# Below 6 pairs a two-sided exact signed-rank test cannot reach p < 0.05 (its smallest
+# p-value is 2 / 2**n), so no p-value is reported.
+MIN_WILCOXON_PAIRS = 6
+
+# Display order; names not listed follow, sorted alphabetically.
+WINDOW_ORDER: tuple[str, ...] = ("none", "hamming", "hann", "blackman", "kaiser")
+ATTACK_ORDER: tuple[str, ...] = (
+    "deepfool",
+    "deepfool-foolbox",
+    "deepfool-art",
+    "spatial-grid",
+    "spatial-random",
+    "spatial-foolbox",
+    "spatial-art",
+)
+
+MODEL_KEYS = ["dataset", "model", "kernel_size", "window"]  # one configuration, all seeds
+ROW_KEYS = ["dataset", "model", "kernel_size"]  # one row of a wide table
+WILCOXON_COLUMNS = ["wilcoxon_n_pairs", "wilcoxon_median_diff", "wilcoxon_p", "wilcoxon_note"]
+_ATTACK_KEYS = ["dataset", "model", "attack", "kernel_size", "window"]  # one summary row per attack and configuration
+_DEEPFOOL_COUNTS = ["n_evaluated", "n_attacked", "n_success"]
+_SPATIAL_COUNTS = ["n_evaluated", "n_fooled"]
+_SPATIAL_METRICS = ["robust_acc", "median_abs_angle", "median_shift"]
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+def _rank(values: pd.Series, order: Sequence[str]) -> pd.Series:
+    """Position of each value in ``order``; unknown values after it, alphabetically."""
+    ranks = {name: i for i, name in enumerate(order)}
+    extra = sorted({str(v) for v in values.dropna().unique()} - set(ranks))
+    ranks.update({name: len(order) + i for i, name in enumerate(extra)})
+    return values.map(lambda v: ranks.get(str(v), math.inf) if pd.notna(v) else math.inf)
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    if column.name == "window":
+        return _rank(column, WINDOW_ORDER)
+    if column.name == "attack":
+        return _rank(column, ATTACK_ORDER)
+    return column
+
+
+def sort_records(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Sort rows deterministically: windows and attacks in display order, the rest natural.
+
+    Args:
+        df: Records to sort.
+        by: Columns to sort by, most significant first.
+
+    Returns:
+        A sorted copy with a fresh 0..n-1 index.
+    """
+    return df.sort_values(list(by), key=_sort_key, kind="mergesort").reset_index(drop=True)
+
+
+def ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
+    """Distinct ``values`` in display ``order`` (unknown names last, alphabetically)."""
+    distinct = pd.Series(sorted({str(v) for v in values}), dtype=object)
+    return list(distinct.iloc[np.argsort(_rank(distinct, order).to_numpy(), kind="stable")])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_bool(column: pd.Series) -> pd.Series:
+    """Booleans from bool, 0/1 or "True"/"False" columns (missing -> False)."""
+    if column.dtype == bool:
+        return column
+    text = column.astype(str).str.strip().str.lower()
+    return text.isin(["true", "1", "1.0", "yes"])
+
+
+def _prepare_samples(samples: pd.DataFrame, family: str) -> pd.DataFrame:
+    """Rows of one attack family with clean booleans; ``success`` implies ``attacked``."""
+    rows = samples[samples["family"].astype(str) == family].copy()
+    rows["attacked"] = _as_bool(rows["attacked"])
+    rows["success"] = _as_bool(rows["success"]) & rows["attacked"]
+    for name in ("l2", "rho", "dx", "dy", "angle"):
+        if name in rows:
+            rows[name] = pd.to_numeric(rows[name], errors="coerce").astype(float)
+    return rows
+
+
+def _percent(count: float, total: float) -> float:
+    return 100.0 * count / total if total else math.nan
+
+
+def _over_seeds(per_seed: pd.DataFrame, keys: list[str], metrics: list[str],
+                counts: Sequence[str] = ()) -> pd.DataFrame:
+    """Summarise one-row-per-seed metrics as mean and std over seeds, per ``keys``.
+
+    Returns one row per key with ``n_seeds``, the summed ``counts`` and, for each metric,
+    ``<metric>_mean`` and ``<metric>_std`` (ddof = 1).
+    """
+    groups = per_seed.groupby(keys, sort=False, dropna=False)
+    out = groups.size().rename("n_seeds").to_frame()
+    for name in counts:
+        out[name] = groups[name].sum()
+    for name in metrics:
+        out[f"{name}_mean"] = groups[name].mean()
+        out[f"{name}_std"] = groups[name].std(ddof=1)
+    return out.reset_index()
+
+
+def _int_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    for name in names:
+        if name in df:
+            df[name] = df[name].astype("Int64")
+    return df
+
+
+def _spread(long: pd.DataFrame, row_keys: list[str], group_key: str,
+            columns: dict[str, list[str]]) -> pd.DataFrame:
+    """Turn rows per (row keys, group) into one row per row key with ``<group>:<col>`` columns.
+
+    Args:
+        long: Summary rows, one per row key and group.
+        row_keys: Columns identifying an output row.
+        group_key: Column naming the group (window or attack).
+        columns: For each group, in output order, the columns to carry over.
+    """
+    wide = sort_records(long[row_keys].drop_duplicates(), row_keys)
+    for group, names in columns.items():
+        part = long[long[group_key] == group].set_index(row_keys)[names]
+        part = part.rename(columns=lambda c, g=group: f"{g}:{c}")
+        wide = wide.merge(part, how="left", left_on=row_keys, right_index=True)
+    return wide.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- clean accuracy
+
+
+def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
+    """Clean accuracy per (data set, model, kernel size, window), over the seeds that trained.
+
+    Args:
+        clean: One row per model (``clean.json`` records): ``dataset, model, kernel_size,
+            window, seed, status, accuracy`` (accuracy as a fraction 0..1).
+
+    Returns:
+        Columns ``dataset, model, kernel_size, window, n_seeds, acc_mean, acc_std,
+        diff_mean, diff_std, n_paired``: accuracy in %, and the mean and std over seeds of the
+        per-seed difference to the baseline with the same seed, in percentage points (NaN
+        for the baseline rows). Failed models are left out (they are listed as failures).
+    """
+    ok = clean[(clean["status"].astype(str) == "ok") & clean["accuracy"].notna()].copy()
+    ok["acc"] = 100.0 * ok["accuracy"].astype(float)
+    long = _over_seeds(ok, MODEL_KEYS, ["acc"])
+    base = ok[ok["window"] == BASELINE_WINDOW][ROW_KEYS + ["seed", "acc"]]
+    paired = ok.merge(base, on=ROW_KEYS + ["seed"], suffixes=("", "_base"))
+    paired["diff"] = paired["acc"] - paired["acc_base"]
+    paired = paired[paired["window"] != BASELINE_WINDOW]
+    diffs = _over_seeds(paired, MODEL_KEYS, ["diff"]).rename(columns={"n_seeds": "n_paired"})
+    long = long.merge(diffs, how="left", on=MODEL_KEYS)
+    long = long[MODEL_KEYS + ["n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired"]]
+    return _int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_seeds", "n_paired"])
+
+
+def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
+    """Clean accuracy: one row per kernel size, one column group per window.
+
+    Args:
+        clean: One row per model, as for :func:`clean_accuracy_long`.
+
+    Returns:
+        Columns ``dataset, model, kernel_size``, then for each window ``w`` (baseline
+        first): ``w:n_seeds, w:acc_mean, w:acc_std`` and, for windowed models,
+        ``w:diff_mean, w:diff_std, w:n_paired`` (paired per-seed difference to ``none``,
+        percentage points).
+    """
+    long = clean_accuracy_long(clean)
+    columns = {}
+    for window in ordered(long["window"], WINDOW_ORDER):
+        columns[window] = ["n_seeds", "acc_mean", "acc_std"]
+        if window != BASELINE_WINDOW:
+            columns[window] += ["diff_mean", "diff_std", "n_paired"]
+    return _spread(long, ROW_KEYS, "window", columns)
+
+
+# --------------------------------------------------------------------------- DeepFool
+
+
+def radius_column(eps: float) -> str:
+    """Name of the robust-accuracy metric at L2 radius ``eps`` (e.g. ``robust_acc@0.25``)."""
+    return f"robust_acc@{eps:g}"
+
+
+def deepfool_seed_metrics(rows: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII) -> dict[str, float]:
+    """DeepFool metrics of one model (one seed) on one attack.
+
+    Args:
+        rows: Its per-sample records (booleans already parsed, ``success`` implies
+            ``attacked``).
+        radii: L2 radii for robust accuracy.
+
+    Returns:
+        ``n_evaluated, n_attacked, n_success``; ``success_rate`` (% of attacked);
+        ``median_l2, mean_l2, mean_rho`` over successful samples only (failed attacks
+        keep the norm of their last iterate, which is no adversarial norm); and
+        ``robust_acc@eps`` (% of all evaluated samples that are classified correctly and
+        not fooled within ``eps``: attacked and (not successful or ||r||_2 > eps)).
+    """
+    attacked, success = rows["attacked"], rows["success"]
+    fooled = rows[success]
+    n_eval, n_attacked, n_success = len(rows), int(attacked.sum()), int(success.sum())
+    metrics = {
+        "n_evaluated": n_eval,
+        "n_attacked": n_attacked,
+        "n_success": n_success,
+        "success_rate": _percent(n_success, n_attacked),
+        "median_l2": float(fooled["l2"].median()) if n_success else math.nan,
+        "mean_l2": float(fooled["l2"].mean()) if n_success else math.nan,
+        "mean_rho": float(fooled["rho"].mean()) if n_success else math.nan,
+    }
+    for eps in radii:
+        robust = attacked & (~success | (rows["l2"] > eps))
+        metrics[radius_column(eps)] = _percent(int(robust.sum()), n_eval)
+    return metrics
+
+
+def paired_l2_test(windowed: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, Any]:
+    """Wilcoxon signed-rank test of DeepFool norms, windowed vs baseline, paired by sample.
+
+    Only samples that both models classify correctly and both attacks fooled enter, paired
+    by (seed, test index). The test is scipy's two-sided ``wilcoxon(l2_windowed,
+    l2_baseline)`` with its defaults (zero differences dropped).
+
+    Args:
+        windowed: Per-sample records of the windowed models (all seeds, one attack).
+        baseline: The same for the baseline models at the same kernel size.
+
+    Returns:
+        ``wilcoxon_n_pairs``, ``wilcoxon_median_diff`` (median of windowed - baseline
+        ||r||_2), ``wilcoxon_p`` and ``wilcoxon_note`` (why p is NaN, else empty).
+    """
+    columns = ["seed", "index", "l2"]
+    fooled_w = windowed[windowed["success"] & windowed["l2"].notna()][columns]
+    fooled_b = baseline[baseline["success"] & baseline["l2"].notna()][columns]
+    pairs = fooled_w.merge(fooled_b, on=["seed", "index"], suffixes=("_w", "_b"), validate="one_to_one")
+    pairs = pairs.sort_values(["seed", "index"], kind="mergesort")
+    diff = (pairs["l2_w"] - pairs["l2_b"]).to_numpy()
+    result = {
+        "wilcoxon_n_pairs": len(pairs),
+        "wilcoxon_median_diff": float(np.median(diff)) if len(diff) else math.nan,
+        "wilcoxon_p": math.nan,
+        "wilcoxon_note": "",
+    }
+    if len(pairs) < MIN_WILCOXON_PAIRS:
+        result["wilcoxon_note"] = f"too few pairs ({len(pairs)} < {MIN_WILCOXON_PAIRS})"
+    elif not np.any(diff != 0):
+        result["wilcoxon_note"] = "all paired differences are zero"
+    else:
+        with warnings.catch_warnings():  # scipy warns when it falls back to the normal approximation
+            warnings.simplefilter("ignore")
+            result["wilcoxon_p"] = float(stats.wilcoxon(pairs["l2_w"], pairs["l2_b"]).pvalue)
+    return result
+
+
+def _wilcoxon_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """One paired test per (data set, model, attack, kernel size, windowed window)."""
+    keys = _ATTACK_KEYS[:-1]
+    records = []
+    for key, group in rows.groupby(keys, sort=False):
+        baseline = group[group["window"] == BASELINE_WINDOW]
+        for window, windowed in group.groupby("window", sort=False):
+            record = dict(zip(keys, key)) | {"window": window}
+            if window == BASELINE_WINDOW:
+                record |= {"wilcoxon_n_pairs": pd.NA, "wilcoxon_median_diff": math.nan,
+                           "wilcoxon_p": math.nan, "wilcoxon_note": "reference"}
+            elif baseline.empty:
+                record |= {"wilcoxon_n_pairs": pd.NA, "wilcoxon_median_diff": math.nan,
+                           "wilcoxon_p": math.nan, "wilcoxon_note": "no baseline at this k"}
+            else:
+                record |= paired_l2_test(windowed, baseline)
+            records.append(record)
+    return pd.DataFrame(records, columns=keys + ["window"] + WILCOXON_COLUMNS)
+
+
+def _deepfool_metrics(radii: Sequence[float]) -> list[str]:
+    return ["success_rate", "median_l2", "mean_l2", "mean_rho"] + [radius_column(e) for e in radii]
+
+
+def deepfool_columns(radii: Sequence[float] = DEFAULT_RADII) -> list[str]:
+    """Columns of :func:`deepfool_table`, in order."""
+    summary = [f"{m}_{s}" for m in _deepfool_metrics(radii) for s in ("mean", "std")]
+    return _ATTACK_KEYS + ["n_seeds", *_DEEPFOOL_COUNTS] + summary + WILCOXON_COLUMNS
+
+
+def deepfool_table(samples: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII) -> pd.DataFrame:
+    """DeepFool results: one row per (attack, kernel size, window).
+
+    Args:
+        samples: Per-sample attack records (all families; rows with family "deepfool" are
+            used).
+        radii: L2 radii for robust accuracy.
+
+    Returns:
+        Columns :func:`deepfool_columns`: ``n_seeds``, totals over seeds of
+        ``n_evaluated, n_attacked, n_success``, mean and std over seeds of the metrics of
+        :func:`deepfool_seed_metrics`, and the paired test of :func:`paired_l2_test`
+        against the baseline (NaN p-value with a note where it does not apply).
+    """
+    rows = _prepare_samples(samples, "deepfool")
+    integers = ["kernel_size", "n_seeds", *_DEEPFOOL_COUNTS, "wilcoxon_n_pairs"]
+    if rows.empty:
+        return _int_columns(pd.DataFrame(columns=deepfool_columns(radii)), integers)
+    keys = _ATTACK_KEYS
+    per_seed = [dict(zip(keys + ["seed"], key)) | deepfool_seed_metrics(group, radii)
+                for key, group in rows.groupby(keys + ["seed"], sort=False)]
+    table = _over_seeds(pd.DataFrame(per_seed), keys, _deepfool_metrics(radii), _DEEPFOOL_COUNTS)
+    table = table.merge(_wilcoxon_rows(rows), how="left", on=keys)[deepfool_columns(radii)]
+    return _int_columns(sort_records(table, keys), integers)
+
+
+# --------------------------------------------------------------------------- spatial
+
+
+def spatial_seed_metrics(rows: pd.DataFrame) -> dict[str, float]:
+    """Spatial-attack metrics of one model (one seed) on one attack.
+
+    Args:
+        rows: Its per-sample records (booleans parsed, ``success`` implies ``attacked``).
+
+    Returns:
+        ``n_evaluated, n_fooled``; ``robust_acc`` (% of all evaluated samples that are
+        classified correctly and not fooled by any transform tried); over fooled samples
+        with a recorded transform, ``median_abs_angle`` (degrees) and ``median_shift``
+        (pixels, Chebyshev: max(|dx|, |dy|)).
+    """
+    attacked, success = rows["attacked"], rows["success"]
+    fooled = rows[success]
+    shift = np.maximum(fooled["dx"].abs(), fooled["dy"].abs())
+    return {
+        "n_evaluated": len(rows),
+        "n_fooled": int(success.sum()),
+        "robust_acc": _percent(int((attacked & ~success).sum()), len(rows)),
+        "median_abs_angle": float(fooled["angle"].abs().median()) if fooled["angle"].notna().any() else math.nan,
+        "median_shift": float(shift.median()) if shift.notna().any() else math.nan,
+    }
+
+
+def spatial_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """Spatial-attack results: one row per (kernel size, window), a column group per attack.
+
+    Args:
+        samples: Per-sample attack records (rows with family "spatial" are used).
+
+    Returns:
+        Columns ``dataset, model, kernel_size, window``, then for each spatial attack ``a``
+        present: ``a:n_seeds, a:n_evaluated, a:n_fooled`` (totals over seeds) and
+        ``a:robust_acc_*``, ``a:median_abs_angle_*``, ``a:median_shift_*`` (``_mean`` and
+        ``_std`` over seeds of :func:`spatial_seed_metrics`).
+    """
+    rows = _prepare_samples(samples, "spatial")
+    if rows.empty:
+        return _int_columns(pd.DataFrame(columns=MODEL_KEYS), ["kernel_size"])
+    keys = _ATTACK_KEYS
+    per_seed = [dict(zip(keys + ["seed"], key)) | spatial_seed_metrics(group)
+                for key, group in rows.groupby(keys + ["seed"], sort=False)]
+    long = _over_seeds(pd.DataFrame(per_seed), keys, _SPATIAL_METRICS, _SPATIAL_COUNTS)
+    names = ["n_seeds", *_SPATIAL_COUNTS] + [f"{m}_{s}" for m in _SPATIAL_METRICS for s in ("mean", "std")]
+    attacks = ordered(long["attack"], ATTACK_ORDER)
+    table = _spread(long, MODEL_KEYS, "attack", {attack: names for attack in attacks})
+    counts = [f"{a}:{c}" for a in attacks for c in ("n_seeds", *_SPATIAL_COUNTS)]
+    return _int_columns(table, ["kernel_size", *counts])
+
+
+def spatial_attacks(table: pd.DataFrame) -> list[str]:
+    """The spatial attacks that have a column group in a :func:`spatial_table`."""
+    return [c.split(":", 1)[0] for c in table.columns if c.endswith(":robust_acc_mean")]
+
+
+# --------------------------------------------------------------------------- markdown
+
+_LABELS = {
+    "dataset": "data set",
+    "model": "model",
+    "attack": "attack",
+    "kernel_size": "k",
+    "window": "window",
+    "n_seeds": "seeds",
+    "n_paired": "paired seeds",
+    "n_evaluated": "evaluated",
+    "n_attacked": "attacked",
+    "n_success": "fooled",
+    "n_fooled": "fooled",
+    "acc": "acc. (%)",
+    "diff": "Δ vs none (pp)",
+    "success_rate": "success (%)",
+    "median_l2": "median ‖r‖₂",
+    "mean_l2": "mean ‖r‖₂",
+    "mean_rho": "mean ρ_adv",
+    "robust_acc": "robust acc. (%)",
+    "median_abs_angle": "median |angle| (°)",
+    "median_shift": "median shift (px)",
+    "wilcoxon_n_pairs": "pairs",
+    "wilcoxon_median_diff": "median Δ‖r‖₂ (win − none)",
+    "wilcoxon_p": "Wilcoxon p",
+    "wilcoxon_note": "note",
+}
+_DECIMALS = {
+    "acc": 2,
+    "diff": 2,
+    "success_rate": 1,
+    "median_l2": 3,
+    "mean_l2": 3,
+    "mean_rho": 4,
+    "robust_acc": 1,
+    "median_abs_angle": 1,
+    "median_shift": 2,
+    "wilcoxon_median_diff": 3,
+}
+_SIGNED = {"diff", "wilcoxon_median_diff"}
+_TEXT_COLUMNS = {"dataset", "model", "attack", "window", "wilcoxon_note"}
+_MISSING = "–"
+
+
+def _label(metric: str) -> str:
+    if metric.startswith("robust_acc@"):
+        return f"robust acc. ε={metric.split('@', 1)[1]} (%)"
+    return _LABELS.get(metric, metric)
+
+
+def _decimals(metric: str) -> int:
+    return _DECIMALS.get(metric.split("@", 1)[0], 3)
+
+
+def _number(value: Any, metric: str) -> str:
+    """One cell: integers as integers, p-values with 3 significant digits, else fixed."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return _MISSING
+    if isinstance(value, str):
+        return value or ""
+    if metric == "wilcoxon_p":
+        return f"{value:.3g}"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    sign = "+" if metric in _SIGNED else ""
+    return f"{value:{sign}.{_decimals(metric)}f}"
+
+
+def _mean_std(mean: Any, std: Any, metric: str) -> str:
+    if pd.isna(mean):
+        return _MISSING
+    if pd.isna(std):  # a single seed: no spread to report
+        return _number(float(mean), metric)
+    return f"{_number(float(mean), metric)} ± {float(std):.{_decimals(metric)}f}"
+
+
+def to_markdown(df: pd.DataFrame, *, drop_constant_keys: bool = True) -> str:
+    """Render a table of this module as a markdown (pipe) table.
+
+    ``<metric>_mean``/``<metric>_std`` pairs become one "mean ± std" column; missing values
+    show as "–".
+
+    Args:
+        df: A table from :func:`clean_accuracy_table`, :func:`deepfool_table` or
+            :func:`spatial_table` (any DataFrame works).
+        drop_constant_keys: Leave out the ``dataset`` and ``model`` columns where they hold
+            a single value (the report names them in its heading).
+
+    Returns:
+        The markdown text, without a trailing newline; "_No results._" for an empty table.
+    """
+    if df.empty:
+        return "_No results._"
+    names = set(df.columns)
+    view: dict[str, list[str]] = {}
+    align: list[str] = []
+    for column in df.columns:
+        group, _, metric = column.rpartition(":")
+        prefix = f"{group}:" if group else ""
+        if drop_constant_keys and column in ("dataset", "model") and df[column].nunique(dropna=False) <= 1:
+            continue
+        if metric.endswith("_std") and f"{prefix}{metric[:-4]}_mean" in names:
+            continue
+        header = f"{group} {_label(metric)}".strip()
+        if metric.endswith("_mean") and f"{prefix}{metric[:-5]}_std" in names:
+            base = metric[:-5]
+            header = f"{group} {_label(base)}".strip()
+            view[header] = [_mean_std(m, s, base) for m, s in zip(df[column], df[f"{prefix}{base}_std"])]
+        else:
+            view[header] = [_number(v, metric) for v in df[column].astype(object)]
+        align.append("left" if column in _TEXT_COLUMNS else "right")
+    return pd.DataFrame(view).to_markdown(index=False, disable_numparse=True, colalign=align)

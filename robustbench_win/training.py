@@ -1,0 +1,205 @@
+"""Training and evaluation of classifiers on in-memory :class:`ImageData`."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from robustbench_win.datasets import ImageData, to_float
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training hyper-parameter, in one place (defaults: the authors' code, 150 epochs).
+
+    Attributes:
+        epochs: Passes over the training split.
+        batch_size: Images per optimiser step.
+        lr: SGD learning rate at the start.
+        momentum: SGD momentum.
+        weight_decay: L2 penalty (SGD ``weight_decay``).
+        milestones: Epochs after which the learning rate is multiplied by ``lr_gamma``.
+        lr_gamma: Learning-rate factor at each milestone.
+        augment: Random crop (pad 4) + horizontal flip; ``None``: the data set's default.
+        precision: ``"fp32"``, or ``"bf16"`` autocast for the forward pass (training only).
+    """
+
+    epochs: int = 150
+    batch_size: int = 32  # images
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-3
+    milestones: tuple[int, ...] = (75, 120)  # epochs
+    lr_gamma: float = 0.1
+    augment: bool | None = None
+    precision: Precision = "fp32"
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.epochs, int) and self.epochs >= 0, f"epochs must be an integer >= 0, got {self.epochs!r}")
+        _require(isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        _require(self.lr > 0, f"lr must be positive, got {self.lr}")
+        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _require(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-type dictionary (lists instead of tuples) for keys and checkpoints."""
+        values = asdict(self)
+        values["milestones"] = list(self.milestones)
+        return values
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did: seconds spent and the mean loss of each epoch."""
+
+    seconds: float
+    epoch_losses: list[float] = field(default_factory=list)
+    images_per_second: float = 0.0
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch generator for data order and augmentation."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def bf16_autocast_available(device: torch.device) -> bool:
+    """Whether bf16 autocast can run on ``device`` (CUDA: hardware support; CPU: always)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu"
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, for a ``(N, C, H, W)`` batch."""
+    n, channels, height, width = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    top = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator)
+    flip = torch.rand(n, 1, generator=generator) < 0.5
+    rows = top + torch.arange(height)  # (n, H)
+    cols = left + torch.where(flip, torch.arange(width - 1, -1, -1), torch.arange(width))  # (n, W)
+    # Advanced indexing crops (and flips) every image at its own offset in one gather.
+    return padded[
+        torch.arange(n)[:, None, None, None],
+        torch.arange(channels)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
+
+
+def training_batches(
+    data: ImageData, batch_size: int, generator: torch.Generator, augment: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of shuffled float batches in [0, 1] (the last, smaller batch included)."""
+    order = torch.randperm(len(data.train_labels), generator=generator)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        images = to_float(data.train_images[index])
+        if augment:
+            images = augment_batch(images, generator)
+        yield images, data.train_labels[index]
+
+
+def train(
+    model: nn.Module,
+    data: ImageData,
+    config: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    description: str = "train",
+) -> TrainResult:
+    """Train ``model`` in place with SGD, step learning-rate schedule and optional bf16 autocast.
+
+    Args:
+        model: Classifier mapping [0, 1] pixels to logits.
+        data: Training data (the test split is not touched).
+        config: Hyper-parameters.
+        seed: Seeds weights' data order and augmentation (initialise the model after
+            :func:`seed_everything` for a fully repeatable run).
+        device: Where to train.
+        progress: Show a progress bar.
+        description: Progress bar label.
+    """
+    device = torch.device(device)
+    if config.precision == "bf16" and not bf16_autocast_available(device):
+        raise ValueError(f"bf16 autocast is not supported on {device}; use precision = 'fp32'")
+    generator = seed_everything(seed)
+    augment = data.augment if config.augment is None else config.augment
+    model.to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.lr_gamma)
+    steps_per_epoch = math.ceil(len(data.train_labels) / config.batch_size)
+    result = TrainResult(seconds=0.0)
+    start = time.perf_counter()
+    with tqdm(total=config.epochs * steps_per_epoch, desc=description, disable=not progress, leave=False, unit="step") as bar:
+        for epoch in range(config.epochs):
+            total_loss, seen = 0.0, 0
+            for images, labels in training_batches(data, config.batch_size, generator, augment):
+                loss = _train_step(model, optimizer, images.to(device), labels.to(device), config.precision)
+                total_loss += loss * len(labels)
+                seen += len(labels)
+                bar.update(1)
+            scheduler.step()
+            result.epoch_losses.append(total_loss / max(seen, 1))
+            bar.set_postfix(epoch=epoch + 1, loss=f"{result.epoch_losses[-1]:.3f}")
+    result.seconds = time.perf_counter() - start
+    result.images_per_second = config.epochs * len(data.train_labels) / max(result.seconds, 1e-9)
+    model.eval()
+    return result
+
+
+def _train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, precision: str
+) -> float:
+    with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Arg-max predictions of ``model`` (fp32, eval mode) for float images in [0, 1]."""
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model(images[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
+
+
+def evaluate(model: nn.Module, data: ImageData, *, batch_size: int = 500, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-sample correctness (bool tensor) on the whole test split; its mean is the accuracy."""
+    predictions = torch.cat([
+        predict(model, to_float(data.test_images[i : i + batch_size]), batch_size=batch_size, device=device)
+        for i in range(0, len(data.test_labels), batch_size)
+    ])
+    return predictions == data.test_labels
