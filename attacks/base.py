@@ -245,6 +245,8 @@ def _check_inputs(images: Any, labels: Any, indices: Sequence[int] | None, batch
     indices = [int(i) for i in indices]
     if len(indices) != len(images):
         raise ValueError(f"indices must give one data set position per image: {len(images)} images, {len(indices)} indices")
+    if any(i < 0 for i in indices):
+        raise ValueError(f"indices must be non-negative data set positions, got {min(indices)}")
     return indices
 
 

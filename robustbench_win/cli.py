@@ -16,12 +16,13 @@ from typing import Any
 from models.windows import WINDOWS
 from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec, obtain_model, prepare_data
 from robustbench_win.datasets import DatasetNotFoundError
+from robustbench_win.runner import RunFolderError
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
 from robustbench_win.training import PRECISIONS, TrainConfig
 
 # Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, ValueError, FileNotFoundError,
+    UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, RunFolderError, ValueError, FileNotFoundError,
 )
 KINDS = ("models", "datasets", "attacks", "suites")
 

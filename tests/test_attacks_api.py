@@ -59,17 +59,17 @@ def test_default_params_follow_the_design(name):
 
 @pytest.mark.parametrize("name", BUILTIN)
 def test_contract(name, trained_digits_model, digits_test_batch):
-    images, labels = digits_test_batch[0][:N], digits_test_batch[1][:N].clone()
-    labels[:2] = (labels[:2] + 1) % 10  # wrong labels: these two must not be attacked
-    indices = list(range(100, 100 + N))
     model = trained_digits_model
+    images, labels = digits_test_batch[0][:N], digits_test_batch[1][:N].clone()
+    with torch.no_grad():
+        clean = model(images).argmax(1)
+    labels[:2] = (clean[:2] + 1) % 10  # labels the model gets wrong: these two must not be attacked
+    indices = list(range(100, 100 + N))
     attack = ATTACKS.create(name, **QUICK_KWARGS[name])
 
     results = attack(model, images, labels, indices, batch_size=5)
 
     assert len(results) == N and all(isinstance(r, SampleResult) for r in results)
-    with torch.no_grad():
-        clean = model(images).argmax(1)
     for i, result in enumerate(results):
         assert result.index == indices[i]
         assert result.label == int(labels[i]) and result.clean_pred == int(clean[i])

