@@ -7,7 +7,9 @@ imported only when one of these attacks is called.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -125,10 +127,11 @@ class FoolboxSpatial(Attack):
             num_translations=self.num_translations, num_rotations=self.num_rotations, grid_search=True,
         )
         fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
-        x_adv, _, success = attack(fmodel, x, foolbox.criteria.Misclassification(y))
-        # Bilinear weights can sum to 1 + 1 ulp; a clamp keeps the images inside [0, 1].
-        x_adv = x_adv.clamp(0.0, 1.0)
-        position, transforms = self._recover_transforms(x, x_adv, success)
+        with _quiet_meshgrid():
+            x_adv, _, success = attack(fmodel, x, foolbox.criteria.Misclassification(y))
+            # Bilinear weights can sum to 1 + 1 ulp; a clamp keeps the images inside [0, 1].
+            x_adv = x_adv.clamp(0.0, 1.0)
+            position, transforms = self._recover_transforms(x, x_adv, success)
         iterations = torch.where(position >= 0, position + 1, len(self.grid()))
         return BatchOutput(x_adv=x_adv, iterations=iterations, success=success, transforms=transforms)
 
@@ -151,6 +154,15 @@ class FoolboxSpatial(Attack):
             transforms[hits] = torch.tensor(foolbox_to_warp(angle, dx, dy, x.shape[-2:]), dtype=torch.float64)
             pending = pending[~match]
         return position, transforms
+
+
+@contextmanager
+def _quiet_meshgrid() -> Iterator[None]:
+    # foolbox 3.3 calls torch.meshgrid without ``indexing``; the default it relies on ("ij")
+    # is what it gets, so the deprecation warning is noise here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release", category=UserWarning)
+        yield
 
 
 def foolbox_to_warp(angle: float, dx: float, dy: float, size: Sequence[int]) -> tuple[float, float, float]:

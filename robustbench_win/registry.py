@@ -167,13 +167,21 @@ def load_plugin(spec: str) -> None:
     if spec.endswith(".py"):
         if not path.is_file():
             raise PluginError(f"plugin file '{spec}' does not exist; pass a .py path or a module name")
+        path = path.resolve()
         module_name = f"robustbench_win_plugin_{path.stem}"
+        loaded = sys.modules.get(module_name)
+        if loaded is not None and getattr(loaded, "__file__", None) == str(path):
+            return  # imported already, like a module name: running it again would register twice
         module_spec = importlib.util.spec_from_file_location(module_name, path)
         if module_spec is None or module_spec.loader is None:
             raise PluginError(f"cannot import plugin file '{spec}'")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]  # a fixed file can then be loaded again
+            raise
         return
     try:
         importlib.import_module(spec)

@@ -14,6 +14,9 @@ from attacks.art_backend import art_classifier, art_to_warp
 from attacks.foolbox_backend import foolbox_to_warp
 from attacks.spatial import first_fooling, magnitude
 
+# foolbox 3.3 calls torch.meshgrid without ``indexing`` (its default is what it needs).
+pytestmark = pytest.mark.filterwarnings("ignore:torch.meshgrid. in an upcoming release:UserWarning")
+
 
 # --------------------------------------------------------------------------- the warp
 

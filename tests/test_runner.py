@@ -247,3 +247,37 @@ def test_build_report_is_importable_and_returns_the_summary_last(finished_run: P
     written = build_report(finished_run)
     assert written[-1].name == "summary.md"
     assert np.all([p.exists() for p in written])
+
+
+README_PLUGIN = '''
+from torch import nn
+
+from models import WindowedConv2d
+from robustbench_win.registry import register_model
+
+
+@register_model("readme-cnn")
+def my_cnn(*, in_channels: int, num_classes: int, kernel_size: int = 3, window: str = "none", width: int = 32):
+    """My CNN: one windowed conv and a linear head."""
+    return nn.Sequential(
+        WindowedConv2d(in_channels, width, kernel_size, window=window, padding=kernel_size // 2),
+        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes),
+    )
+'''
+
+
+def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: Path) -> None:
+    from robustbench_win.registry import MODELS
+
+    plugin = tmp_path / "my_models.py"
+    plugin.write_text(README_PLUGIN)
+    out = tmp_path / "plugin-run"
+    try:
+        code = main(["--plugin", str(plugin), "run", str(workspace / "tiny.toml"), "--out", str(out), "--quiet",
+                     "--checkpoint-dir", str(tmp_path / "ck"), "--set", "model.name=readme-cnn", "--set", "model.args={}",
+                     "--set", "kernel_sizes=[3]", "--set", "attack_samples=4", "--set", "attacks=[{name='deepfool'}]"])
+    finally:
+        MODELS._entries.pop("readme-cnn", None)
+    assert code == 0
+    records = pd.read_csv(out / "samples.csv")
+    assert set(records["model"]) == {"readme-cnn"} and len(records) == 8
