@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
 from attacks.result import ITERATIONS_NOT_REPORTED
-from attacks.spatial import check_spatial_ranges
+from attacks.deepfool import check_candidates
+from attacks.spatial import check_limits
 
 
 class ArtDeepFool(Attack):
@@ -51,9 +52,7 @@ class ArtDeepFool(Attack):
 
     def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
         self.steps = check_positive_int("steps", steps)
-        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
-            raise ValueError(f"candidates must be an integer >= 2 (the true class and at least one other), got {candidates!r}")
-        self.candidates = candidates
+        self.candidates = check_candidates(candidates)
         self.overshoot = check_non_negative("overshoot", overshoot)
 
     def params(self) -> dict[str, Any]:
@@ -122,9 +121,9 @@ class ArtSpatial(Attack):
         num_translations: int = 5,
         num_rotations: int = 31,
     ) -> None:
-        self.max_translation, self.max_rotation, self.num_translations, self.num_rotations = check_spatial_ranges(
-            max_translation, max_rotation, num_translations, num_rotations
-        )
+        self.max_translation, self.max_rotation = check_limits(max_translation, max_rotation)
+        self.num_translations = check_positive_int("num_translations", num_translations)
+        self.num_rotations = check_positive_int("num_rotations", num_rotations)
 
     def params(self) -> dict[str, Any]:
         return {

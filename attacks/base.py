@@ -110,13 +110,13 @@ class Attack(ABC):
         x = images.detach().to(device=device, dtype=torch.float32)
         y = labels.detach().to(device=device, dtype=torch.long)
         with frozen(model):
-            clean_pred = predict(model, x, batch_size)
-            attacked = torch.nonzero(clean_pred == y).flatten().tolist()
-            results: list[SampleResult | None] = [None] * len(x)
-            for position in (i for i in range(len(x)) if clean_pred[i] != y[i]):
-                results[position] = SampleResult.not_attacked(
-                    indices[position], int(y[position]), int(clean_pred[position])
-                )
+            clean_pred = predict(model, x, batch_size).tolist()
+            label_list = y.tolist()
+            results: list[SampleResult | None] = [
+                None if pred == label else SampleResult.not_attacked(index, label, pred)
+                for index, label, pred in zip(indices, label_list, clean_pred)
+            ]
+            attacked = [i for i, result in enumerate(results) if result is None]
             with _progress_bar(len(attacked), self.name, progress) as bar:
                 for start in range(0, len(attacked), batch_size):
                     chunk = attacked[start:start + batch_size]
@@ -132,36 +132,35 @@ class Attack(ABC):
     def _verify(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], output: BatchOutput, batch_size: int
     ) -> list[SampleResult]:
-        """Re-run the model on ``x_adv``; success = misclassified and inside [0, 1]."""
-        x_adv = output.x_adv.detach().to(dtype=torch.float32)
+        """Re-run the model on ``x_adv``: success = misclassified, inside [0, 1] (and claimed)."""
+        x_adv = output.x_adv.detach().to(device=x.device, dtype=torch.float32)
         assert x_adv.shape == x.shape, (x_adv.shape, x.shape)
         assert output.iterations.shape == (len(x),)
         adv_pred = predict(model, x_adv, batch_size)
         flat = x_adv.flatten(1)
-        in_bounds = (flat >= 0).all(dim=1) & (flat <= 1).all(dim=1)
-        verified = (adv_pred != y) & in_bounds
+        success = (adv_pred != y) & (flat >= 0).all(dim=1) & (flat <= 1).all(dim=1)
         if output.success is not None:
-            claimed = output.success.to(device=verified.device, dtype=torch.bool)
-            rejected = int((claimed & ~verified).sum())
+            claimed = output.success.to(device=success.device, dtype=torch.bool)
+            rejected = int((claimed & ~success).sum())
             if rejected:
                 logger.warning("%s: %d claimed successes failed verification; counted as failures", self.name, rejected)
-            verified &= claimed
+            success &= claimed
         l2 = (x_adv - x).double().flatten(1).norm(dim=1)
         clean_norm = x.double().flatten(1).norm(dim=1)
-        transforms = output.transforms
-        results = []
-        for i in range(len(x)):
-            angle = dx = dy = None
-            if transforms is not None and not bool(torch.isnan(transforms[i]).any()):
-                angle, dx, dy = (float(v) for v in transforms[i])
-            results.append(SampleResult(
-                index=indices[i], label=int(y[i]), clean_pred=int(y[i]), attacked=True, success=bool(verified[i]),
-                adv_pred=int(adv_pred[i]), l2=float(l2[i]),
-                rho=float(l2[i] / clean_norm[i]) if clean_norm[i] > 0 else math.nan,
-                iterations=int(output.iterations[i]), dx=dx, dy=dy, angle=angle,
-                x_adv=x_adv[i].cpu().clone(),
+        rho = torch.where(clean_norm > 0, l2 / clean_norm, math.nan)  # undefined for an all-black image
+        transforms = output.transforms.tolist() if output.transforms is not None else [None] * len(x)
+        x_adv_cpu = x_adv.cpu()
+        return [
+            SampleResult(
+                index=index, label=label, clean_pred=label, attacked=True, success=ok, adv_pred=pred,
+                l2=norm, rho=ratio, iterations=int(steps), **_transform_fields(transform),
+                x_adv=x_adv_cpu[i].clone(),
+            )
+            for i, (index, label, ok, pred, norm, ratio, steps, transform) in enumerate(zip(
+                indices, y.tolist(), success.tolist(), adv_pred.tolist(), l2.tolist(), rho.tolist(),
+                output.iterations.tolist(), transforms,
             ))
-        return results
+        ]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.params().items())
@@ -248,6 +247,14 @@ def _check_inputs(images: Any, labels: Any, indices: Sequence[int] | None, batch
     if any(i < 0 for i in indices):
         raise ValueError(f"indices must be non-negative data set positions, got {min(indices)}")
     return indices
+
+
+def _transform_fields(transform: list[float] | None) -> dict[str, float | None]:
+    """``angle``, ``dx``, ``dy`` of a spatial result; all ``None`` for no (or a NaN) transform."""
+    if transform is None or any(math.isnan(v) for v in transform):
+        return {"angle": None, "dx": None, "dy": None}
+    angle, dx, dy = transform
+    return {"angle": float(angle), "dx": float(dx), "dy": float(dy)}
 
 
 @contextmanager

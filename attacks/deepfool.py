@@ -16,6 +16,15 @@ _GRAD_NORM_EPS = 1e-8  # added to gradient norms before dividing
 _STEP_EPS = 1e-4  # added to each step's distance to the linearised boundary, "for numerical stability"
 
 
+def check_candidates(candidates: Any) -> int:
+    """Return ``candidates`` if it is an integer >= 2, else raise ``ValueError``."""
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
+        raise ValueError(
+            f"candidates must be an integer >= 2 (the true class and at least one other), got {candidates!r}"
+        )
+    return candidates
+
+
 class DeepFool(Attack):
     """L2 DeepFool, multi-class, batched.
 
@@ -46,9 +55,7 @@ class DeepFool(Attack):
 
     def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
         self.steps = check_positive_int("steps", steps)
-        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
-            raise ValueError(f"candidates must be an integer >= 2 (the true class and at least one other), got {candidates!r}")
-        self.candidates = candidates
+        self.candidates = check_candidates(candidates)
         self.overshoot = check_non_negative("overshoot", overshoot)
 
     def params(self) -> dict[str, Any]:

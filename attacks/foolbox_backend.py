@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
 from attacks.result import ITERATIONS_NOT_REPORTED
-from attacks.spatial import check_spatial_ranges, warp
+from attacks.deepfool import check_candidates
+from attacks.spatial import check_limits, warp
 
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).
 _MATCH_TOLERANCE = 1e-5
@@ -43,9 +44,7 @@ class FoolboxDeepFool(Attack):
 
     def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
         self.steps = check_positive_int("steps", steps)
-        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
-            raise ValueError(f"candidates must be an integer >= 2 (the true class and at least one other), got {candidates!r}")
-        self.candidates = candidates
+        self.candidates = check_candidates(candidates)
         self.overshoot = check_non_negative("overshoot", overshoot)
 
     def params(self) -> dict[str, Any]:
@@ -101,9 +100,9 @@ class FoolboxSpatial(Attack):
         num_translations: int = 5,
         num_rotations: int = 31,
     ) -> None:
-        self.max_translation, self.max_rotation, self.num_translations, self.num_rotations = check_spatial_ranges(
-            max_translation, max_rotation, num_translations, num_rotations
-        )
+        self.max_translation, self.max_rotation = check_limits(max_translation, max_rotation)
+        self.num_translations = check_positive_int("num_translations", num_translations)
+        self.num_rotations = check_positive_int("num_rotations", num_rotations)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -111,7 +110,7 @@ class FoolboxSpatial(Attack):
             "num_translations": self.num_translations, "num_rotations": self.num_rotations,
         }
 
-    def grid(self) -> np.ndarray:
+    def foolbox_grid(self) -> np.ndarray:
         """foolbox's grid in its search order: ``(T, 3)`` rows ``(angle, dx, dy)``, its units."""
         angles = np.linspace(-self.max_rotation, self.max_rotation, self.num_rotations)
         shifts = np.linspace(-self.max_translation, self.max_translation, self.num_translations)
@@ -132,7 +131,7 @@ class FoolboxSpatial(Attack):
             # Bilinear weights can sum to 1 + 1 ulp; a clamp keeps the images inside [0, 1].
             x_adv = x_adv.clamp(0.0, 1.0)
             position, transforms = self._recover_transforms(x, x_adv, success)
-        iterations = torch.where(position >= 0, position + 1, len(self.grid()))
+        iterations = torch.where(position >= 0, position + 1, self.num_rotations * self.num_translations**2)
         return BatchOutput(x_adv=x_adv, iterations=iterations, success=success, transforms=transforms)
 
     def _recover_transforms(self, x: Tensor, x_adv: Tensor, success: Tensor) -> tuple[Tensor, Tensor]:
@@ -143,7 +142,7 @@ class FoolboxSpatial(Attack):
         position = torch.full((len(x),), -1, dtype=torch.long)
         transforms = torch.full((len(x), 3), math.nan, dtype=torch.float64)
         pending = torch.nonzero(success.cpu()).flatten()
-        for t, (angle, dx, dy) in enumerate(self.grid()):
+        for t, (angle, dx, dy) in enumerate(self.foolbox_grid()):
             if len(pending) == 0:
                 break
             warped = rotate_and_shift(ep.astensor(x[pending]), translation=(dx, dy), rotation=angle).raw

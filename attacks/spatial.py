@@ -21,6 +21,7 @@ DeepFool's minimal norm. Whether a sample is fooled at all does not depend on th
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -30,8 +31,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
-
-TRANSFORM_FIELDS: tuple[str, ...] = ("angle", "dx", "dy")  # column order of transform tensors
 
 
 def warp(x: Tensor, angle: Tensor | float, dx: Tensor | float, dy: Tensor | float) -> Tensor:
@@ -48,7 +47,8 @@ def warp(x: Tensor, angle: Tensor | float, dx: Tensor | float, dy: Tensor | floa
         interpolation weights round past it. The identity transform returns ``x`` exactly.
     """
     n, _, height, width = x.shape
-    angle, dx, dy = (torch.as_tensor(v, dtype=torch.float64, device=x.device).expand(n) for v in (angle, dx, dy))
+    # Geometry in float64 on the CPU (some devices lack float64), then moved to x.
+    angle, dx, dy = (torch.as_tensor(v, dtype=torch.float64).cpu().expand(n) for v in (angle, dx, dy))
     rad = torch.deg2rad(angle)
     c, s = torch.cos(rad), torch.sin(rad)
     # Output pixel p samples the input at R^-1 (p - t), with R the counter-clockwise rotation
@@ -58,10 +58,10 @@ def warp(x: Tensor, angle: Tensor | float, dx: Tensor | float, dy: Tensor | floa
     theta = torch.stack([
         torch.stack([c, -s * height / width, -2.0 / width * (c * dx - s * dy)], dim=1),
         torch.stack([s * width / height, c, -2.0 / height * (s * dx + c * dy)], dim=1),
-    ], dim=1).to(x.dtype)  # (N, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    ], dim=1)  # (N, 2, 3)
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_(0.0, 1.0)
-    identity = ((angle == 0) & (dx == 0) & (dy == 0)).view(n, 1, 1, 1)
+    identity = ((angle == 0) & (dx == 0) & (dy == 0)).to(x.device).view(n, 1, 1, 1)
     return torch.where(identity, x, out)
 
 
@@ -92,16 +92,13 @@ def grid_transforms(
     return torch.from_numpy(grid[order])
 
 
-def check_spatial_ranges(
-    max_translation: Any, max_rotation: Any, num_translations: Any, num_rotations: Any
-) -> tuple[float, float, int, int]:
-    """Validate the search ranges shared by every spatial attack; raise ``ValueError``."""
+def check_limits(max_translation: Any, max_rotation: Any) -> tuple[float, float]:
+    """Validate the search limits shared by every spatial attack; raise ``ValueError``."""
     max_translation = check_non_negative("max_translation", max_translation)
     max_rotation = check_non_negative("max_rotation", max_rotation)
     if max_rotation > 180:
         raise ValueError(f"max_rotation must be at most 180 degrees, got {max_rotation}")
-    return (max_translation, max_rotation, check_positive_int("num_translations", num_translations),
-            check_positive_int("num_rotations", num_rotations))
+    return max_translation, max_rotation
 
 
 class _SpatialSearch(Attack):
@@ -110,14 +107,11 @@ class _SpatialSearch(Attack):
     family: ClassVar[str] = "spatial"
 
     def __init__(self, *, max_translation: float, max_rotation: float) -> None:
-        self.max_translation = check_non_negative("max_translation", max_translation)
-        self.max_rotation = check_non_negative("max_rotation", max_rotation)
-        if self.max_rotation > 180:
-            raise ValueError(f"max_rotation must be at most 180 degrees, got {self.max_rotation}")
+        self.max_translation, self.max_rotation = check_limits(max_translation, max_rotation)
 
+    @abstractmethod
     def _transforms(self, x: Tensor, indices: Sequence[int]) -> Tensor:
         """``(B, T, 3)`` float64 transforms of each sample, in search order."""
-        raise NotImplementedError
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int

@@ -75,12 +75,12 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tenso
 def trained_model(name: str, train_x: torch.Tensor, train_y: torch.Tensor) -> torch.nn.Module:
     """Train the model ``name`` on the digits, or load it from ``bench/`` if trained before."""
     kwargs = {"in_channels": 1, "num_classes": 10, "width": WIDTH, "depth": DEPTH, **MODELS[name]}
+    torch.manual_seed(SEED)  # the initial weights
     model = PaperCNN(**kwargs)
     cache = BENCH_DIR / f"digits-{name}-w{WIDTH}-d{DEPTH}-e{EPOCHS}-s{SEED}.pt"
     if cache.exists():
         model.load_state_dict(torch.load(cache, map_location="cpu")["state_dict"])
         return model.eval()
-    torch.manual_seed(SEED)
     optimizer = torch.optim.Adam(model.parameters(), lr=MAX_LR)
     steps = EPOCHS * -(-len(train_x) // BATCH)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=MAX_LR, total_steps=steps)
