@@ -109,7 +109,7 @@ class Attack(ABC):
         device = model_device(model)
         x = images.detach().to(device=device, dtype=torch.float32)
         y = labels.detach().to(device=device, dtype=torch.long)
-        with frozen(model):
+        with frozen(model), full_fp32(device):
             clean_pred = predict(model, x, batch_size).tolist()
             label_list = y.tolist()
             results: list[SampleResult | None] = [
@@ -199,6 +199,29 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
         for p, requires_grad, grad in saved:
             p.requires_grad_(requires_grad)
             p.grad = grad
+
+
+@contextmanager
+def full_fp32(device: torch.device) -> Iterator[None]:
+    """IEEE float32 convolutions and matmuls on CUDA inside (TF32 off); flags restored on exit.
+
+    DeepFool stops a hair past the decision boundary (2 % overshoot). With TF32, logits
+    change with the batch a sample is computed in by more than that margin, so examples
+    found in one batch stop being adversarial when verified in another.
+    """
+    saved = []
+    if device.type == "cuda":
+        for holder in (torch.backends.cudnn, torch.backends.cuda.matmul):
+            try:
+                saved.append((holder, holder.allow_tf32))
+                holder.allow_tf32 = False
+            except RuntimeError:  # the new fp32_precision API is in use; leave it alone
+                pass
+    try:
+        yield
+    finally:
+        for holder, allow in saved:
+            holder.allow_tf32 = allow
 
 
 @torch.no_grad()

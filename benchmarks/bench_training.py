@@ -4,9 +4,11 @@ Measures, side by side in one run, for kernel sizes 3, 5, 7, 9, 11:
 
 - training throughput (images/s): the median over ``--repeats`` timings of a fixed number of
   optimiser steps (``--steps`` in fp32, ``--bf16-steps`` in bf16; forward, backward, SGD update:
-  the code path of :func:`robustbench_win.training.train`), after ``--warmup`` untimed steps. Configurations are interleaved within every repeat, so a
-  slow-down of a shared machine hits all of them alike;
-- the windowing overhead, as the time ratio hamming / none (target: below 1.05);
+  the code path of :func:`robustbench_win.training.train`), after ``--warmup`` untimed steps.
+  Configurations are interleaved within every repeat, so a slow-down of a shared machine hits
+  all of them alike;
+- the windowing overhead, as the time ratio hamming / none, paired within each repeat (target:
+  below 1.05);
 - the bf16 autocast speed-up, bf16 / fp32 images per second;
 - the clean-accuracy difference bf16 - fp32 after the same short training on mnist5k (target:
   within 0.5 points), next to the fp32 seed-to-seed difference for scale.
@@ -15,7 +17,7 @@ Writes ``bench/training.csv`` (one row per configuration) and ``bench/training.m
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_training.py            # about 4 minutes on one AVX2 core
+    .venv/bin/python benchmarks/bench_training.py            # about 3 minutes on one AVX2 core
     .venv/bin/python benchmarks/bench_training.py --quick    # smoke run, well under a minute
     .venv/bin/python benchmarks/bench_training.py --dataset cifar10 --width 32
 """

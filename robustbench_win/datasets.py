@@ -305,16 +305,23 @@ def _class_files(split_dir: Path) -> list[tuple[str, list[Path]]]:
     return [(c.name, sorted(f for f in c.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)) for c in classes]
 
 
-def _decode_folder(split_dir: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.io import ImageReadMode, decode_image, read_file
+def _read_image(file: Path) -> torch.Tensor:
+    """One image file as a ``(C, H, W)`` uint8 tensor (greyscale stays 1 channel, else RGB)."""
+    from PIL import Image
 
+    with Image.open(file) as image:
+        pixels = np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB"))
+    tensor = torch.from_numpy(pixels.copy())
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+def _decode_folder(split_dir: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = [], []
     for label, (name, files) in enumerate(_class_files(split_dir)):
         if name != classes[label]:
             raise ValueError(f"{split_dir}: class folders {name!r} and {classes[label]!r} differ between splits")
-        for file in files:
-            images.append(decode_image(read_file(str(file)), mode=ImageReadMode.UNCHANGED))
-            labels.append(label)
+        images.extend(_read_image(file) for file in files)
+        labels.extend([label] * len(files))
     shapes = {tuple(i.shape) for i in images}
     if len(shapes) != 1:
         raise ValueError(f"{split_dir}: all images must have one size and channel count, found {sorted(shapes)[:3]}")

@@ -27,20 +27,21 @@ KWARGS: dict[str, dict] = {
 
 
 @pytest.mark.parametrize("name", sorted(KWARGS))
-def test_cuda_matches_cpu(name, trained_digits_model, digits_test_batch):
+def test_cuda_matches_cpu(name, trained_digits_model, digits_test_batch, caplog):
     images, labels = (t[:48] for t in digits_test_batch)
     cuda_model = copy.deepcopy(trained_digits_model).cuda()
     state = {k: v.clone() for k, v in cuda_model.state_dict().items()}
     attack = ATTACKS.create(name, **KWARGS[name])
-    # TF32 convolutions would make the two devices disagree by more than rounding.
     allow_tf32 = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True  # the attack must switch TF32 off, and back on
     try:
         on_gpu = attack(cuda_model, images, labels, batch_size=32)
+        assert torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cudnn.allow_tf32 = allow_tf32
     on_cpu = attack(trained_digits_model, images, labels, batch_size=32)
 
+    assert "failed verification" not in caplog.text
     assert all(v.device.type == "cuda" for v in cuda_model.state_dict().values())
     assert all(torch.equal(v, state[k]) for k, v in cuda_model.state_dict().items())
     assert all(r.x_adv is None or r.x_adv.device.type == "cpu" for r in on_gpu)

@@ -170,6 +170,7 @@ class Malicious:
         return os.mkdir, (str(self.marker),)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the plain pickle
 @pytest.mark.parametrize("writer", ["torch.save", "pickle"])
 def test_malicious_pickle_is_never_executed(writer: str, data: ImageData, store: CheckpointStore,
                                             tmp_path: Path) -> None:
