@@ -29,7 +29,7 @@ def deepfool_foolbox(*, steps: int = 50, candidates: int = 10, overshoot: float 
 
 @register_attack("deepfool-art")
 def deepfool_art(*, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> Attack:
-    """DeepFool by ART (overshoot applied once at the end; slow); cross-check for `deepfool`."""
+    """DeepFool by ART (projected steps, overshoot applied once at the end); cross-check for `deepfool`."""
     return ArtDeepFool(steps=steps, candidates=candidates, overshoot=overshoot)
 
 
