@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
+from attacks.base import Attack, BatchOutput
 from attacks.result import ITERATIONS_NOT_REPORTED
-from attacks.deepfool import check_candidates
-from attacks.spatial import check_limits
+from attacks.deepfool import DeepFoolParameters
+from attacks.spatial import grid_parameters, set_grid_parameters
 
 
-class ArtDeepFool(Attack):
+class ArtDeepFool(DeepFoolParameters):
     """ART ``DeepFool`` (Moosavi-Dezfooli et al., CVPR 2016, arXiv:1511.04599).
 
     Runs ``art.attacks.evasion.DeepFool(classifier, max_iter=steps, epsilon=overshoot,
@@ -52,15 +52,6 @@ class ArtDeepFool(Attack):
     """
 
     name: ClassVar[str] = "deepfool-art"
-    family: ClassVar[str] = "deepfool"
-
-    def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
-        self.steps = check_positive_int("steps", steps)
-        self.candidates = check_candidates(candidates)
-        self.overshoot = check_non_negative("overshoot", overshoot)
-
-    def params(self) -> dict[str, Any]:
-        return {"steps": self.steps, "candidates": self.candidates, "overshoot": self.overshoot}
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
@@ -125,16 +116,10 @@ class ArtSpatial(Attack):
         num_translations: int = 5,
         num_rotations: int = 31,
     ) -> None:
-        self.max_translation, self.max_rotation = check_limits(max_translation, max_rotation)
-        self.num_translations = check_positive_int("num_translations", num_translations)
-        self.num_rotations = check_positive_int("num_rotations", num_rotations)
+        set_grid_parameters(self, max_translation, max_rotation, num_translations, num_rotations)
 
     def params(self) -> dict[str, Any]:
-        return {
-            "max_translation": self.max_translation, "max_rotation": self.max_rotation,
-            "num_translations": self.num_translations, "num_rotations": self.num_rotations,
-            "scope": "global-per-batch",
-        }
+        return grid_parameters(self) | {"scope": "global-per-batch"}
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int

@@ -25,7 +25,27 @@ def check_candidates(candidates: Any) -> int:
     return candidates
 
 
-class DeepFool(Attack):
+class DeepFoolParameters(Attack):
+    """Hyper-parameters shared by every DeepFool backend, validated once here.
+
+    Args:
+        steps: Maximum number of DeepFool steps.
+        candidates: Classes considered, the true class included.
+        overshoot: ``eta`` in ``x0 + (1 + eta) * r_tot``.
+    """
+
+    family: ClassVar[str] = "deepfool"
+
+    def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
+        self.steps = check_positive_int("steps", steps)
+        self.candidates = check_candidates(candidates)
+        self.overshoot = check_non_negative("overshoot", overshoot)
+
+    def params(self) -> dict[str, Any]:
+        return {"steps": self.steps, "candidates": self.candidates, "overshoot": self.overshoot}
+
+
+class DeepFool(DeepFoolParameters):
     """L2 DeepFool, multi-class, batched.
 
     Moosavi-Dezfooli, Fawzi & Frossard, "DeepFool: a simple and accurate method to fool deep
@@ -57,15 +77,6 @@ class DeepFool(Attack):
     """
 
     name: ClassVar[str] = "deepfool"
-    family: ClassVar[str] = "deepfool"
-
-    def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
-        self.steps = check_positive_int("steps", steps)
-        self.candidates = check_candidates(candidates)
-        self.overshoot = check_non_negative("overshoot", overshoot)
-
-    def params(self) -> dict[str, Any]:
-        return {"steps": self.steps, "candidates": self.candidates, "overshoot": self.overshoot}
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int

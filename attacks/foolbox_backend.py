@@ -16,16 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
+from attacks.base import Attack, BatchOutput
 from attacks.result import ITERATIONS_NOT_REPORTED
-from attacks.deepfool import check_candidates
-from attacks.spatial import check_limits, warp
+from attacks.deepfool import DeepFoolParameters
+from attacks.spatial import grid_parameters, set_grid_parameters, warp
 
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).
 _MATCH_TOLERANCE = 1e-5
 
 
-class FoolboxDeepFool(Attack):
+class FoolboxDeepFool(DeepFoolParameters):
     """foolbox 3 ``L2DeepFoolAttack`` (Moosavi-Dezfooli et al., CVPR 2016, arXiv:1511.04599).
 
     Runs ``foolbox.attacks.L2DeepFoolAttack(steps, candidates, overshoot, loss="logits")`` on
@@ -40,15 +40,6 @@ class FoolboxDeepFool(Attack):
     """
 
     name: ClassVar[str] = "deepfool-foolbox"
-    family: ClassVar[str] = "deepfool"
-
-    def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
-        self.steps = check_positive_int("steps", steps)
-        self.candidates = check_candidates(candidates)
-        self.overshoot = check_non_negative("overshoot", overshoot)
-
-    def params(self) -> dict[str, Any]:
-        return {"steps": self.steps, "candidates": self.candidates, "overshoot": self.overshoot}
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
@@ -100,15 +91,10 @@ class FoolboxSpatial(Attack):
         num_translations: int = 5,
         num_rotations: int = 31,
     ) -> None:
-        self.max_translation, self.max_rotation = check_limits(max_translation, max_rotation)
-        self.num_translations = check_positive_int("num_translations", num_translations)
-        self.num_rotations = check_positive_int("num_rotations", num_rotations)
+        set_grid_parameters(self, max_translation, max_rotation, num_translations, num_rotations)
 
     def params(self) -> dict[str, Any]:
-        return {
-            "max_translation": self.max_translation, "max_rotation": self.max_rotation,
-            "num_translations": self.num_translations, "num_rotations": self.num_rotations,
-        }
+        return grid_parameters(self)
 
     def foolbox_grid(self) -> np.ndarray:
         """foolbox's grid in its search order: ``(T, 3)`` rows ``(angle, dx, dy)``, its units."""

@@ -161,6 +161,21 @@ def first_fooling(model: nn.Module, x: Tensor, y: Tensor, transforms: Tensor, *,
     return position
 
 
+def set_grid_parameters(
+    attack: Attack, max_translation: float, max_rotation: float, num_translations: int, num_rotations: int
+) -> None:
+    """Validate a rotation x translation grid and store it on ``attack`` (every grid backend)."""
+    attack.max_translation, attack.max_rotation = check_limits(max_translation, max_rotation)  # type: ignore[attr-defined]
+    attack.num_translations = check_positive_int("num_translations", num_translations)  # type: ignore[attr-defined]
+    attack.num_rotations = check_positive_int("num_rotations", num_rotations)  # type: ignore[attr-defined]
+
+
+def grid_parameters(attack: Attack) -> dict[str, Any]:
+    """The grid hyper-parameters stored by :func:`set_grid_parameters`, for ``params()``."""
+    names = ("max_translation", "max_rotation", "num_translations", "num_rotations")
+    return {name: getattr(attack, name) for name in names}
+
+
 class SpatialGrid(_SpatialSearch):
     """Worst case over a rotation x translation grid (Engstrom et al., ICML 2019, arXiv:1712.02779).
 
@@ -187,16 +202,11 @@ class SpatialGrid(_SpatialSearch):
         num_translations: int = 5,
         num_rotations: int = 31,
     ) -> None:
-        super().__init__(max_translation=max_translation, max_rotation=max_rotation)
-        self.num_translations = check_positive_int("num_translations", num_translations)
-        self.num_rotations = check_positive_int("num_rotations", num_rotations)
+        set_grid_parameters(self, max_translation, max_rotation, num_translations, num_rotations)
         self.grid = grid_transforms(self.max_rotation, self.max_translation, self.num_rotations, self.num_translations)
 
     def params(self) -> dict[str, Any]:
-        return {
-            "max_translation": self.max_translation, "max_rotation": self.max_rotation,
-            "num_translations": self.num_translations, "num_rotations": self.num_rotations,
-        }
+        return grid_parameters(self)
 
     def _transforms(self, x: Tensor, indices: Sequence[int]) -> Tensor:
         return self.grid.unsqueeze(0).expand(len(x), -1, -1)
