@@ -238,7 +238,10 @@ def _device_name(device: torch.device) -> str:
 
 
 def _load_meta(out_dir: Path) -> dict[str, Any]:
-    meta = _read_json(out_dir / "meta.json") or {}
+    """The timings of earlier, resumed attempts; none when no per-model results exist yet
+    (a copied or committed report folder must not add its old timings to a new run)."""
+    has_runs = (out_dir / "runs").is_dir() and any((out_dir / "runs").iterdir())
+    meta = (_read_json(out_dir / "meta.json") if has_runs else None) or {}
     meta.setdefault("timings", {}).setdefault("models", {})
     return meta
 

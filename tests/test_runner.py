@@ -281,3 +281,13 @@ def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: 
     assert code == 0
     records = pd.read_csv(out / "samples.csv")
     assert set(records["model"]) == {"readme-cnn"} and len(records) == 8
+
+
+def test_a_copied_report_folder_does_not_carry_old_timings_into_a_new_run(workspace: Path, finished_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copied"
+    shutil.copytree(finished_run, out, ignore=shutil.ignore_patterns("runs"))
+    meta = json.loads((out / "meta.json").read_text())
+    meta["timings"]["total_seconds"] = 1e9
+    (out / "meta.json").write_text(json.dumps(meta))
+    assert run_cli(workspace, out) == 0
+    assert json.loads((out / "meta.json").read_text())["timings"]["total_seconds"] < 1e6
