@@ -42,6 +42,8 @@ class ModelSpec:
         train_size: Stratified training subset size (``None``: the whole split).
         train: Training configuration.
         seed: Training seed (weights initialisation, data order, augmentation).
+        extra: Anything else that determines the trained weights (say, a plugin's own
+            preprocessing); part of the key only when non-empty.
     """
 
     model: str
@@ -183,6 +185,8 @@ class TrainedModel:
     checkpoint: Path
     reused: bool
     metrics: dict[str, Any]
+    test_correct: torch.Tensor | None = None  # per test image of ``data``, when evaluated
+    test_seconds: float = 0.0  # time that evaluation took
 
 
 def obtain_model(
@@ -192,18 +196,23 @@ def obtain_model(
     *,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    evaluate_test: bool = True,
 ) -> TrainedModel:
     """Load the checkpoint of ``spec`` if the store has it, else train and save one.
 
-    ``data`` must already be the (sub)set that ``spec`` names.
+    ``data`` must already be the (sub)set that ``spec`` names. With ``evaluate_test`` the
+    result carries per-image correctness on ``data``'s test split (computed once: a freshly
+    trained model reuses the evaluation that goes into its checkpoint's metrics).
     """
     seed_everything(spec.seed)  # weights initialisation depends on the seed
     model = build_model(spec, data)
     payload = store.load(spec, model)
     if payload is not None:
-        return TrainedModel(model.to(device).eval(), store.path(spec), True, payload["metrics"])
+        model = model.to(device).eval()
+        correct, seconds = _timed_evaluate(model, data, device) if evaluate_test else (None, 0.0)
+        return TrainedModel(model, store.path(spec), True, payload["metrics"], correct, seconds)
     result = train(model, data, spec.train, seed=spec.seed, device=device, progress=progress, description=spec.slug())
-    correct = evaluate(model, data, device=device)
+    correct, seconds = _timed_evaluate(model, data, device)
     metrics = {
         "test_accuracy": float(correct.float().mean()),
         "train_seconds": result.seconds,
@@ -213,7 +222,13 @@ def obtain_model(
         "num_classes": data.num_classes,
     }
     path = store.save(spec, model, metrics)
-    return TrainedModel(model.eval(), path, False, metrics)
+    return TrainedModel(model.eval(), path, False, metrics, correct, seconds)
+
+
+def _timed_evaluate(model: nn.Module, data: ImageData, device: torch.device | str) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    correct = evaluate(model, data, device=device)
+    return correct, time.perf_counter() - start
 
 
 def prepare_data(dataset: str, *, train_size: int | None, test_size: int | None, data_dir: Path | None, download: bool) -> ImageData:

@@ -16,8 +16,10 @@ from typing import Any
 from models.windows import WINDOWS
 from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec, obtain_model, prepare_data
 from robustbench_win.datasets import DatasetNotFoundError
-from robustbench_win.runner import RunFolderError
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
+from robustbench_win.report import build_report
+from robustbench_win.runner import RunFolderError, resolve_device, run_suite
+from robustbench_win.suite import load_suite, parse_value, shipped_suites
 from robustbench_win.training import PRECISIONS, TrainConfig
 
 # Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
@@ -103,8 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def command_list(args: argparse.Namespace) -> int:
     """Print registered names with the first line of their docstring."""
     if args.kind == "suites":
-        from robustbench_win.suite import load_suite, shipped_suites
-
         rows = [(name, load_suite(name).description) for name in sorted(shipped_suites())]
     else:
         registry: Registry[Any] = {"models": MODELS, "datasets": DATASETS, "attacks": ATTACKS}[args.kind]
@@ -117,8 +117,6 @@ def command_list(args: argparse.Namespace) -> int:
 
 def command_train(args: argparse.Namespace) -> int:
     """Train or load one model; print its test accuracy and checkpoint path."""
-    from robustbench_win.suite import parse_value
-
     kwargs: dict[str, Any] = {"kernel_size": args.kernel_size, "window": args.window, "width": args.width, "depth": args.depth}
     for item in args.arg:
         key, sep, value = item.partition("=")
@@ -130,20 +128,16 @@ def command_train(args: argparse.Namespace) -> int:
                      seed=args.seed, train_size=args.train_size)
     data = prepare_data(args.dataset, train_size=args.train_size, test_size=None, data_dir=args.data_dir, download=args.download)
     store = CheckpointStore(args.checkpoint_dir) if args.checkpoint_dir else CheckpointStore()
-    from robustbench_win.runner import resolve_device
-
     trained = obtain_model(spec, data, store, device=resolve_device(args.device or "auto"), progress=not args.quiet)
+    assert trained.test_correct is not None  # obtain_model evaluates by default
     origin = "loaded" if trained.reused else f"trained in {trained.metrics['train_seconds']:.1f} s"
-    print(f"test accuracy: {100 * trained.metrics['test_accuracy']:.2f}% ({data.display_name}, {origin})")
+    print(f"test accuracy: {100 * trained.test_correct.float().mean():.2f}% ({data.display_name}, {origin})")
     print(f"checkpoint: {trained.checkpoint}")
     return 0
 
 
 def command_run(args: argparse.Namespace) -> int:
     """Run or resume a suite, then print where the report is."""
-    from robustbench_win.runner import run_suite
-    from robustbench_win.suite import load_suite
-
     config = load_suite(args.suite, args.overrides)
     out = args.out or Path("reports") / config.name
     written = run_suite(config, out, data_dir=args.data_dir, download=args.download,
@@ -154,8 +148,6 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     """Rebuild every table and figure of a run folder from its stored per-sample results."""
-    from robustbench_win.report import build_report
-
     _print_report(args.out, build_report(args.out))
     return 0
 

@@ -34,7 +34,6 @@ from robustbench_win.datasets import ImageData, stratified_subset
 from robustbench_win.registry import ATTACKS
 from robustbench_win.report import build_report, write_atomic
 from robustbench_win.suite import AttackSpec, SuiteConfig
-from robustbench_win.training import evaluate
 
 ATTACK_SAMPLE_SEED = 1234  # fixed: every model of every suite run attacks the same images
 MODEL_COLUMNS = ("model_id", "dataset", "model", "kernel_size", "window", "seed")
@@ -136,12 +135,12 @@ def _run_model(
                      config.dataset, config.train, seed=entry.seed, train_size=config.train_size)
     try:
         start = time.perf_counter()
-        trained = obtain_model(spec, data, store, device=device, progress=progress)
-        timings["train_seconds"] = 0.0 if trained.reused else time.perf_counter() - start
+        trained = obtain_model(spec, data, store, device=device, progress=progress, evaluate_test=clean is None)
+        timings["train_seconds"] = 0.0 if trained.reused else time.perf_counter() - start - trained.test_seconds
         if clean is None:
-            start = time.perf_counter()
-            correct = evaluate(trained.model, data, device=device)
-            timings["clean_seconds"] = time.perf_counter() - start
+            correct = trained.test_correct
+            assert correct is not None  # asked for with evaluate_test
+            timings["clean_seconds"] = trained.test_seconds
             clean = identity | {
                 "status": "ok", "error": None, "accuracy": float(correct.float().mean()),
                 "n_test": len(correct), "n_correct": int(correct.sum()),
