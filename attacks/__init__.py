@@ -6,12 +6,12 @@ returns one :class:`SampleResult` per sample. Create attacks by name through the
 foolbox and ART are imported only when their adapters run.
 """
 
-from attacks.art_backend import ArtDeepFool, ArtSpatial
-from attacks.base import Attack, BatchOutput
-from attacks.deepfool import DeepFool
-from attacks.foolbox_backend import FoolboxDeepFool, FoolboxSpatial
-from attacks.result import RECORD_FIELDS, SampleResult
-from attacks.spatial import SpatialGrid, SpatialRandom, grid_transforms, warp
+from robustbench_win.attacks.art_backend import ArtDeepFool, ArtSpatial
+from robustbench_win.attacks.base import Attack, BatchOutput
+from robustbench_win.attacks.deepfool import DeepFool
+from robustbench_win.attacks.foolbox_backend import FoolboxDeepFool, FoolboxSpatial
+from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
+from robustbench_win.attacks.spatial import SpatialGrid, SpatialRandom, grid_transforms, warp
 
 __all__ = [
     "Attack", "BatchOutput", "SampleResult", "RECORD_FIELDS",

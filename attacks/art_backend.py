@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attacks.base import Attack, BatchOutput
-from attacks.result import ITERATIONS_NOT_REPORTED
-from attacks.deepfool import DeepFoolParameters
-from attacks.spatial import grid_parameters, set_grid_parameters
+from robustbench_win.attacks.base import Attack, BatchOutput
+from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
+from robustbench_win.attacks.deepfool import DeepFoolParameters
+from robustbench_win.attacks.spatial import grid_parameters, set_grid_parameters
 
 
 class ArtDeepFool(DeepFoolParameters):
@@ -27,7 +27,7 @@ class ArtDeepFool(DeepFoolParameters):
 
     Runs ``art.attacks.evasion.DeepFool(classifier, max_iter=steps, epsilon=overshoot,
     nb_grads=candidates)`` on each batch. The overshoot is set explicitly (ART's default is
-    1e-6). Differences from :class:`attacks.deepfool.DeepFool` and foolbox:
+    1e-6). Differences from :class:`robustbench_win.attacks.deepfool.DeepFool` and foolbox:
 
     - ART iterates without overshoot until the *un-overshot* point is misclassified, then
       scales the accumulated perturbation once by ``1 + overshoot``; the reference and
@@ -75,7 +75,7 @@ class ArtSpatial(Attack):
     Engstrom et al., ICML 2019 (arXiv:1712.02779), as implemented by ART: a grid search for
     the single rotation + translation that fools the most samples of the whole batch, applied
     to every sample. Its robust accuracy is an upper bound on the per-sample worst case of
-    :class:`attacks.spatial.SpatialGrid`, and it depends on ``batch_size``: do not put it in
+    :class:`robustbench_win.attacks.spatial.SpatialGrid`, and it depends on ``batch_size``: do not put it in
     the same column as the per-sample attacks.
 
     What ART does, and what this adapter does about it (ART 1.20 source):
@@ -91,7 +91,7 @@ class ArtSpatial(Attack):
     - Geometry: ``scipy.ndimage`` shift, then rotation about the centre (positive =
       counter-clockwise as displayed), cubic spline interpolation (not bilinear), zeros
       outside, clipped to [0, 1]. The recorded ``(angle, dx, dy)`` is converted to
-      :func:`attacks.spatial.warp`'s rotate-then-translate convention: ``(dx, dy) = R(angle)
+      :func:`robustbench_win.attacks.spatial.warp`'s rotate-then-translate convention: ``(dx, dy) = R(angle)
       (shift_x, shift_y)``. ``None`` when the best global transform is the identity.
     - ART predicts one image at a time; the adapter's classifier predicts ``batch_size`` at
       a time (same results in eval mode, much faster).
@@ -145,7 +145,7 @@ class ArtSpatial(Attack):
 
 
 def art_to_warp(rotation: float, shift_rows: float, shift_cols: float) -> tuple[float, float, float]:
-    """ART's (rotation, vertical shift, horizontal shift) as :func:`attacks.spatial.warp`'s ``(angle, dx, dy)``.
+    """ART's (rotation, vertical shift, horizontal shift) as :func:`robustbench_win.attacks.spatial.warp`'s ``(angle, dx, dy)``.
 
     ART moves the content by ``t = (shift_cols, shift_rows)`` (x right, y down), then rotates
     it about the centre by ``rotation`` degrees counter-clockwise: ``p = R (q + t) = R q + R t``

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from attacks.result import SampleResult
+from robustbench_win.attacks.result import SampleResult
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Attack(ABC):
             progress: Show a tqdm progress bar.
 
         Returns:
-            ``N`` :class:`~attacks.result.SampleResult`, in input order.
+            ``N`` :class:`~robustbench_win.attacks.result.SampleResult`, in input order.
 
         Raises:
             ValueError: Inputs of the wrong shape, type or range, or a bad ``batch_size``.

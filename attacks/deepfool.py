@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
+from robustbench_win.attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
 
 # Numerical guards of foolbox 3.3 (attacks/deepfool.py), kept so that norms agree with it.
 _GRAD_NORM_EPS = 1e-8  # added to gradient norms before dividing
@@ -64,7 +64,7 @@ class DeepFool(DeepFoolParameters):
     saturated pixels (digits are mostly 0 and 1) a few samples stall, each step pushing
     pixels that the clip then puts back, and are reported as failures after ``steps``
     steps. Without the clip they fall in 1 to 3 steps; ART's projected variant
-    (:class:`attacks.art_backend.ArtDeepFool`) fools them too.
+    (:class:`robustbench_win.attacks.art_backend.ArtDeepFool`) fools them too.
 
     Speed: per step, one forward pass and one backward pass per candidate, on the input only
     (parameters do not require grad during an attack), and only for samples not yet fooled.

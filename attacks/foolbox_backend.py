@@ -1,4 +1,4 @@
-"""Adapters running foolbox 3 attacks under the common :class:`~attacks.base.Attack` API.
+"""Adapters running foolbox 3 attacks under the common :class:`~robustbench_win.attacks.base.Attack` API.
 
 foolbox is a peer to cross-check our own implementations against (DESIGN.md section 2); it is
 imported only when one of these attacks is called.
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attacks.base import Attack, BatchOutput
-from attacks.result import ITERATIONS_NOT_REPORTED
-from attacks.deepfool import DeepFoolParameters
-from attacks.spatial import grid_parameters, set_grid_parameters, warp
+from robustbench_win.attacks.base import Attack, BatchOutput
+from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
+from robustbench_win.attacks.deepfool import DeepFoolParameters
+from robustbench_win.attacks.spatial import grid_parameters, set_grid_parameters, warp
 
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).
 _MATCH_TOLERANCE = 1e-5
@@ -29,7 +29,7 @@ class FoolboxDeepFool(DeepFoolParameters):
     """foolbox 3 ``L2DeepFoolAttack`` (Moosavi-Dezfooli et al., CVPR 2016, arXiv:1511.04599).
 
     Runs ``foolbox.attacks.L2DeepFoolAttack(steps, candidates, overshoot, loss="logits")`` on
-    each batch, as a reference for :class:`attacks.deepfool.DeepFool`, which has the same
+    each batch, as a reference for :class:`robustbench_win.attacks.deepfool.DeepFool`, which has the same
     semantics. foolbox keeps computing every sample of a batch until all are fooled, and does
     not report per-sample steps: ``iterations`` is -1.
 
@@ -62,9 +62,9 @@ class FoolboxSpatial(Attack):
     num_rotations, grid_search=True)``: rotations outer, x then y translations inner, first
     fooling transform per sample. foolbox does not say which transform fooled a sample, so
     it is recovered afterwards by replaying foolbox's grid on the fooled images (warps only,
-    no model calls) and converted to the convention of :func:`attacks.spatial.warp`.
+    no model calls) and converted to the convention of :func:`robustbench_win.attacks.spatial.warp`.
 
-    foolbox's geometry differs from :class:`attacks.spatial.SpatialGrid` in two ways (see
+    foolbox's geometry differs from :class:`robustbench_win.attacks.spatial.SpatialGrid` in two ways (see
     :func:`foolbox_to_warp`): (1) its sampling grid uses ``align_corners=True`` but converts
     pixels with ``2 / size``, so "1 pixel" moves the content ``(size - 1) / size`` pixels
     (27/28 on digits: its 3-pixel maximum is 2.89 px); (2) its translation is added to the
@@ -151,7 +151,7 @@ def _quiet_meshgrid() -> Iterator[None]:
 
 
 def foolbox_to_warp(angle: float, dx: float, dy: float, size: Sequence[int]) -> tuple[float, float, float]:
-    """Convert a foolbox ``rotate_and_shift`` transform to :func:`attacks.spatial.warp`'s.
+    """Convert a foolbox ``rotate_and_shift`` transform to :func:`robustbench_win.attacks.spatial.warp`'s.
 
     foolbox samples the input at ``A p + t`` (normalised ``align_corners=True`` coordinates,
     ``A`` the rotation matrix ``[[c, -s], [s, c]]``, ``t = (dx / (H / 2), dy / (W / 2))``).

@@ -22,7 +22,7 @@ ITERATIONS_NOT_REPORTED = -1
 class SampleResult:
     """What one attack did to one sample.
 
-    Geometry of the spatial fields (the convention of :func:`attacks.spatial.warp`): the image
+    Geometry of the spatial fields (the convention of :func:`robustbench_win.attacks.spatial.warp`): the image
     is first rotated about its centre by ``angle`` degrees, counter-clockwise as displayed
     (row 0 at the top; the convention of ``torchvision.transforms.functional.rotate`` and
     ``scipy.ndimage.rotate``), then translated by ``dx`` pixels to the right and ``dy`` pixels

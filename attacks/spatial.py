@@ -4,7 +4,7 @@ Engstrom, Tran, Tsipras, Schmidt & Madry, "Exploring the Landscape of Spatial Ro
 ICML 2019 (first circulated as "A Rotation and a Translation Suffice: Fooling CNNs with
 Simple Transformations", https://arxiv.org/abs/1712.02779).
 
-Geometry, used for every recorded transform (:class:`~attacks.result.SampleResult` fields
+Geometry, used for every recorded transform (:class:`~robustbench_win.attacks.result.SampleResult` fields
 ``angle``, ``dx``, ``dy``): the image is rotated about its centre by ``angle`` degrees,
 counter-clockwise as displayed (row 0 at the top; as ``torchvision``'s and ``scipy``'s
 ``rotate``), then translated ``dx`` pixels right and ``dy`` pixels down in the image frame.
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
+from robustbench_win.attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
 
 
 def warp(x: Tensor, angle: Tensor | float, dx: Tensor | float, dy: Tensor | float) -> Tensor:

@@ -1,17 +1,17 @@
 """Built-in attacks, registered by name in :data:`robustbench_win.registry.ATTACKS`.
 
 Each factory takes keyword-only hyper-parameters with the DESIGN.md defaults and returns an
-:class:`~attacks.base.Attack`; the first docstring line is what ``robustbench-win list
+:class:`~robustbench_win.attacks.base.Attack`; the first docstring line is what ``robustbench-win list
 attacks`` shows.
 """
 
 from __future__ import annotations
 
-from attacks.art_backend import ArtDeepFool, ArtSpatial
-from attacks.base import Attack
-from attacks.deepfool import DeepFool
-from attacks.foolbox_backend import FoolboxDeepFool, FoolboxSpatial
-from attacks.spatial import SpatialGrid, SpatialRandom
+from robustbench_win.attacks.art_backend import ArtDeepFool, ArtSpatial
+from robustbench_win.attacks.base import Attack
+from robustbench_win.attacks.deepfool import DeepFool
+from robustbench_win.attacks.foolbox_backend import FoolboxDeepFool, FoolboxSpatial
+from robustbench_win.attacks.spatial import SpatialGrid, SpatialRandom
 from robustbench_win.registry import register_attack
 
 

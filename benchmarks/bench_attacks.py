@@ -37,8 +37,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's packages, however the project was installed
 
-from attacks import Attack, SampleResult  # noqa: E402
-from models import PaperCNN  # noqa: E402
+from robustbench_win.attacks import Attack, SampleResult  # noqa: E402
+from robustbench_win.models import PaperCNN  # noqa: E402
 from robustbench_win.registry import ATTACKS  # noqa: E402
 
 BENCH_DIR = ROOT / "bench"

@@ -7,9 +7,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from models.normalize import InputNormalization
-from models.windowed_conv import WindowedConv2d
-from models.windows import check_kernel_size, check_window
+from robustbench_win.models.normalize import InputNormalization
+from robustbench_win.models.windowed_conv import WindowedConv2d
+from robustbench_win.models.windows import check_kernel_size, check_window
 
 Downsampling = Literal["stride", "maxpool", "none"]
 WindowScope = Literal["all", "first"]
@@ -30,7 +30,7 @@ class PaperCNN(nn.Module):
         in_channels: Image channels (1 for digits, 3 for CIFAR).
         num_classes: Output logits.
         kernel_size: Odd size k of the block convolutions.
-        window: Window tapering the convs (see :data:`models.windows.WINDOWS`).
+        window: Window tapering the convs (see :data:`robustbench_win.models.windows.WINDOWS`).
         depth: Conv layers in all, stem included (the paper's M, 2..6; authors' default 6).
         width: Channels of the block convs (authors: 256).
         stem_width: Channels of the stem (authors: 128); defaults to ``width // 2``.

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from models.normalize import InputNormalization
-from models.windowed_conv import WindowedConv2d
-from models.windows import check_kernel_size, check_window
+from robustbench_win.models.normalize import InputNormalization
+from robustbench_win.models.windowed_conv import WindowedConv2d
+from robustbench_win.models.windows import check_kernel_size, check_window
 
 
 class WindowedResNet18(nn.Module):

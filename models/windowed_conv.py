@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.windows import check_kernel_size, check_window, window_2d
+from robustbench_win.models.windows import check_kernel_size, check_window, window_2d
 
 
 class WindowedConv2d(nn.Conv2d):
@@ -23,7 +23,7 @@ class WindowedConv2d(nn.Conv2d):
         in_channels: Input channels.
         out_channels: Output channels.
         kernel_size: Odd integer >= 1 (square kernels only).
-        window: One of :data:`models.windows.WINDOWS`; ``"none"`` behaves exactly like
+        window: One of :data:`robustbench_win.models.windows.WINDOWS`; ``"none"`` behaves exactly like
             ``nn.Conv2d``.
         **kwargs: Passed to ``nn.Conv2d`` (stride, padding, bias, groups, ...).
     """

@@ -10,8 +10,8 @@ from typing import Any
 
 from torch import nn
 
-from models.paper_cnn import PaperCNN
-from models.resnet import WindowedResNet18
+from robustbench_win.models.paper_cnn import PaperCNN
+from robustbench_win.models.resnet import WindowedResNet18
 from robustbench_win.registry import register_model
 
 

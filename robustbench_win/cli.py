@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.windows import WINDOWS
+from robustbench_win.models.windows import WINDOWS
 from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec, obtain_model, prepare_data
 from robustbench_win.datasets import DatasetNotFoundError
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin

@@ -34,9 +34,9 @@ ENTRY_POINT_PREFIX = "robustbench_win."
 
 # Modules whose import registers the built-in entries of each registry.
 _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
-    "models": ("models.zoo",),
+    "models": ("robustbench_win.models.zoo",),
     "datasets": ("robustbench_win.datasets",),
-    "attacks": ("attacks.zoo",),
+    "attacks": ("robustbench_win.attacks.zoo",),
 }
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from attacks.result import RECORD_FIELDS, SampleResult
+from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
 from robustbench_win.checkpoints import CheckpointStore, ModelSpec, obtain_model, prepare_data
 from robustbench_win.datasets import ImageData, stratified_subset
 from robustbench_win.registry import ATTACKS

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from attacks import RECORD_FIELDS, Attack, SampleResult
-from attacks.base import FAMILIES
+from robustbench_win.attacks import RECORD_FIELDS, Attack, SampleResult
+from robustbench_win.attacks.base import FAMILIES
 from robustbench_win.registry import ATTACKS
 
 BUILTIN = ("deepfool", "deepfool-foolbox", "deepfool-art", "spatial-grid", "spatial-random",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from attacks import ArtDeepFool, DeepFool, FoolboxDeepFool
-from attacks.result import ITERATIONS_NOT_REPORTED
+from robustbench_win.attacks import ArtDeepFool, DeepFool, FoolboxDeepFool
+from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_matches_foolbox_per_sample(deepfool_runs):
 
 def test_matches_art_within_five_percent(deepfool_runs):
     # ART overshoots once at the end instead of at every step, so its norms are ~2 % larger
-    # on the samples both fool (see attacks.art_backend.ArtDeepFool).
+    # on the samples both fool (see robustbench_win.attacks.art_backend.ArtDeepFool).
     ours, art = deepfool_runs["deepfool"], deepfool_runs["deepfool-art"]
     both = sorted(_successes(ours) & _successes(art))
     assert len(both) >= 0.8 * sum(r.attacked for r in ours)

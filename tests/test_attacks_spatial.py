@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from attacks import ArtSpatial, FoolboxSpatial, SpatialGrid, SpatialRandom, grid_transforms, warp
-from attacks.art_backend import art_classifier, art_to_warp
-from attacks.foolbox_backend import foolbox_to_warp
-from attacks.spatial import first_fooling, magnitude
+from robustbench_win.attacks import ArtSpatial, FoolboxSpatial, SpatialGrid, SpatialRandom, grid_transforms, warp
+from robustbench_win.attacks.art_backend import art_classifier, art_to_warp
+from robustbench_win.attacks.foolbox_backend import foolbox_to_warp
+from robustbench_win.attacks.spatial import first_fooling, magnitude
 
 # foolbox 3.3 calls torch.meshgrid without ``indexing`` (its default is what it needs).
 pytestmark = pytest.mark.filterwarnings("ignore:torch.meshgrid. in an upcoming release:UserWarning")

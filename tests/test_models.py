@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from models import PaperCNN, WindowedConv2d, WindowedResNet18
-from models.normalize import InputNormalization
-from models.windows import window_2d
+from robustbench_win.models import PaperCNN, WindowedConv2d, WindowedResNet18
+from robustbench_win.models.normalize import InputNormalization
+from robustbench_win.models.windows import window_2d
 from robustbench_win.registry import MODELS
 
 NUM_CLASSES = 7  # not 10, so a hard-coded class count would show

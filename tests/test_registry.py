@@ -213,7 +213,7 @@ def test_plugin_file_that_fails_can_be_fixed_and_reloaded(tmp_path: Path, clean_
     assert name in MODELS
 
 
-@pytest.mark.parametrize("spec", ["no_such_plugin_file.py", "no_such_plugin_module_xyz", "models.no_such_submodule"])
+@pytest.mark.parametrize("spec", ["no_such_plugin_file.py", "no_such_plugin_module_xyz", "robustbench_win.models.no_such_submodule"])
 def test_missing_plugin_raises_plugin_error(spec: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PluginError, match=spec.replace(".", r"\.")) as info:

@@ -252,7 +252,7 @@ def test_build_report_is_importable_and_returns_the_summary_last(finished_run: P
 README_PLUGIN = '''
 from torch import nn
 
-from models import WindowedConv2d
+from robustbench_win.models import WindowedConv2d
 from robustbench_win.registry import register_model
 
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.windowed_conv import WindowedConv2d, windowed_conv_reference
-from models.windows import KAISER_BETA, WINDOWS, check_kernel_size, window_1d, window_2d
+from robustbench_win.models.windowed_conv import WindowedConv2d, windowed_conv_reference
+from robustbench_win.models.windows import KAISER_BETA, WINDOWS, check_kernel_size, window_1d, window_2d
 
 ODD_SIZES = list(range(1, 16, 2))
 EVEN_SIZES = list(range(2, 16, 2))
