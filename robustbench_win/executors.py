@@ -1,0 +1,324 @@
+"""Executors: run the independent cells of a suite's matrix in one process, in local worker
+processes, or as tasks on a Ray cluster.
+
+A *cell* is one model of the matrix (train or load, clean accuracy, every pending attack). A
+cell writes its results into the run folder itself, atomically, so an executor only has to
+call the cell function on each task and pass the small return value back to the driver; a
+killed worker loses nothing but the cell it was running, and the same command resumes.
+
+Three ways to run the same cells, with identical results for the same seeds, thread count and
+device type:
+
+- ``jobs=1`` (default): in this process, one cell after another.
+- ``jobs=N``: ``N`` worker processes on this machine (``spawn``-started, so CUDA works in
+  them), each with ``threads`` torch threads and, when several GPUs are visible, its own GPU.
+- ``executor="ray"``: one Ray task per cell on an existing cluster (``ray_address``) or on a
+  local Ray instance; a task asks for ``threads`` CPUs and one GPU when the suite runs on CUDA.
+  The run folder and the checkpoint store must be on storage that every node sees.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import torch
+from tqdm.auto import tqdm
+
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+
+TaskT = TypeVar("TaskT")
+ResultT = TypeVar("ResultT")
+
+
+class ExecutorError(RuntimeError):
+    """A worker died, or the executor cannot run here (e.g. Ray is not installed)."""
+
+
+class RunFolderNotVisibleError(ExecutorError):
+    """A worker cannot see the run folder the driver wrote (storage not shared by every node)."""
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What every worker process does before its first cell.
+
+    Attributes:
+        run_folder: The run folder; a worker checks that it sees it (the driver created it).
+        plugins: Plugin modules or ``.py`` files to import (absolute paths), so that models,
+            data sets and attacks the user registered exist in the worker too.
+        threads: torch intra-op threads per worker (results repeat exactly only for the same
+            thread count).
+        cuda: The suite runs on CUDA: give each local worker its own GPU when several are
+            visible, and ask Ray for one GPU per task.
+    """
+
+    run_folder: Path
+    plugins: tuple[str, ...] = ()
+    threads: int = 1
+    cuda: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"threads per worker must be an integer >= 1, got {self.threads!r}")
+
+
+@dataclass(frozen=True)
+class Cell(Generic[TaskT]):
+    """One unit of work: a name for progress displays and the picklable task of the cell function."""
+
+    name: str
+    task: TaskT
+
+
+@dataclass
+class _Progress:
+    """A progress bar over cells whose postfix names the cells running right now."""
+
+    total: int
+    enabled: bool
+    desc: str
+    running: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="model", disable=not self.enabled)
+
+    def started(self, key: int, name: str) -> None:
+        self.running[key] = name
+        self._show()
+
+    def finished(self, key: int) -> None:
+        self.running.pop(key, None)
+        self.bar.update(1)
+        self._show()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def _show(self) -> None:
+        self.bar.set_postfix_str(" | ".join(self.running.values()) or "-", refresh=True)
+
+
+def default_threads(jobs: int) -> int:
+    """This machine's torch threads shared out among ``jobs`` workers (at least one each)."""
+    return max(1, torch.get_num_threads() // max(1, jobs))
+
+
+def run_cells(
+    cell_fn: Callable[[TaskT], ResultT],
+    cells: Sequence[Cell[TaskT]],
+    setup: WorkerSetup,
+    *,
+    jobs: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+    on_result: Callable[[Cell[TaskT], ResultT], None] | None = None,
+    progress: bool = True,
+    desc: str = "cells",
+) -> None:
+    """Run ``cell_fn`` on every cell; ``on_result`` gets each result in the driver as it comes.
+
+    Args:
+        cell_fn: A module-level (picklable) function that runs one cell and writes its results
+            into the run folder itself.
+        cells: The cells, in the order they should start.
+        setup: What each worker does first (plugins, threads, GPU).
+        jobs: Local worker processes (``executor="local"``); 1 runs in this process.
+        executor: ``"local"`` or ``"ray"``.
+        ray_address: Address of an existing Ray cluster; ``None`` starts a local instance.
+        on_result: Called in the driver with each finished cell and its return value.
+        progress: Show a progress bar naming the running cells.
+        desc: Label of the progress bar.
+
+    Raises:
+        ValueError: Unknown executor or bad ``jobs``.
+        ExecutorError: A worker died (the cells it finished are kept), or Ray is missing.
+        RunFolderNotVisibleError: A worker cannot see the run folder.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    report = on_result or (lambda cell, result: None)
+    bar = _Progress(len(cells), progress, desc)
+    try:
+        if executor == "ray":
+            _run_ray(cell_fn, cells, setup, ray_address, report, bar)
+        elif jobs == 1:
+            _run_here(cell_fn, cells, setup, report, bar)
+        else:
+            _run_processes(cell_fn, cells, setup, jobs, report, bar)
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------- in this process
+
+
+def _run_here(cell_fn: Callable[[TaskT], ResultT], cells: Sequence[Cell[TaskT]], setup: WorkerSetup,
+              report: Callable[[Cell[TaskT], ResultT], None], bar: _Progress) -> None:
+    with _torch_threads(setup.threads):
+        for key, cell in enumerate(cells):
+            bar.started(key, cell.name)
+            report(cell, cell_fn(cell.task))
+            bar.finished(key)
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+# --------------------------------------------------------------------------- worker start-up
+
+
+def prepare_worker(setup: WorkerSetup, gpu: int | None = None) -> None:
+    """Run in a fresh worker: check the run folder, set threads and GPU, import plugins."""
+    check_run_folder_visible(setup.run_folder)
+    torch.set_num_threads(setup.threads)
+    if gpu is not None:
+        torch.cuda.set_device(gpu)
+    from robustbench_win.registry import load_plugin  # a worker's own registry needs the plugins
+
+    for plugin in setup.plugins:
+        load_plugin(plugin)
+
+
+def check_run_folder_visible(run_folder: Path) -> None:
+    """Raise :class:`RunFolderNotVisibleError` unless this process sees the run folder."""
+    if not Path(run_folder).is_dir():
+        raise RunFolderNotVisibleError(
+            f"worker on host '{socket.gethostname()}' (pid {os.getpid()}) cannot see the run folder "
+            f"'{run_folder}'. The run folder and the checkpoint store must be on storage that every "
+            f"node of the cluster sees (a shared file system mounted at the same path); pass such a "
+            f"path with --out and --checkpoint-dir"
+        )
+
+
+_prepared: WorkerSetup | None = None  # what this worker process has set up already
+_worker_gpu: int | None = None  # the GPU this local worker was given, if any
+
+
+def _local_worker_init(gpus: Any) -> None:
+    # Only take a GPU here: an exception in a pool initializer would break the whole pool
+    # without a message, so everything that can fail runs with the first cell instead.
+    global _worker_gpu
+    _worker_gpu = gpus.get() if gpus is not None else None
+
+
+def _worker_cell(cell_fn: Callable[[TaskT], ResultT], task: TaskT, setup: WorkerSetup) -> ResultT:
+    """Run one cell in a worker process (local or Ray), setting the process up on first use."""
+    global _prepared
+    if _prepared != setup:
+        prepare_worker(setup, _worker_gpu)
+        _prepared = setup
+    return cell_fn(task)
+
+
+def _gpu_queue(context: Any, setup: WorkerSetup, jobs: int) -> Any:
+    """One visible GPU per local worker, round robin; ``None`` on CPU or a single GPU."""
+    if not setup.cuda or torch.cuda.device_count() < 2:
+        return None
+    gpus = context.Queue()
+    for worker in range(jobs):
+        gpus.put(worker % torch.cuda.device_count())
+    return gpus
+
+
+# --------------------------------------------------------------------------- local processes
+
+
+def _run_processes(cell_fn: Callable[[TaskT], ResultT], cells: Sequence[Cell[TaskT]], setup: WorkerSetup,
+                   jobs: int, report: Callable[[Cell[TaskT], ResultT], None], bar: _Progress) -> None:
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_local_worker_init,
+                               initargs=(_gpu_queue(context, setup, jobs),))
+    pending = list(enumerate(cells))[::-1]
+    running: dict[Future[ResultT], int] = {}
+    try:
+        # At most ``jobs`` cells in flight, so every submitted cell is running on a worker and
+        # the progress bar names exactly what each worker does.
+        while pending or running:
+            while pending and len(running) < jobs:
+                key, cell = pending.pop()
+                running[pool.submit(_worker_cell, cell_fn, cell.task, setup)] = key
+                bar.started(key, cell.name)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                key = running.pop(future)
+                report(cells[key], _result(future, [cells[k].name for k in [key, *running.values()]]))
+                bar.finished(key)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(future: Future[ResultT], in_flight: list[str]) -> ResultT:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise ExecutorError(
+            f"a worker process died while running {', '.join(in_flight)}; every finished cell is "
+            f"kept in the run folder: run the same command again to resume"
+        ) from None
+
+
+# --------------------------------------------------------------------------- Ray
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(
+            "the ray executor needs Ray: pip install 'robustbench-win[ray]' (or pip install ray)"
+        ) from None
+    return ray
+
+
+def _run_ray(cell_fn: Callable[[TaskT], ResultT], cells: Sequence[Cell[TaskT]], setup: WorkerSetup,
+             address: str | None, report: Callable[[Cell[TaskT], ResultT], None], bar: _Progress) -> None:
+    ray = _import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        remote = ray.remote(num_cpus=setup.threads, num_gpus=1 if setup.cuda else 0, max_retries=0)(_worker_cell)
+        refs = {remote.remote(cell_fn, cell.task, setup): key for key, cell in enumerate(cells)}
+        for key, cell in enumerate(cells):
+            bar.started(key, cell.name)  # queued or running: Ray schedules them
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            key = refs.pop(done[0])
+            report(cells[key], _ray_result(ray, done[0]))
+            bar.finished(key)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_result(ray: Any, ref: Any) -> Any:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as error:
+        cause = error.cause if isinstance(error.cause, BaseException) else None
+        if cause is not None:
+            raise cause from None  # e.g. RunFolderNotVisibleError: the user's error, not Ray's
+        raise
+    except ray.exceptions.WorkerCrashedError:
+        raise ExecutorError(
+            "a Ray worker died while running a cell; every finished cell is kept in the run "
+            "folder: run the same command again to resume"
+        ) from None
