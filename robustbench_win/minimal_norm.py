@@ -71,7 +71,7 @@ CONFIG_COLUMNS = ["dataset", "model", "kernel_size", "window"]  # one configurat
 NORM_COLUMNS = [*MODEL_COLUMNS, "attack", "index", "attacked", "success", "norm"]
 PAIRED_TEST = "Wilcoxon signed-rank, two-sided (scipy), failures as +inf, zero differences dropped"
 PAIRED_COLUMNS = ["n_pairs", "n_both_failed", "median_diff", "p", "test", "note"]
-STATS_COLUMNS = ["forward_passes", "backward_passes", "seconds"]  # optional per-(model, attack) costs
+COST_COLUMNS = ["forward_passes", "backward_passes", "seconds"]  # optional per-(model, attack) costs
 DEFAULT_BASELINES: tuple[tuple[str, int | None], ...] = (
     (BASELINE_WINDOW, None),  # the unwindowed model of the same kernel size
     (BASELINE_WINDOW, REFERENCE_KERNEL_SIZE),  # the unwindowed 3 x 3 model
@@ -454,7 +454,7 @@ def _optimality_rows(norms: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
 
 def _costs(table: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
     """Passes per attacked image and seconds from the per-(model, attack) cost records."""
-    names = ["model_id", "attack", *STATS_COLUMNS, "n_attacked"]
+    names = ["model_id", "attack", *COST_COLUMNS, "n_attacked"]
     given = pd.DataFrame(columns=names) if costs is None else costs
     given = given.reindex(columns=names).rename(columns={"n_attacked": "n_attacked_costs"})  # absent -> NaN
     merged = table.merge(given, on=["model_id", "attack"], how="left", validate="many_to_one")
