@@ -106,17 +106,15 @@ def accelerated(model: nn.Module, settings: SpeedSettings) -> Iterator[nn.Module
     """Put ``model`` in channels-last format and/or compile it for the duration of training.
 
     Yields the module to run training steps through (the compiled wrapper, or ``model``);
-    it shares its parameters with ``model``. On exit ``model`` is back in the default
+    it shares its parameters with ``model``. Compiled graphs stay in torch's cache, which holds
+    a few per code object: call ``torch.compiler.reset()`` before compiling another architecture
+    once earlier graphs are no longer needed. On exit ``model`` is back in the default
     (contiguous) memory format, so saving, loading and attacks see a plain module.
     """
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
     try:
-        if settings.compile:
-            torch.compiler.reset()  # a fresh cache per model: earlier models' graphs would count towards its limit
-            yield torch.compile(model)
-        else:
-            yield model
+        yield torch.compile(model) if settings.compile else model
     finally:
         if settings.channels_last:
             model.to(memory_format=torch.contiguous_format)

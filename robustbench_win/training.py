@@ -172,6 +172,8 @@ def train(
                                       train_bytes=data.train_images.nbytes, total_steps=config.epochs * steps_per_epoch)
     source = BatchSource(data.train_images, data.train_labels, storage=device if settings.data_on_device else "cpu",
                          target=device, channels_last=settings.channels_last)
+    if settings.compile:
+        torch.compiler.reset()  # a fresh cache per model: the graphs of earlier models would count towards its limit
     model.to(device).train()
     result = TrainResult(seconds=0.0, speed=settings)
     start = time.perf_counter()

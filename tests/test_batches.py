@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import PaperCNN
+from robustbench_win.models import PaperCNN
 from robustbench_win.batches import BatchSource, CropDraws, crop_and_flip, draw_epoch
 from robustbench_win.datasets import ImageData, load_dataset, subsample
 from robustbench_win.training import TrainConfig, augment_batch, seed_everything, train, training_batches

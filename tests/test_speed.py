@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import PaperCNN
-from robustbench_win import speed
+from robustbench_win.models import PaperCNN
 from robustbench_win.checkpoints import ModelSpec
 from robustbench_win.datasets import ImageData, load_dataset, subsample
 from robustbench_win.speed import Accelerator, SpeedSettings, accelerated, resolve_speed_settings
@@ -125,8 +124,8 @@ def test_compiled_module_runs_full_batches_and_eager_runs_the_last(digits: Image
             calls.append(len(x))
             return self.inner(x)
 
-    monkeypatch.setattr(speed.torch, "compile", Recording)
-    monkeypatch.setattr(speed.torch.compiler, "reset", lambda: resets.append(True))
+    monkeypatch.setattr(torch, "compile", Recording)
+    monkeypatch.setattr(torch.compiler, "reset", lambda: resets.append(True))
     default, losses, _ = trained(digits)
     weights, compiled_losses, used = trained(digits, compile=True)
     assert used.compile and resets == [True]
