@@ -234,7 +234,8 @@ def open_trial(setup: Setup, stack: contextlib.ExitStack, data: tuple[torch.Tens
     """Build the model as :func:`train` would run it, and take its warm-up steps."""
     model = build_model(setup, kernel_size, window).train()
     module = stack.enter_context(accelerated(model, variant.settings))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
+    train = setup.suite.train
+    optimizer = torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
     source = BatchSource(*data, storage=setup.device if variant.data_on_device else "cpu", target=setup.device,
                          channels_last=variant.channels_last)
     trial = Trial(kernel_size, window, variant, module, optimizer, endless_batches(source, setup))
@@ -292,7 +293,7 @@ class AttackTiming:
     @property
     def expected_seconds(self) -> float:
         """Seconds scaled in proportion to the expected iterations (each costs about the same)."""
-        if self.expected_iterations is None:
+        if self.expected_iterations is None or self.iterations == 0:
             return self.seconds
         return self.seconds * self.expected_iterations / self.iterations
 
@@ -319,10 +320,12 @@ def measure_attacks(setup: Setup, kernel_size: int, window: str, expected: dict[
         attack = ATTACKS.create(spec.name, **spec.params)
         synchronize(setup.device)
         start = time.perf_counter()
-        results = attack(model, images, labels)
+        results = [result for result in attack(model, images, labels) if result.attacked]
         synchronize(setup.device)
-        iterations = statistics.mean(result.iterations for result in results)
-        timings[spec.name] = AttackTiming((time.perf_counter() - start) / count, iterations, expected.get(spec.name))
+        if results:  # a prediction may flip under the attacks' strict fp32 and leave an image unattacked
+            iterations = statistics.mean(result.iterations for result in results)
+            timings[spec.name] = AttackTiming((time.perf_counter() - start) / len(results), iterations,
+                                              expected.get(spec.name))
     return timings
 
 
@@ -335,7 +338,8 @@ def throughput_table(trials: list[Trial]) -> pd.DataFrame:
     frame = pd.DataFrame([{"k": t.kernel_size, "window": t.window, "variant": t.variant.label, "img/s": t.median}
                           for t in trials])
     table = frame.pivot(index=["k", "window"], columns="variant", values="img/s")
-    return table[list(dict.fromkeys(frame["variant"]))].reset_index()
+    rows = pd.MultiIndex.from_frame(frame[["k", "window"]].drop_duplicates())  # measured order: none before hamming
+    return table.reindex(index=rows, columns=list(dict.fromkeys(frame["variant"]))).reset_index()
 
 
 def overhead_table(trials: list[Trial]) -> pd.DataFrame:
@@ -472,8 +476,8 @@ def expected_note(setup: Setup) -> str:
     if source is None:
         return "No stored run was given (--iterations-from): the projection uses the times as measured."
     means = ", ".join(f"{name} {value:.1f}" for name, value in stored_iterations(source).items())
-    return (f"Expected ms/image: scaled to the mean iterations per attacked image in {source.relative_to(ROOT) if source.is_relative_to(ROOT) else source} "
-            f"({means}); the projection uses these.")
+    shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
+    return f"Expected ms/image: scaled to the mean iterations per attacked image in {shown} ({means}); the projection uses these."
 
 
 def attack_table(attack_timings: dict[tuple[int, str], dict[str, AttackTiming]]) -> pd.DataFrame:

@@ -91,7 +91,8 @@ def draw_epoch(num_images: int, batch_size: int, generator: torch.Generator, aug
     order = torch.randperm(num_images, generator=generator)
     if not augment:
         return EpochDraws(order, None)
-    per_batch = [draw_crops(len(order[start : start + batch_size]), generator) for start in range(0, num_images, batch_size)]
+    sizes = [min(batch_size, num_images - start) for start in range(0, num_images, batch_size)]
+    per_batch = [draw_crops(size, generator) for size in sizes]
     crops = CropDraws(*(torch.cat([getattr(d, name) for d in per_batch]) for name in ("top", "left", "flip")))
     return EpochDraws(order, crops)
 
@@ -129,8 +130,13 @@ class BatchSource:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def epoch(self, batch_size: int, generator: torch.Generator, augment: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of shuffled ``(images, labels)`` batches, float32 in [0, 1], the last one smaller."""
+    def epoch(
+        self, batch_size: int, generator: torch.Generator, augment: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled ``(images, labels)`` batches, float32 in [0, 1], the last one smaller.
+
+        Every draw of the epoch is made from ``generator`` when the first batch is asked for.
+        """
         draws = draw_epoch(len(self), batch_size, generator, augment)
         order = draws.order.to(self.storage)
         crops = draws.crops.to(self.storage) if draws.crops is not None else None

@@ -98,7 +98,8 @@ def resolve_speed_settings(
     }
     for name in SPEED_OPTIONS:
         check_toggle(name, requested[name])
-    return SpeedSettings(**{name: automatic[name] if requested[name] == "auto" else bool(requested[name]) for name in SPEED_OPTIONS})
+    chosen = {name: automatic[name] if requested[name] == "auto" else bool(requested[name]) for name in SPEED_OPTIONS}
+    return SpeedSettings(**chosen)
 
 
 @contextmanager
