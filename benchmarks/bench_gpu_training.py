@@ -491,6 +491,21 @@ def attack_table(attack_timings: dict[tuple[int, str], dict[str, AttackTiming]])
     return pd.DataFrame(rows)
 
 
+def projection_scope(setup: Setup, attacks_timed: bool) -> str:
+    """What the projection covers, in one paragraph."""
+    suite, measured = setup.suite, setup.args.kernel_sizes
+    kernel_sizes = f"{len(measured)} kernel sizes"
+    if sorted(measured) != sorted(suite.kernel_sizes):
+        kernel_sizes = (f"Only the measured kernel sizes (k = {', '.join(map(str, measured))}; the suite has "
+                        f"{', '.join(map(str, suite.kernel_sizes))})")
+    attacks = (f"plus {suite.attack_samples} attacked images per model at the expected times above"
+               if attacks_timed else "without attacks (not timed)")
+    reduced = " Sizes reduced as above: not the preset's model." if setup.args.overrides else ""
+    return (f"{kernel_sizes} x {len(suite.windows)} windows x {len(suite.seeds)} seeds, {suite.train.epochs} epochs "
+            f"of {setup.train_images:,} images ({preset_steps(setup):,} steps per model) at the fastest measured "
+            f"variant of each precision, {attacks}; each GPU trains and attacks whole models, longest first.{reduced}")
+
+
 def markdown(setup: Setup, trials: list[Trial], attack_timings: dict[tuple[int, str], dict[str, AttackTiming]],
              seconds: float) -> str:
     suite = setup.suite
@@ -511,16 +526,7 @@ def markdown(setup: Setup, trials: list[Trial], attack_timings: dict[tuple[int, 
                   "Iterations: DeepFool steps, or spatial transforms tried, per image. The untrained model is "
                   "attacked with its own predictions as labels; a trained model needs other counts. " + expected_note(setup),
                   ""]
-    measured = setup.args.kernel_sizes
-    scope = (f"{len(measured)} kernel sizes" if sorted(measured) == sorted(suite.kernel_sizes)
-             else f"the {len(measured)} measured kernel sizes (k = {', '.join(map(str, measured))}; the suite has "
-                  f"{', '.join(map(str, suite.kernel_sizes))})")
-    reduced = " Sizes reduced as above: not the preset's model." if setup.args.overrides else ""
-    lines += [f"## Projected wall time of `{suite.name}`", "",
-              f"{scope} x {len(suite.windows)} windows x {len(suite.seeds)} seeds, "
-              f"{suite.train.epochs} epochs of {setup.train_images:,} images ({preset_steps(setup):,} steps per model) "
-              f"at the fastest measured variant of each precision, plus {suite.attack_samples} attacked images per "
-              f"model at the expected times above; each GPU trains and attacks whole models, longest first.{reduced}", "",
+    lines += [f"## Projected wall time of `{suite.name}`", "", projection_scope(setup, bool(attack_timings)), "",
               projection(setup, trials, attack_timings).to_markdown(index=False, floatfmt=".2f"), "",
               f"Benchmark wall time: {seconds:.0f} s.", ""]
     return "\n".join(lines)
