@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?= quick
 
-.PHONY: install run test test-slow bench bench-train bench-attacks clean
+.PHONY: install run test test-slow bench bench-train bench-attacks bench-gpu clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ bench-train: install
 
 bench-attacks: install
 	$(BIN)/python benchmarks/bench_attacks.py
+
+# The cifar10-paper model on a CUDA GPU (about a minute of small sizes on a CPU-only machine).
+bench-gpu: install
+	$(BIN)/python benchmarks/bench_gpu_training.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -15,7 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from robustbench_win.batches import CROP_PADDING, BatchSource, crop_and_flip, draw_crops
 from robustbench_win.datasets import ImageData, to_float
+from robustbench_win.speed import (
+    SPEED_OPTIONS,
+    Accelerator,
+    SpeedSettings,
+    Toggle,
+    accelerated,
+    check_toggle,
+    resolve_speed_settings,
+)
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
@@ -34,7 +44,16 @@ class TrainConfig:
         milestones: Epochs after which the learning rate is multiplied by ``lr_gamma``.
         lr_gamma: Learning-rate factor at each milestone.
         augment: Random crop (pad 4) + horizontal flip; ``None``: the data set's default.
-        precision: ``"fp32"``, or ``"bf16"`` autocast for the forward pass (training only).
+        precision: ``"fp32"``, or ``"bf16"`` autocast for the forward pass (training only;
+            the weights, the optimiser and every attack stay fp32).
+        channels_last: Channels-last memory format for model and batches.
+        data_on_device: Hold the uint8 training split on the training device and build
+            (crop, flip) the batches there.
+        compile: Run the training steps through ``torch.compile``.
+
+    The last three are speed options (``True``, ``False`` or ``"auto"``: on only where they
+    help; rules and repeatability in :mod:`robustbench_win.speed`). They do not change what is
+    computed, so they are not part of :meth:`as_dict` and hence not of a checkpoint's key.
     """
 
     epochs: int = 150
@@ -46,6 +65,9 @@ class TrainConfig:
     lr_gamma: float = 0.1
     augment: bool | None = None
     precision: Precision = "fp32"
+    channels_last: Toggle = "auto"
+    data_on_device: Toggle = "auto"
+    compile: Toggle = "auto"
 
     def __post_init__(self) -> None:
         _require(isinstance(self.epochs, int) and self.epochs >= 0, f"epochs must be an integer >= 0, got {self.epochs!r}")
@@ -54,22 +76,32 @@ class TrainConfig:
         _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _require(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in SPEED_OPTIONS:
+            check_toggle(name, getattr(self, name))
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain-type dictionary (lists instead of tuples) for keys and checkpoints."""
-        values = asdict(self)
+        """What determines the trained weights, as plain types (lists for tuples), for checkpoint keys.
+
+        The speed options are left out: they change the weights by rounding noise at most.
+        """
+        values = {name: value for name, value in asdict(self).items() if name not in SPEED_OPTIONS}
         values["milestones"] = list(self.milestones)
         return values
+
+    def speed_options(self) -> dict[str, Toggle]:
+        """The requested speed options (``True``, ``False`` or ``"auto"``) by name."""
+        return {name: getattr(self, name) for name in SPEED_OPTIONS}
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` did: seconds spent and the mean loss of each epoch."""
+    """What :func:`train` did: seconds spent, the mean loss of each epoch, the speed options used."""
 
     seconds: float
     epoch_losses: list[float] = field(default_factory=list)
     images_per_second: float = 0.0
+    speed: SpeedSettings = field(default_factory=SpeedSettings)  # the speed options as resolved
 
 
 def _require(condition: bool, message: str) -> None:
@@ -92,35 +124,17 @@ def bf16_autocast_available(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, for a ``(N, C, H, W)`` batch."""
-    n, channels, height, width = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
-    top = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator)
-    left = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator)
-    flip = torch.rand(n, 1, generator=generator) < 0.5
-    rows = top + torch.arange(height)  # (n, H)
-    cols = left + torch.where(flip, torch.arange(width - 1, -1, -1), torch.arange(width))  # (n, W)
-    # Advanced indexing crops (and flips) every image at its own offset in one gather.
-    return padded[
-        torch.arange(n)[:, None, None, None],
-        torch.arange(channels)[None, :, None, None],
-        rows[:, None, :, None],
-        cols[:, None, None, :],
-    ]
+def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int = CROP_PADDING) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, for a ``(N, C, H, W)`` batch (CPU draws)."""
+    draws = draw_crops(len(images), generator, padding).to(images.device)
+    return crop_and_flip(images, draws, padding)
 
 
 def training_batches(
     data: ImageData, batch_size: int, generator: torch.Generator, augment: bool
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of shuffled float batches in [0, 1] (the last, smaller batch included)."""
-    order = torch.randperm(len(data.train_labels), generator=generator)
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        images = to_float(data.train_images[index])
-        if augment:
-            images = augment_batch(images, generator)
-        yield images, data.train_labels[index]
+    """One epoch of shuffled float batches in [0, 1] on the CPU (the last, smaller batch included)."""
+    return BatchSource(data.train_images, data.train_labels).epoch(batch_size, generator, augment)
 
 
 def train(
@@ -134,6 +148,9 @@ def train(
     description: str = "train",
 ) -> TrainResult:
     """Train ``model`` in place with SGD, step learning-rate schedule and optional bf16 autocast.
+
+    The speed options of ``config`` are resolved for ``device`` (see :mod:`robustbench_win.speed`);
+    ``model`` ends in eval mode, in the default memory format, on ``device``.
 
     Args:
         model: Classifier mapping [0, 1] pixels to logits.
@@ -150,22 +167,31 @@ def train(
         raise ValueError(f"bf16 autocast is not supported on {device}; use precision = 'fp32'")
     generator = seed_everything(seed)
     augment = data.augment if config.augment is None else config.augment
-    model.to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.lr_gamma)
     steps_per_epoch = math.ceil(len(data.train_labels) / config.batch_size)
-    result = TrainResult(seconds=0.0)
+    settings = resolve_speed_settings(config.speed_options(), Accelerator.of(device),
+                                      train_bytes=data.train_images.nbytes, total_steps=config.epochs * steps_per_epoch)
+    source = BatchSource(data.train_images, data.train_labels, storage=device if settings.data_on_device else "cpu",
+                         target=device, channels_last=settings.channels_last)
+    if settings.compile:
+        torch.compiler.reset()  # a fresh cache per model: the graphs of earlier models would count towards its limit
+    model.to(device).train()
+    result = TrainResult(seconds=0.0, speed=settings)
     start = time.perf_counter()
-    with tqdm(total=config.epochs * steps_per_epoch, desc=description, disable=not progress, leave=False, unit="step") as bar:
+    with accelerated(model, settings) as fast_model, tqdm(
+        total=config.epochs * steps_per_epoch, desc=description, disable=not progress, leave=False, unit="step"
+    ) as bar:
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.lr_gamma)
         for epoch in range(config.epochs):
-            total_loss, seen = 0.0, 0
-            for images, labels in training_batches(data, config.batch_size, generator, augment):
-                loss = _train_step(model, optimizer, images.to(device), labels.to(device), config.precision)
-                total_loss += loss * len(labels)
-                seen += len(labels)
+            losses, sizes = [], []
+            for images, labels in source.epoch(config.batch_size, generator, augment):
+                # A compiled model would recompile for the smaller last batch: run that one eagerly.
+                step_model = fast_model if len(labels) == config.batch_size else model
+                losses.append(_train_step(step_model, optimizer, images, labels, config.precision))
+                sizes.append(len(labels))
                 bar.update(1)
             scheduler.step()
-            result.epoch_losses.append(total_loss / max(seen, 1))
+            result.epoch_losses.append(_mean_loss(losses, sizes))
             bar.set_postfix(epoch=epoch + 1, loss=f"{result.epoch_losses[-1]:.3f}")
     result.seconds = time.perf_counter() - start
     result.images_per_second = config.epochs * len(data.train_labels) / max(result.seconds, 1e-9)
@@ -175,13 +201,22 @@ def train(
 
 def _train_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, precision: str
-) -> float:
+) -> torch.Tensor:
+    """One SGD step; returns the batch's mean loss as a 0-d tensor (reading it would wait for the GPU)."""
     with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         loss = F.cross_entropy(model(images), labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss.detach())
+    return loss.detach()
+
+
+def _mean_loss(losses: list[torch.Tensor], sizes: list[int]) -> float:
+    """Image-weighted mean of an epoch's batch losses, summed in float64 in batch order."""
+    total = 0.0
+    for loss, size in zip(torch.stack(losses).tolist() if losses else [], sizes):  # one device sync per epoch
+        total += loss * size
+    return total / max(sum(sizes), 1)
 
 
 @torch.no_grad()

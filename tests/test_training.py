@@ -130,7 +130,10 @@ def test_train_config_defaults_and_plain_dict() -> None:
     assert config.milestones == (3, 5)
     plain = config.as_dict()
     assert plain["milestones"] == [3, 5] and plain["precision"] == "fp32"
-    assert set(plain) == {f.name for f in dataclasses.fields(TrainConfig)}
+    # Every field but the speed options (they do not change what is computed).
+    speed_options = {"channels_last", "data_on_device", "compile"}
+    assert set(plain) == {f.name for f in dataclasses.fields(TrainConfig)} - speed_options
+    assert config.speed_options() == dict.fromkeys(speed_options, "auto")
     defaults = TrainConfig()  # the authors' recipe
     assert (defaults.epochs, defaults.batch_size, defaults.lr, defaults.momentum, defaults.weight_decay,
             defaults.milestones) == (150, 32, 0.01, 0.9, 1e-3, (75, 120))
