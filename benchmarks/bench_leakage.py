@@ -53,7 +53,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [time_model(width, device=args.device, repeats=args.repeats) for width in args.widths]
-    print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    cpu = platform.processor() or platform.machine()
+    print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu}")
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g"))
 
 

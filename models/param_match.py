@@ -231,7 +231,9 @@ def _check_arguments(
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 1:
         raise ValueError(f"tolerance must be a fraction in (0, 1), e.g. 0.05 for 5 %, got {tolerance!r}")
     if "kernel_size" in model_kwargs:
-        raise ValueError("model_kwargs must not contain kernel_size: pass it as kernel_size= (and reference_kernel_size=)")
+        raise ValueError(
+            "model_kwargs must not contain kernel_size: pass it as kernel_size= (and reference_kernel_size=)"
+        )
     if stem_arg in model_kwargs and width_arg not in model_kwargs:
         raise ValueError(f"to scale {stem_arg} with the width, model_kwargs must give {width_arg} as well")
     for name in (width_arg, stem_arg):

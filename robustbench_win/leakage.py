@@ -15,8 +15,9 @@ channel; the raw weight times the window for a windowed layer):
    that climb to the same maximum (its catchment basin). A lobe is therefore bounded by the
    minima (valleys) of ``P`` around its peak: for a box kernel, the main lobe ends at the
    first zeros of the sinc. Ties are broken towards the spectral peak: among neighbours of
-   equal power the one nearer (periodic Chebyshev distance) to the peak or its mirror wins,
-   so a plateau drains towards the peak instead of becoming a lobe of its own.
+   equal power (to a relative 1e-12) the one nearer (periodic Chebyshev distance) to the peak
+   or its mirror wins, so a plateau drains towards the peak instead of becoming a lobe of its
+   own.
 3. The *main lobe* is the union of the lobes whose maximum equals the global maximum of ``P``
    (to a relative ``1e-9``). For a real kernel that is the peak and its mirror
    ``P[-u, -v] = P[u, v]``: one lobe for a low-pass (DC-peaked) kernel, two for a band-pass one.
@@ -106,8 +107,8 @@ class LayerLeakage:
     n_empty: int
     leakage_median: float
     leakage_q25: float
-    leakage_mean: float
     leakage_q75: float
+    leakage_mean: float
 
 
 LEAKAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LayerLeakage))
@@ -227,11 +228,9 @@ def slice_leakage(kernels: Tensor, *, n_fft: int = N_FFT, chunk_slices: int | No
         an all-zero slice.
     """
     parts = []
-    for chunk in _chunks(kernels, n_fft, chunk_slices):
-        power = power_spectrum(chunk, n_fft=n_fft)
-        outside = torch.where(main_lobe_mask(power), 0.0, power).flatten(1).sum(dim=1)
-        total = power.flatten(1).sum(dim=1)
-        parts.append(torch.where(total > 0, outside / total, math.nan).cpu())
+    for power, side_lobes in _spectra(kernels, n_fft, chunk_slices):
+        total = power.sum(dim=1)
+        parts.append(torch.where(total > 0, side_lobes.sum(dim=1) / total, math.nan).cpu())
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
@@ -249,21 +248,21 @@ def peak_side_lobe_db(kernels: Tensor, *, n_fft: int = N_FFT, chunk_slices: int 
         ``(S,)`` float64 dB; ``-inf`` where the spectrum has a single lobe, NaN for all-zero.
     """
     parts = []
-    for chunk in _chunks(kernels, n_fft, chunk_slices):
-        power = power_spectrum(chunk, n_fft=n_fft)
-        side = torch.where(main_lobe_mask(power), 0.0, power).flatten(1).amax(dim=1)
-        peak = power.flatten(1).amax(dim=1)
-        parts.append(torch.where(peak > 0, 10.0 * torch.log10(side / peak), math.nan).cpu())
+    for power, side_lobes in _spectra(kernels, n_fft, chunk_slices):
+        peak = power.amax(dim=1)
+        parts.append(torch.where(peak > 0, 10.0 * torch.log10(side_lobes.amax(dim=1) / peak), math.nan).cpu())
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
-def _chunks(kernels: Tensor, n_fft: int, size: int | None) -> Iterator[Tensor]:
-    """``kernels`` in pieces of at most ``size`` slices (none for no slices)."""
+def _spectra(kernels: Tensor, n_fft: int, chunk_slices: int | None) -> Iterator[tuple[Tensor, Tensor]]:
+    """Per chunk of slices: ``(C, N * N)`` power spectra, and the same with the main lobe zeroed."""
     _check_kernels(kernels, n_fft)
-    if size is None:
-        size = CPU_CHUNK_SLICES if kernels.device.type == "cpu" else ACCELERATOR_CHUNK_SLICES
-    _check_positive("chunk_slices", size)
-    yield from (kernels.split(size) if len(kernels) else ())
+    if chunk_slices is None:
+        chunk_slices = CPU_CHUNK_SLICES if kernels.device.type == "cpu" else ACCELERATOR_CHUNK_SLICES
+    _check_positive("chunk_slices", chunk_slices)
+    for chunk in kernels.split(chunk_slices) if len(kernels) else ():
+        power = power_spectrum(chunk, n_fft=n_fft)
+        yield power.flatten(1), torch.where(main_lobe_mask(power), 0.0, power).flatten(1)
 
 
 # --------------------------------------------------------------------------- models
@@ -321,8 +320,8 @@ def _summarise(layer: ConvKernels, leakage: Tensor, n_fft: int) -> LayerLeakage:
     return LayerLeakage(
         layer=layer.layer, layer_index=layer.layer_index, kernel_size=layer.kernel_size,
         window=layer.window, n_fft=n_fft, n_slices=len(values), n_empty=len(values) - len(finite),
-        leakage_median=float(median), leakage_q25=float(q25),
-        leakage_mean=float(finite.mean()) if len(finite) else math.nan, leakage_q75=float(q75),
+        leakage_median=float(median), leakage_q25=float(q25), leakage_q75=float(q75),
+        leakage_mean=float(finite.mean()) if len(finite) else math.nan,
     )
 
 

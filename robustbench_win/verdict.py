@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ VERDICT_RULE = (
     f"A claim is supported when the {CONFIDENCE:.0%} confidence interval of its effect (windowed minus "
     f"baseline) lies entirely on the side of zero the paper claims and the test gives p < {ALPHA}, "
     f"contradicted when the interval lies entirely on the other side and p < {ALPHA}, and inconclusive "
-    f"otherwise or when fewer than {MIN_SEEDS} seeds or {MIN_PAIRS} sample pairs are paired."
+    f"otherwise, and whenever fewer than {MIN_SEEDS} seeds or {MIN_PAIRS} samples are paired."
 )
 
 SEED_TEST = "paired t-test (two-sided) over seeds"
@@ -65,7 +65,7 @@ SAMPLE_ESTIMATOR = f"Hodges-Lehmann estimate, Tukey's distribution-free {CONFIDE
 
 Direction = Literal["increase", "decrease"]
 DIRECTIONS: tuple[str, ...] = ("increase", "decrease")
-Values = Union[Mapping[Hashable, float], pd.Series, Sequence[float], np.ndarray]
+Values = Mapping[Hashable, float] | pd.Series | Sequence[float] | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class ClaimResult:
         test: The test behind :attr:`p_value`.
         p_value: Two-sided p-value; NaN where the test cannot be run.
         n: Complete pairs used (seeds or samples).
-        n_label: What :attr:`n` counts: ``"seeds"`` or ``"sample pairs"``.
+        n_label: What :attr:`n` counts: ``"paired seeds"`` or ``"paired samples"``.
         n_dropped: Pairs left out because a value was missing on either side.
         verdict: One of :data:`VERDICTS`, from :func:`decide`.
         reason: Why, in one clause.
@@ -135,7 +135,7 @@ def decide(
         direction: The claimed sign: ``"increase"`` or ``"decrease"``.
         n: Complete pairs.
         n_needed: The fewest pairs the rule accepts (:data:`MIN_SEEDS` or :data:`MIN_PAIRS`).
-        n_label: What the pairs are, for the reason (``"seeds"``, ``"sample pairs"``).
+        n_label: What the pairs are, for the reason (``"paired seeds"``, ``"paired samples"``).
         why_undefined: The reason given when the interval or the p-value is NaN.
 
     Returns:
@@ -143,7 +143,7 @@ def decide(
     """
     _check_direction(direction)
     if n < n_needed:
-        return INCONCLUSIVE, f"{n} paired {n_label}, fewer than the {n_needed} the rule needs"
+        return INCONCLUSIVE, f"{n} {n_label}, fewer than the {n_needed} the rule needs"
     if any(math.isnan(v) for v in (ci_low, ci_high, p_value)):
         return INCONCLUSIVE, why_undefined
     if ci_low <= 0 <= ci_high:
@@ -153,7 +153,8 @@ def decide(
     observed = "increase" if ci_low > 0 else "decrease"
     side = "the claimed" if observed == direction else "the opposite"
     verdict = SUPPORTED if observed == direction else CONTRADICTED
-    return verdict, f"the {CONFIDENCE:.0%} interval lies on {side} side of zero ({observed}) and p = {p_value:.3g} < {ALPHA}"
+    interval = f"the {CONFIDENCE:.0%} interval lies on {side} side of zero ({observed})"
+    return verdict, f"{interval} and p = {p_value:.3g} < {ALPHA}"
 
 
 # --------------------------------------------------------------------------- over seeds
@@ -180,21 +181,23 @@ def seed_effect(windowed: Values, baseline: Values, *, claim: str, unit: str, di
     mean = float(diff.mean()) if len(diff) else math.nan
     low = high = p_value = math.nan
     why_undefined = "no interval or p-value could be computed"
-    if not np.isfinite(diff).all():
+    if len(diff) < 2:
+        pass  # decide() reports too few seeds
+    elif not np.isfinite(diff).all():
         why_undefined = "per-seed values must be finite for a t interval"
     elif np.ptp(diff) == 0:  # a t interval of width 0 and p = 0 would overstate the evidence
-        why_undefined = f"all {len(diff)} per-seed differences are equal ({mean:.4g}): no spread to build an interval from"
+        why_undefined = f"all {len(diff)} per-seed differences are equal ({mean:.4g}): no spread for an interval"
     else:
         test = stats.ttest_1samp(diff, 0.0)
         low, high = (float(v) for v in test.confidence_interval(CONFIDENCE))
         p_value = float(test.pvalue)
     verdict, why = decide(
         ci_low=low, ci_high=high, p_value=p_value, direction=direction, n=len(diff), n_needed=MIN_SEEDS,
-        n_label="seeds", why_undefined=why_undefined,
+        n_label="paired seeds", why_undefined=why_undefined,
     )
     return ClaimResult(
         claim=claim, direction=direction, effect=mean, ci_low=low, ci_high=high, unit=unit,
-        estimator=SEED_ESTIMATOR, test=SEED_TEST, p_value=p_value, n=len(diff), n_label="seeds",
+        estimator=SEED_ESTIMATOR, test=SEED_TEST, p_value=p_value, n=len(diff), n_label="paired seeds",
         n_dropped=dropped, verdict=verdict, reason=why,
     )
 
@@ -229,11 +232,11 @@ def sample_effect(
         p_value = float(stats.wilcoxon(diff).pvalue)
     verdict, why = decide(
         ci_low=low, ci_high=high, p_value=p_value, direction=direction, n=len(w), n_needed=MIN_PAIRS,
-        n_label="sample pairs", why_undefined="all paired samples are equal: no test",
+        n_label="paired samples", why_undefined="all paired samples are equal: no test",
     )
     return ClaimResult(
         claim=claim, direction=direction, effect=estimate, ci_low=low, ci_high=high, unit=unit,
-        estimator=SAMPLE_ESTIMATOR, test=SAMPLE_TEST, p_value=p_value, n=len(w), n_label="sample pairs",
+        estimator=SAMPLE_ESTIMATOR, test=SAMPLE_TEST, p_value=p_value, n=len(w), n_label="paired samples",
         n_dropped=dropped, verdict=verdict, reason=why,
     )
 
@@ -284,8 +287,11 @@ class _Differences:
     @classmethod
     def of(cls, windowed: np.ndarray, baseline: np.ndarray) -> _Differences:
         """Windowed minus baseline, each ``+-inf`` value standing for ``+-M``."""
-        if windowed.shape != baseline.shape or windowed.ndim != 1 or np.isnan(windowed).any() or np.isnan(baseline).any():
-            raise ValueError(f"expected two 1-D arrays of equal length without NaN, got shapes {windowed.shape} and {baseline.shape}")
+        has_nan = np.isnan(windowed).any() or np.isnan(baseline).any()
+        if windowed.shape != baseline.shape or windowed.ndim != 1 or has_nan:
+            raise ValueError(
+                f"expected two 1-D arrays of equal length without NaN, got shapes {windowed.shape} and {baseline.shape}"
+            )
         parts = [(np.sign(v) * np.isinf(v), np.where(np.isinf(v), 0.0, v)) for v in (windowed, baseline)]
         return cls((parts[0][0] - parts[1][0]).astype(np.int64), parts[0][1] - parts[1][1])
 
@@ -332,7 +338,7 @@ def signed_rank_lower_critical(n: int, *, confidence: float = CONFIDENCE) -> int
         return int(np.searchsorted(cdf, tail, side="right")) - 1
     mean = n * (n + 1) / 4.0
     std = math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
-    return int(math.floor(mean - 0.5 + stats.norm.ppf(tail) * std))
+    return math.floor(mean - 0.5 + stats.norm.ppf(tail) * std)
 
 
 # --------------------------------------------------------------------------- tables and inputs
@@ -346,13 +352,16 @@ def claim_table(results: Iterable[ClaimResult]) -> pd.DataFrame:
 def _paired(windowed: Values, baseline: Values) -> tuple[np.ndarray, np.ndarray, int]:
     keyed = [isinstance(v, (Mapping, pd.Series)) for v in (windowed, baseline)]
     if keyed[0] != keyed[1]:
-        raise ValueError("give windowed and baseline values the same way: both keyed (mapping or Series) or both sequences")
+        raise ValueError(
+            "give windowed and baseline values the same way: both keyed (mapping or Series) or both sequences"
+        )
     w, b = pd.Series(windowed, dtype="float64"), pd.Series(baseline, dtype="float64")
     if not keyed[0] and len(w) != len(b):
         raise ValueError(f"sequences are paired by position and need equal lengths, got {len(w)} and {len(b)}")
     for name, series in (("windowed", w), ("baseline", b)):
         if not series.index.is_unique:
-            raise ValueError(f"{name} values must have unique keys; duplicated: {series.index[series.index.duplicated()].unique().tolist()[:5]}")
+            duplicated = series.index[series.index.duplicated()].unique().tolist()
+            raise ValueError(f"{name} values must have unique keys; duplicated: {duplicated[:5]}")
     joined = pd.concat({"w": w, "b": b}, axis=1, join="outer")
     complete = joined.dropna()
     return complete["w"].to_numpy(), complete["b"].to_numpy(), len(joined) - len(complete)

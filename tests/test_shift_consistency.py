@@ -49,7 +49,8 @@ def random_images(n: int, *, margin: int = 0, seed: int = 0, dim: bool = False) 
     images = torch.zeros(n, 1, SIZE, SIZE)
     inner = SIZE - 2 * margin
     brightness = torch.rand(n, 1, 1, 1, generator=generator) if dim else torch.ones(n, 1, 1, 1)
-    images[:, :, margin:SIZE - margin, margin:SIZE - margin] = brightness * torch.rand(n, 1, inner, inner, generator=generator)
+    noise = torch.rand(n, 1, inner, inner, generator=generator)
+    images[:, :, margin:SIZE - margin, margin:SIZE - margin] = brightness * noise
     return images, torch.randint(0, 2, (n,), generator=generator)
 
 
@@ -76,7 +77,7 @@ def test_fixed_pixel_model_matches_hand_computed_shifts() -> None:
     assert list(samples.columns) == list(SAMPLE_COLUMNS)
     for side in ("a", "b"):
         expected = [fixed_pixel_prediction(images[i:i + 1], dx, dy)[0]
-                    for i, (dx, dy) in enumerate(zip(samples[f"dx_{side}"], samples[f"dy_{side}"]))]
+                    for i, (dx, dy) in enumerate(zip(samples[f"dx_{side}"], samples[f"dy_{side}"], strict=True))]
         assert samples[f"pred_{side}"].tolist() == expected
     # Two different source pixels of uniform noise agree half of the time.
     assert 25.0 < result.consistency < 75.0
@@ -138,7 +139,10 @@ def test_grid_and_empty_input() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"seed": -1}, "seed must be a non-negative integer"), ({"seed": 0, "max_shift": 0}, "max_shift must be a positive integer")],
+    [
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"seed": 0, "max_shift": 0}, "max_shift must be a positive integer"),
+    ],
 )
 def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
     images, labels = random_images(2)

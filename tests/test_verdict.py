@@ -41,7 +41,7 @@ def noise(n: int, seed: int, scale: float = 1.0) -> np.ndarray:
 
 def test_rule_sentence_states_the_constants() -> None:
     assert f"{CONFIDENCE:.0%}" in VERDICT_RULE and f"p < {ALPHA}" in VERDICT_RULE
-    assert f"{MIN_SEEDS} seeds" in VERDICT_RULE and f"{MIN_PAIRS} sample pairs" in VERDICT_RULE
+    assert f"{MIN_SEEDS} seeds" in VERDICT_RULE and f"{MIN_PAIRS} samples" in VERDICT_RULE
     for verdict in (SUPPORTED, CONTRADICTED, INCONCLUSIVE):
         assert verdict in VERDICT_RULE
 
@@ -66,7 +66,9 @@ def test_decide(low: float, high: float, p: float, direction: str, expected: str
 
 
 def test_decide_needs_enough_pairs() -> None:
-    verdict, reason = decide(ci_low=1, ci_high=2, p_value=0.001, direction="increase", n=2, n_needed=3, n_label="seeds")
+    verdict, reason = decide(
+        ci_low=1, ci_high=2, p_value=0.001, direction="increase", n=2, n_needed=3, n_label="paired seeds"
+    )
     assert verdict == INCONCLUSIVE
     assert reason == "2 paired seeds, fewer than the 3 the rule needs"
 
@@ -87,7 +89,7 @@ def test_seed_interval_matches_hand_computation() -> None:
     assert result.ci_low == pytest.approx(2.5 - 3.182 * 0.6455, abs=2e-3)
     assert result.ci_high == pytest.approx(2.5 + 3.182 * 0.6455, abs=2e-3)
     assert result.p_value == pytest.approx(0.0305, abs=5e-4)
-    assert (result.n, result.n_label, result.verdict) == (4, "seeds", SUPPORTED)
+    assert (result.n, result.n_label, result.verdict) == (4, "paired seeds", SUPPORTED)
 
 
 def test_clear_effect_is_supported_and_opposite_is_contradicted() -> None:
@@ -113,10 +115,11 @@ def test_seeds_are_paired_by_key_and_missing_ones_counted() -> None:
     assert (result.n, result.n_dropped) == (4, 1)
 
 
-def test_too_few_seeds_are_inconclusive() -> None:
-    result = seed_effect([95.0, 96.0], [90.0, 90.5], direction="increase", **CLAIM)
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_too_few_seeds_are_inconclusive(n: int) -> None:
+    result = seed_effect([95.0, 96.0][:n], [90.0, 90.5][:n], direction="increase", **CLAIM)
     assert result.verdict == INCONCLUSIVE
-    assert "fewer than the 3" in result.reason
+    assert result.reason == f"{n} paired seeds, fewer than the 3 the rule needs"
 
 
 def test_equal_differences_and_infinite_values_are_inconclusive() -> None:
@@ -232,8 +235,9 @@ def test_missing_samples_are_dropped_and_counted() -> None:
 
 
 def test_too_few_or_all_equal_pairs_are_inconclusive() -> None:
-    few = sample_effect([2.0] * 5, [1.0] * 5, direction="increase", claim="x", unit="L2")
-    assert few.verdict == INCONCLUSIVE and "fewer than the 10" in few.reason
+    for n in (0, 5):
+        few = sample_effect([2.0] * n, [1.0] * n, direction="increase", claim="x", unit="L2")
+        assert few.verdict == INCONCLUSIVE and few.reason == f"{n} paired samples, fewer than the 10 the rule needs"
     equal = sample_effect([1.0] * 20, [1.0] * 20, direction="increase", claim="x", unit="L2")
     assert equal.verdict == INCONCLUSIVE and "equal" in equal.reason
 
