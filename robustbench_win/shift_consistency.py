@@ -1,0 +1,173 @@
+"""Shift consistency and accuracy under single shifts (DESIGN.md, "Shift consistency").
+
+Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML 2019: a shift-invariant
+classifier predicts the same class for an image however it is shifted. Two measures:
+
+- **Consistency**: each test image is shifted by two different random integer shifts ``a`` and
+  ``b``, each with ``1 <= max(|dx|, |dy|) <= max_shift`` pixels; the image is consistent when
+  the predicted classes agree (whether or not they are right). The shifts of an image are
+  drawn from a generator seeded with ``(seed, index)``, so every model sees the same shifts of
+  the same image (paired across models) whatever the batch or the subset it is evaluated in.
+- **Accuracy under each single shift** ``(dx, dy)`` of the grid ``-max_shift..max_shift`` in
+  both directions (identity included).
+
+Shifts use the spatial attack's warp (:func:`robustbench_win.attacks.spatial.warp`): ``dx``
+pixels right, ``dy`` pixels down, zeros shifted in. Integer shifts move pixels exactly.
+Unlike the spatial attack, every image counts, not only the correctly classified ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+# _check_inputs validates exactly what an attack's __call__ does; shared so the messages agree.
+from robustbench_win.attacks.base import _check_inputs, check_positive_int, frozen, full_fp32, model_device, predict
+from robustbench_win.attacks.spatial import warp
+
+MAX_SHIFT = 3  # pixels, the spatial attack's translation range
+_STREAM = 0x5111F7  # third seed word: these draws never coincide with another per-sample stream
+
+SAMPLE_COLUMNS: tuple[str, ...] = ("index", "label", "dx_a", "dy_a", "dx_b", "dy_b", "pred_a", "pred_b", "consistent")
+GRID_COLUMNS: tuple[str, ...] = ("index", "label", "dx", "dy", "pred", "correct")
+SHIFT_ACCURACY_COLUMNS: tuple[str, ...] = ("dx", "dy", "n_samples", "n_correct", "accuracy")
+
+
+@dataclass(frozen=True)
+class ShiftConsistency:
+    """Per-sample results of :func:`shift_consistency`.
+
+    Attributes:
+        samples: One row per image, columns :data:`SAMPLE_COLUMNS`: data set index, label, the
+            two shifts, the predictions under each and whether they agree.
+        grid: One row per image and grid shift, columns :data:`GRID_COLUMNS`.
+    """
+
+    samples: pd.DataFrame
+    grid: pd.DataFrame
+
+    @property
+    def consistency(self) -> float:
+        """Percentage of images predicted the same under both shifts (:func:`consistency`)."""
+        return consistency(self.samples)
+
+
+def shift_consistency(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    indices: Sequence[int] | None = None,
+    *,
+    seed: int,
+    max_shift: int = MAX_SHIFT,
+    batch_size: int = 256,
+) -> ShiftConsistency:
+    """Predictions of ``model`` under two random shifts per image and under every grid shift.
+
+    Args:
+        model: Maps ``(N, C, H, W)`` pixels in [0, 1] to logits; evaluated in eval mode and left
+            as it was found.
+        images: ``(N, C, H, W)`` pixels in [0, 1].
+        labels: ``(N,)`` integer labels.
+        indices: Data set positions of the images (default ``range(N)``): they seed the shifts.
+        seed: Non-negative integer seed of the random shifts.
+        max_shift: Largest shift along x and along y, whole pixels.
+        batch_size: Images per forward pass.
+
+    Returns:
+        :class:`ShiftConsistency` records, images in input order.
+
+    Raises:
+        ValueError: Bad inputs, ``seed`` or ``max_shift``.
+    """
+    indices = _check_inputs(images, labels, indices, batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_positive_int("max_shift", max_shift)
+    device = model_device(model)
+    x = images.detach().to(device=device, dtype=torch.float32)
+    pairs = torch.tensor([random_shift_pair(seed, index, max_shift) for index in indices], dtype=torch.float64)
+    pairs = pairs.view(len(indices), 2, 2)  # (N, shift a or b, dx or dy)
+    with frozen(model), full_fp32(device):
+        pred_a = predict_shifted(model, x, pairs[:, 0], batch_size)
+        pred_b = predict_shifted(model, x, pairs[:, 1], batch_size)
+        grid = [(shift, predict_shifted(model, x, torch.tensor([shift], dtype=torch.float64), batch_size))
+                for shift in grid_shifts(max_shift)]
+    label_list = labels.tolist()
+    samples = pd.DataFrame({
+        "index": indices, "label": label_list,
+        "dx_a": pairs[:, 0, 0].long().numpy(), "dy_a": pairs[:, 0, 1].long().numpy(),
+        "dx_b": pairs[:, 1, 0].long().numpy(), "dy_b": pairs[:, 1, 1].long().numpy(),
+        "pred_a": pred_a.cpu().numpy(), "pred_b": pred_b.cpu().numpy(),
+    })
+    samples["consistent"] = samples["pred_a"] == samples["pred_b"]
+    return ShiftConsistency(samples=samples[list(SAMPLE_COLUMNS)], grid=_grid_records(indices, label_list, grid))
+
+
+def random_shift_pair(seed: int, index: int, max_shift: int = MAX_SHIFT) -> tuple[int, int, int, int]:
+    """The two different shifts ``(dx_a, dy_a, dx_b, dy_b)`` of the image at data set position ``index``.
+
+    Drawn uniformly without replacement from the integer shifts with
+    ``1 <= max(|dx|, |dy|) <= max_shift`` by a generator seeded with ``(seed, index)``.
+    """
+    shifts = [shift for shift in grid_shifts(max_shift) if shift != (0, 0)]
+    first, second = np.random.default_rng([seed, int(index), _STREAM]).choice(len(shifts), size=2, replace=False)
+    return (*shifts[first], *shifts[second])
+
+
+def grid_shifts(max_shift: int = MAX_SHIFT) -> list[tuple[int, int]]:
+    """Every integer shift ``(dx, dy)`` with ``|dx|, |dy| <= max_shift``, sorted by dx then dy."""
+    span = range(-max_shift, max_shift + 1)
+    return [(dx, dy) for dx in span for dy in span]
+
+
+def predict_shifted(model: nn.Module, x: Tensor, shifts: Tensor, batch_size: int) -> Tensor:
+    """Predicted classes of ``x`` shifted by ``shifts``.
+
+    Args:
+        model: Classifier in eval mode.
+        x: ``(N, C, H, W)`` images on the model's device.
+        shifts: ``(N, 2)`` or ``(1, 2)`` float64 ``(dx, dy)`` in pixels (one row for all).
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``(N,)`` int64 predictions on ``x``'s device.
+    """
+    shifts = shifts.expand(len(x), 2)
+    parts = []
+    for start in range(0, len(x), batch_size):
+        chunk = slice(start, start + batch_size)
+        shifted = warp(x[chunk], 0.0, shifts[chunk, 0], shifts[chunk, 1])
+        parts.append(predict(model, shifted, batch_size))
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=x.device)
+
+
+def consistency(samples: pd.DataFrame) -> float:
+    """Percentage of images whose predictions agree under the two shifts (NaN for no images)."""
+    return float(samples["consistent"].mean() * 100.0) if len(samples) else float("nan")
+
+
+def shift_accuracy_table(grid: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy (percent) under each grid shift, columns :data:`SHIFT_ACCURACY_COLUMNS`.
+
+    Args:
+        grid: Per-sample grid records (:attr:`ShiftConsistency.grid`), of one model.
+    """
+    table = grid.groupby(["dx", "dy"], as_index=False).agg(n_samples=("correct", "size"), n_correct=("correct", "sum"))
+    table["accuracy"] = 100.0 * table["n_correct"] / table["n_samples"]
+    return table[list(SHIFT_ACCURACY_COLUMNS)]
+
+
+def _grid_records(indices: list[int], labels: list[int], grid: list[tuple[tuple[int, int], Tensor]]) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame({"index": indices, "label": labels, "dx": dx, "dy": dy, "pred": pred.cpu().numpy()})
+        for (dx, dy), pred in grid
+    ]
+    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(GRID_COLUMNS[:-1]))
+    records["correct"] = records["pred"] == records["label"]
+    return records[list(GRID_COLUMNS)]
