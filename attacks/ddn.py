@@ -44,8 +44,9 @@ class DDN(MinimalNormL2Attack):
         initial_norm: Norm of the first step.
         alpha_init: First step length.
         alpha_final: Last step length.
+        box_aware: Drop the gradient components that push pixels at 0 or 1 out of [0, 1].
         patience: Steps without improvement after which a fooled sample is done and leaves
-            the batch; ``None``: every sample runs all ``steps``.
+            the batch; 0: every sample runs all ``steps``.
         tolerance: Relative decrease of the best norm that counts as an improvement.
     """
 
@@ -59,10 +60,11 @@ class DDN(MinimalNormL2Attack):
         initial_norm: float = 1.0,
         alpha_init: float = 1.0,
         alpha_final: float = 0.01,
-        patience: int | None = None,
+        box_aware: bool = False,
+        patience: int = 0,
         tolerance: float = 1e-3,
     ) -> None:
-        super().__init__(steps=steps, patience=patience, tolerance=tolerance)
+        super().__init__(steps=steps, box_aware=box_aware, patience=patience, tolerance=tolerance)
         self.gamma = check_fraction("gamma", gamma)
         self.initial_norm = check_positive("initial_norm", initial_norm)
         self.alpha_init = check_positive("alpha_init", alpha_init)

@@ -48,8 +48,9 @@ class FMN(MinimalNormL2Attack):
         alpha_final: Last step length; ``None``: ``alpha_init / 100``.
         gamma_init: First relative change of the budget per step.
         gamma_final: Last relative change of the budget per step.
+        box_aware: Drop the gradient components that push pixels at 0 or 1 out of [0, 1].
         patience: Steps without improvement after which a fooled sample is done and leaves
-            the batch; ``None``: every sample runs all ``steps``.
+            the batch; 0: every sample runs all ``steps``.
         tolerance: Relative decrease of the best norm that counts as an improvement.
     """
 
@@ -63,10 +64,11 @@ class FMN(MinimalNormL2Attack):
         alpha_final: float | None = None,
         gamma_init: float = 0.05,
         gamma_final: float = 0.001,
-        patience: int | None = None,
+        box_aware: bool = True,
+        patience: int = 0,
         tolerance: float = 1e-3,
     ) -> None:
-        super().__init__(steps=steps, patience=patience, tolerance=tolerance)
+        super().__init__(steps=steps, box_aware=box_aware, patience=patience, tolerance=tolerance)
         self.alpha_init = check_positive("alpha_init", alpha_init)
         self.alpha_final = self.alpha_init / 100 if alpha_final is None else check_positive("alpha_final", alpha_final)
         self.gamma_init = check_fraction("gamma_init", gamma_init)
@@ -85,7 +87,7 @@ class FMN(MinimalNormL2Attack):
         )
 
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        return logit_margin(logits, y)
+        return -logit_margin(logits, y)
 
     def _update(self, state: StepInput) -> tuple[Tensor, Tensor]:
         alpha = cosine_annealing(self.alpha_init, self.alpha_final, state.step, self.steps)
@@ -97,6 +99,6 @@ class FMN(MinimalNormL2Attack):
             torch.minimum(state.epsilon * (1 - gamma), state.best_norm),
             torch.where(state.found, state.epsilon * (1 + gamma), norm + to_boundary),
         ).minimum(state.worst_norm)
-        delta = state.delta - alpha * unit_directions(state.gradient)  # down the margin
+        delta = state.delta + alpha * unit_directions(state.gradient)  # down the margin
         return rescale_and_clip(state.x0, delta, epsilon, only_shrink=True), epsilon
 

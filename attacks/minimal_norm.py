@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from robustbench_win.attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
+from robustbench_win.attacks.deepfool import feasible_direction
 
 _NORM_FLOOR = 1e-12  # smallest gradient or perturbation norm divided by
 
@@ -29,11 +30,18 @@ def cosine_annealing(start: float, end: float, step: int, steps: int) -> float:
     return end + (start - end) * (1 + math.cos(math.pi * step / steps)) / 2
 
 
-def check_patience(patience: Any) -> int | None:
-    """Return ``patience`` if it is ``None`` or an integer >= 1, else raise ``ValueError``."""
-    if patience is None:
-        return None
-    return check_positive_int("patience", patience)
+def check_patience(patience: Any) -> int:
+    """Return ``patience`` if it is an integer >= 0, else raise ``ValueError``."""
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ValueError(f"patience must be an integer >= 0 (0: every sample runs all steps), got {patience!r}")
+    return patience
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool, else raise ``ValueError``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def check_positive(name: str, value: Any) -> float:
@@ -147,29 +155,38 @@ class MinimalNormL2Attack(Attack):
     A sample is *done*, and leaves the batch, when it has an adversarial point and its best
     norm has not fallen by more than ``tolerance`` (relative) for ``patience`` consecutive
     steps: the budget then only oscillates around a boundary point already found. Samples
-    without an adversarial point run all ``steps``. With ``patience=None`` every sample runs
+    without an adversarial point run all ``steps``. With ``patience=0`` every sample runs
     all ``steps``. The reported ``iterations`` are the gradient steps a sample used.
+
+    With ``box_aware`` the gradient loses the components that would push a pixel already at
+    0 or 1 out of [0, 1] (:func:`~robustbench_win.attacks.deepfool.feasible_direction`)
+    before it is normalised, so that no part of a step is spent where the clip to [0, 1]
+    throws it away; on digits, whose pixels are mostly exactly 0 or 1, that decides whether
+    FMN finds an adversarial point at all.
 
     Family ``"deepfool"``: results feed the minimal-L2-norm table next to DeepFool's.
 
     Args:
         steps: Most gradient steps per sample (the annealing schedules span this many).
+        box_aware: Drop gradient components that point out of [0, 1] where a pixel is at a
+            bound.
         patience: Steps without improvement after which a sample with an adversarial point
-            is done; ``None``: never leave early.
+            is done; 0: never leave early.
         tolerance: Relative decrease of the best norm that counts as an improvement.
     """
 
     family: ClassVar[str] = "deepfool"
 
-    def __init__(self, *, steps: int, patience: int | None, tolerance: float) -> None:
+    def __init__(self, *, steps: int, box_aware: bool, patience: int, tolerance: float) -> None:
         self.steps = check_positive_int("steps", steps)
+        self.box_aware = check_bool("box_aware", box_aware)
         self.patience = check_patience(patience)
         self.tolerance = check_non_negative("tolerance", tolerance)
         if self.tolerance >= 1:
             raise ValueError(f"tolerance must be a relative decrease below 1, got {tolerance!r}")
 
     def params(self) -> dict[str, Any]:
-        return {"steps": self.steps, "patience": self.patience, "tolerance": self.tolerance}
+        return {"steps": self.steps, "box_aware": self.box_aware, "patience": self.patience, "tolerance": self.tolerance}
 
     def _initial_epsilon(self) -> float:
         """Budget before the first update (``inf``: none yet)."""
@@ -177,7 +194,7 @@ class MinimalNormL2Attack(Attack):
 
     def _patience_clause(self) -> str:
         """End of a :meth:`describe` sentence saying when a sample leaves the batch."""
-        if self.patience is None:
+        if self.patience == 0:
             return ""
         return f", a fooled sample done after {self.patience} steps without improvement"
 
@@ -201,6 +218,8 @@ class MinimalNormL2Attack(Attack):
                 logits = model(x[active] + delta)
                 loss = self._loss(logits, y[active])
                 (gradient,) = torch.autograd.grad(loss.sum(), delta)
+            if self.box_aware:
+                gradient = feasible_direction(gradient, x[active] + delta.detach())
             is_adversarial = logits.argmax(dim=1) != y[active]
             self._track_best(state, active, delta.detach(), is_adversarial)
             if step == self.steps - 1:
@@ -230,6 +249,6 @@ class MinimalNormL2Attack(Attack):
 
     def _done(self, state: Iterate, active: Tensor) -> Tensor:
         """``(n,)`` which active samples are done (see the class docstring)."""
-        if self.patience is None:
+        if self.patience == 0:
             return torch.zeros(len(active), dtype=torch.bool, device=active.device)
         return state.found[active] & (state.stale[active] >= self.patience)
