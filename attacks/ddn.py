@@ -45,6 +45,8 @@ class DDN(MinimalNormL2Attack):
         alpha_init: First step length.
         alpha_final: Last step length.
         box_aware: Drop the gradient components that push pixels at 0 or 1 out of [0, 1].
+        init: ``"deepfool"``: start from projected DeepFool's point pulled back to the boundary;
+            ``"none"``: from the clean image, as in the paper.
         patience: Steps without improvement after which a fooled sample is done and leaves
             the batch; 0: every sample runs all ``steps``.
         tolerance: Relative decrease of the best norm that counts as an improvement.
@@ -61,10 +63,11 @@ class DDN(MinimalNormL2Attack):
         alpha_init: float = 1.0,
         alpha_final: float = 0.01,
         box_aware: bool = False,
+        init: str = "deepfool",
         patience: int = 0,
         tolerance: float = 1e-3,
     ) -> None:
-        super().__init__(steps=steps, box_aware=box_aware, patience=patience, tolerance=tolerance)
+        super().__init__(steps=steps, box_aware=box_aware, init=init, patience=patience, tolerance=tolerance)
         self.gamma = check_fraction("gamma", gamma)
         self.initial_norm = check_positive("initial_norm", initial_norm)
         self.alpha_init = check_positive("alpha_init", alpha_init)
@@ -82,7 +85,7 @@ class DDN(MinimalNormL2Attack):
         return (
             f"Decoupled Direction and Norm L2 attack (Rony et al. 2019): {self.steps} steps, norm factor "
             f"1 +- {self.gamma:g} from {self.initial_norm:g}, step length {self.alpha_init:g} -> {self.alpha_final:g}, "
-            f"smallest adversarial point kept{self._patience_clause()}."
+            f"{self._describe_common()}."
         )
 
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:

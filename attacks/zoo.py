@@ -46,14 +46,16 @@ def fmn(
     alpha_final: float | None = None,
     gamma_init: float = 0.05,
     gamma_final: float = 0.001,
+    overshoot: float = 0.02,
     box_aware: bool = True,
+    init: str = "deepfool",
     patience: int = FMN_PATIENCE,
     tolerance: float = 1e-3,
 ) -> Attack:
-    """Fast Minimum-Norm L2 attack (Pintor et al. 2021), box-aware steps; smallest adversarial point kept."""
+    """Fast Minimum-Norm L2 attack (Pintor et al. 2021) from projected DeepFool's point, box-aware steps."""
     return FMN(
         steps=steps, alpha_init=alpha_init, alpha_final=alpha_final, gamma_init=gamma_init, gamma_final=gamma_final,
-        box_aware=box_aware, patience=patience, tolerance=tolerance,
+        overshoot=overshoot, box_aware=box_aware, init=init, patience=patience, tolerance=tolerance,
     )
 
 
@@ -66,13 +68,14 @@ def ddn(
     alpha_init: float = 1.0,
     alpha_final: float = 0.01,
     box_aware: bool = False,
+    init: str = "deepfool",
     patience: int = DDN_PATIENCE,
     tolerance: float = 1e-3,
 ) -> Attack:
-    """Decoupled Direction and Norm L2 attack (Rony et al. 2019); smallest adversarial point kept."""
+    """Decoupled Direction and Norm L2 attack (Rony et al. 2019) from projected DeepFool's point."""
     return DDN(
         steps=steps, gamma=gamma, initial_norm=initial_norm, alpha_init=alpha_init, alpha_final=alpha_final,
-        box_aware=box_aware, patience=patience, tolerance=tolerance,
+        box_aware=box_aware, init=init, patience=patience, tolerance=tolerance,
     )
 
 
