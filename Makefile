@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?= quick
 
-.PHONY: install run test test-slow bench bench-train bench-attacks clean
+.PHONY: install run test test-slow bench bench-train bench-attacks bench-minimal-norm clean
 
 install: $(STAMP)
 
@@ -25,13 +25,16 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
-bench: bench-train bench-attacks
+bench: bench-train bench-attacks bench-minimal-norm
 
 bench-train: install
 	$(BIN)/python benchmarks/bench_training.py
 
 bench-attacks: install
 	$(BIN)/python benchmarks/bench_attacks.py
+
+bench-minimal-norm: install
+	$(BIN)/python benchmarks/bench_minimal_norm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

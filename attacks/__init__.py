@@ -17,6 +17,7 @@ from robustbench_win.attacks.spatial import SpatialGrid, SpatialRandom, grid_tra
 
 __all__ = [
     "Attack", "BatchOutput", "CallStats", "SampleResult", "RECORD_FIELDS",
-    "DeepFool", "ProjectedDeepFool", "FMN", "DDN", "FoolboxFMN", "FoolboxDDN", "SpatialGrid", "SpatialRandom", "FoolboxDeepFool", "FoolboxSpatial", "ArtDeepFool", "ArtSpatial",
+    "DeepFool", "ProjectedDeepFool", "FMN", "DDN", "SpatialGrid", "SpatialRandom",
+    "FoolboxDeepFool", "FoolboxFMN", "FoolboxDDN", "FoolboxSpatial", "ArtDeepFool", "ArtSpatial",
     "grid_transforms", "warp",
 ]

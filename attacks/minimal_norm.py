@@ -252,7 +252,7 @@ class MinimalNormL2Attack(Attack):
 
     def _describe_common(self) -> str:
         """End of a :meth:`describe` sentence: start, box handling and when a sample is done."""
-        start = "started from projected DeepFool's boundary point" if self.init == "deepfool" else "started from the clean image"
+        start = "started from " + ("projected DeepFool's boundary point" if self.init == "deepfool" else "the clean image")
         box = ", box-aware steps" if self.box_aware else ""
         done = "" if self.patience == 0 else f", a fooled sample done after {self.patience} steps without improvement"
         return f"{start}{box}, smallest adversarial point kept{done}"

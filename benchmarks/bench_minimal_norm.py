@@ -19,7 +19,10 @@ Two tables, printed and written to ``bench/minimal_norm.md`` (with
    backward passes per attacked digit (``Attack.last_call_stats``); seconds; and
    ``x foolbox``, the seconds over those of foolbox's implementation of the same algorithm.
    ``fmn-paper`` is our FMN with the paper's settings (clean start, no overshoot, no box-aware
-   steps), comparable with adv-lib's; adv-lib rows appear when ``adv_lib`` is importable.
+   steps, every sample runs all steps), as the authors' code runs it; adv-lib's FMN differs
+   from it in one point (its L2 step rescales onto the sphere of radius epsilon, not into the
+   ball). ``ddn-clean-start`` is our DDN started from the clean image, as the paper and
+   adv-lib do. adv-lib rows appear when ``adv_lib`` is importable.
 2. Convergence: median norm of ``fmn`` and ``ddn`` against their step budget, with their
    default patience, to justify the defaults and a cheaper setting for the quick preset.
 """
@@ -165,9 +168,13 @@ def convergence_rows(model_name: str, model: nn.Module, x: Tensor, y: Tensor, st
     return table.to_dict("records")
 
 
-def benchmark(models: list[tuple[int, str]], samples: int, steps: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float], bool]:
+def benchmark(
+    models: list[tuple[int, str]], samples: int, steps: Sequence[int]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float], bool]:
+    """Both tables, the models' accuracy on the attacked digits, and whether adv-lib ran."""
     config = load_suite(SUITE)
-    data = prepare_data(config.dataset, train_size=config.train_size, test_size=config.test_size, data_dir=None, download=False)
+    data = prepare_data(config.dataset, train_size=config.train_size, test_size=config.test_size,
+                        data_dir=None, download=False)
     indices = stratified_subset(data.test_labels, min(samples, len(data.test_labels)), ATTACKED_IMAGES_SEED)
     x, y = data.test_tensors(indices)
     attacks = {name: ATTACKS.create(registered, **kwargs) for name, (registered, kwargs) in ATTACKS_RUN.items()}
