@@ -4,8 +4,8 @@ Both attacks move a perturbation ``delta`` along a normalised gradient, then res
 L2 budget ``epsilon`` that shrinks while ``x0 + delta`` is adversarial and grows while it is
 not, and clip ``x0 + delta`` to [0, 1]. They keep improving after their first success, so the
 answer is the smallest adversarial point seen, not the last one. This module holds what they
-share (batching, best-so-far tracking, the rule for when a sample is done); each attack
-supplies its loss and its update of ``delta`` and ``epsilon``.
+share (batching, the starting point, best-so-far tracking, the rule for when a sample is
+done); each attack supplies its loss and its update of ``delta`` and ``epsilon``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def decisively_adversarial(logits: Tensor, y: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def boundary_search(model: nn.Module, x0: Tensor, x1: Tensor, y: Tensor, *, steps: int = BOUNDARY_SEARCH_STEPS) -> Tensor:
+def boundary_search(
+    model: nn.Module, x0: Tensor, x1: Tensor, y: Tensor, *, steps: int = BOUNDARY_SEARCH_STEPS
+) -> Tensor:
     """Perturbation to the point of the segment ``x0 -> x1`` nearest ``x0`` found adversarial.
 
     Bisection on ``t`` in ``x0 + t (x1 - x0)``, ``x1`` assumed adversarial; the segment stays
