@@ -64,8 +64,8 @@ class DeepFool(DeepFoolParameters):
     saturated pixels (digits are mostly 0 and 1) a few samples stall, each step pushing
     pixels that the clip then puts back, and are reported as failures after ``steps``
     steps. Without the clip they fall in 1 to 3 steps; ART's projected variant
-    (:class:`robustbench_win.attacks.art_backend.ArtDeepFool`) and
-    :class:`ProjectedDeepFool` fool them too.
+    (:class:`robustbench_win.attacks.art_backend.ArtDeepFool`) fools most of them and
+    :class:`ProjectedDeepFool` all of them on the quick preset's models.
 
     Speed: per step, one forward pass and one backward pass per candidate, on the input only
     (parameters do not require grad during an attack), and only for samples not yet fooled.
@@ -78,7 +78,7 @@ class DeepFool(DeepFoolParameters):
     """
 
     name: ClassVar[str] = "deepfool"
-    projected: ClassVar[bool] = False  # project r_tot onto the box after every step
+    projected: ClassVar[bool] = False  # stay in [0, 1]: projected r_tot, feasible steps (ProjectedDeepFool)
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int

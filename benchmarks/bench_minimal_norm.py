@@ -94,6 +94,11 @@ class AdvLibAttack(Attack):
     def params(self) -> dict[str, Any]:
         return dict(self.kwargs)
 
+    def describe(self) -> str:
+        """One sentence: which adv-lib function, with its hyper-parameters."""
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.kwargs.items())
+        return f"adv-lib's {self.function.__name__}({arguments})."
+
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
     ) -> BatchOutput:
