@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?= quick
 
-.PHONY: install run test test-slow bench bench-train bench-attacks bench-gpu clean
+.PHONY: install run test test-slow bench bench-train bench-attacks bench-minimal-norm bench-gpu clean
 
 install: $(STAMP)
 
@@ -25,13 +25,16 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
-bench: bench-train bench-attacks
+bench: bench-train bench-attacks bench-minimal-norm
 
 bench-train: install
 	$(BIN)/python benchmarks/bench_training.py
 
 bench-attacks: install
 	$(BIN)/python benchmarks/bench_attacks.py
+
+bench-minimal-norm: install
+	$(BIN)/python benchmarks/bench_minimal_norm.py
 
 # The cifar10-paper model on a CUDA GPU (about a minute of small sizes on a CPU-only machine).
 bench-gpu: install

@@ -1,4 +1,4 @@
-"""Attack code: DeepFool, spatial grid/random search, adapters to foolbox and ART.
+"""Attack code: DeepFool, FMN, DDN, spatial grid/random search, adapters to foolbox and ART.
 
 Every attack is an :class:`Attack` called as ``attack(model, images, labels, indices)`` and
 returns one :class:`SampleResult` per sample. Create attacks by name through the registry
@@ -7,14 +7,17 @@ foolbox and ART are imported only when their adapters run.
 """
 
 from robustbench_win.attacks.art_backend import ArtDeepFool, ArtSpatial
-from robustbench_win.attacks.base import Attack, BatchOutput
-from robustbench_win.attacks.deepfool import DeepFool
-from robustbench_win.attacks.foolbox_backend import FoolboxDeepFool, FoolboxSpatial
+from robustbench_win.attacks.base import Attack, BatchOutput, CallStats
+from robustbench_win.attacks.ddn import DDN
+from robustbench_win.attacks.deepfool import DeepFool, ProjectedDeepFool
+from robustbench_win.attacks.fmn import FMN
+from robustbench_win.attacks.foolbox_backend import FoolboxDDN, FoolboxDeepFool, FoolboxFMN, FoolboxSpatial
 from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
 from robustbench_win.attacks.spatial import SpatialGrid, SpatialRandom, grid_transforms, warp
 
 __all__ = [
-    "Attack", "BatchOutput", "SampleResult", "RECORD_FIELDS",
-    "DeepFool", "SpatialGrid", "SpatialRandom", "FoolboxDeepFool", "FoolboxSpatial", "ArtDeepFool", "ArtSpatial",
+    "Attack", "BatchOutput", "CallStats", "SampleResult", "RECORD_FIELDS",
+    "DeepFool", "ProjectedDeepFool", "FMN", "DDN", "SpatialGrid", "SpatialRandom",
+    "FoolboxDeepFool", "FoolboxFMN", "FoolboxDDN", "FoolboxSpatial", "ArtDeepFool", "ArtSpatial",
     "grid_transforms", "warp",
 ]

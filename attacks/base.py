@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +47,35 @@ class BatchOutput:
     transforms: Tensor | None = None
 
 
+@dataclass(frozen=True)
+class CallStats:
+    """What one attack call cost, counted by :meth:`Attack.__call__` around the algorithm.
+
+    Passes are counted in sample rows, so a batch of 8 images through the model is 8 forward
+    passes and a gradient of its logits with respect to those 8 images is 8 backward passes.
+    Only the algorithm's own model calls count (its ``_attack_batch``): the clean prediction
+    and the verification of the adversarial examples, the same for every attack, do not.
+
+    Attributes:
+        n_attacked: Samples attacked (those the model classified correctly).
+        forward_passes: Sample rows put through the model by the algorithm.
+        backward_passes: Sample rows whose input gradient was computed, once per gradient
+            (DeepFool's one gradient per candidate class counts once each).
+        seconds: Wall time of the whole call.
+    """
+
+    n_attacked: int
+    forward_passes: int
+    backward_passes: int
+    seconds: float
+
+    def per_sample(self) -> dict[str, float]:
+        """Forward and backward passes and seconds per attacked sample (NaN when none)."""
+        n = self.n_attacked or math.nan
+        return {"forward_passes": self.forward_passes / n, "backward_passes": self.backward_passes / n,
+                "seconds": self.seconds / n}
+
+
 class Attack(ABC):
     """Base class of every attack.
 
@@ -56,6 +87,7 @@ class Attack(ABC):
 
     name: ClassVar[str]
     family: ClassVar[str]  # "deepfool" or "spatial": which report table the results feed
+    last_call_stats: CallStats | None = None  # set by every call: passes and seconds it took
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
@@ -100,11 +132,13 @@ class Attack(ABC):
             progress: Show a tqdm progress bar.
 
         Returns:
-            ``N`` :class:`~robustbench_win.attacks.result.SampleResult`, in input order.
+            ``N`` :class:`~robustbench_win.attacks.result.SampleResult`, in input order. What
+            the call cost is then in :attr:`last_call_stats`.
 
         Raises:
             ValueError: Inputs of the wrong shape, type or range, or a bad ``batch_size``.
         """
+        started = time.perf_counter()
         indices = _check_inputs(images, labels, indices, batch_size)
         device = model_device(model)
         x = images.detach().to(device=device, dtype=torch.float32)
@@ -117,16 +151,19 @@ class Attack(ABC):
                 for index, label, pred in zip(indices, label_list, clean_pred)
             ]
             attacked = [i for i, result in enumerate(results) if result is None]
+            passes = PassCounter()
             with _progress_bar(len(attacked), self.name, progress) as bar:
                 for start in range(0, len(attacked), batch_size):
                     chunk = attacked[start:start + batch_size]
                     chunk_indices = [indices[i] for i in chunk]
-                    output = self._attack_batch(model, x[chunk], y[chunk], chunk_indices, batch_size=batch_size)
+                    with passes.counting(model):
+                        output = self._attack_batch(model, x[chunk], y[chunk], chunk_indices, batch_size=batch_size)
                     verified = self._verify(model, x[chunk], y[chunk], chunk_indices, output, batch_size)
                     for position, result in zip(chunk, verified):
                         results[position] = result
                     bar.update(len(chunk))
         assert all(result is not None for result in results)
+        self.last_call_stats = CallStats(len(attacked), passes.forward, passes.backward, time.perf_counter() - started)
         return results  # type: ignore[return-value]
 
     def _verify(
@@ -168,6 +205,47 @@ class Attack(ABC):
 
 
 # --------------------------------------------------------------------------- model handling
+
+
+class PassCounter:
+    """Counts sample rows going forward through a model, and backward to its input.
+
+    Use :meth:`counting` around the code to measure; counts add up over several uses.
+    A forward pre-hook counts the rows of the model's first argument; when that input takes
+    part in autograd, a tensor hook on it counts its rows each time a gradient reaches it.
+    """
+
+    def __init__(self) -> None:
+        self.forward = 0
+        self.backward = 0
+
+    @contextmanager
+    def counting(self, model: nn.Module) -> Iterator[PassCounter]:
+        """Count the passes through ``model`` made inside; the hook is removed on exit."""
+        # One gradient hook per input tensor, however often it goes through the model: a hook
+        # fires once per gradient computed for its tensor. Keyed by id (tensors compare
+        # element-wise), with a weak reference to tell a reused id from the same tensor.
+        hooked: dict[int, weakref.ref[Tensor]] = {}
+
+        def count(module: nn.Module, args: tuple[Any, ...]) -> None:
+            inputs = args[0] if args else None
+            if not isinstance(inputs, Tensor) or inputs.ndim == 0:
+                return
+            rows = len(inputs)
+            self.forward += rows
+            known = hooked.get(id(inputs))
+            if inputs.requires_grad and (known is None or known() is not inputs):
+                hooked[id(inputs)] = weakref.ref(inputs)
+                inputs.register_hook(lambda grad: self._add_backward(rows))
+
+        handle = model.register_forward_pre_hook(count)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+    def _add_backward(self, rows: int) -> None:
+        self.backward += rows
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -64,7 +64,8 @@ class DeepFool(DeepFoolParameters):
     saturated pixels (digits are mostly 0 and 1) a few samples stall, each step pushing
     pixels that the clip then puts back, and are reported as failures after ``steps``
     steps. Without the clip they fall in 1 to 3 steps; ART's projected variant
-    (:class:`robustbench_win.attacks.art_backend.ArtDeepFool`) fools them too.
+    (:class:`robustbench_win.attacks.art_backend.ArtDeepFool`) fools most of them and
+    :class:`ProjectedDeepFool` all of them on the quick preset's models.
 
     Speed: per step, one forward pass and one backward pass per candidate, on the input only
     (parameters do not require grad during an attack), and only for samples not yet fooled.
@@ -77,6 +78,7 @@ class DeepFool(DeepFoolParameters):
     """
 
     name: ClassVar[str] = "deepfool"
+    projected: ClassVar[bool] = False  # stay in [0, 1]: projected r_tot, feasible steps (ProjectedDeepFool)
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
@@ -97,8 +99,11 @@ class DeepFool(DeepFoolParameters):
                 if len(active) == 0:
                     break
                 logits, x_active = _forward(model, x_adv[active])
-            step = self._step(logits, x_active, classes[active])
+            base = x0[active] + r_tot[active] if self.projected else None
+            step = self._step(logits, x_active, classes[active], base)
             r_tot[active] += step
+            if self.projected:  # keep x0 + r_tot in [0, 1]: no push is stored beyond the box
+                r_tot[active] = (x0[active] + r_tot[active]).clamp(0.0, 1.0) - x0[active]
             x_adv[active] = (x0[active] + (1.0 + self.overshoot) * r_tot[active]).clamp(0.0, 1.0)
             iterations[active] += 1
         success = torch.ones(len(x0), dtype=torch.bool, device=x0.device)
@@ -116,7 +121,7 @@ class DeepFool(DeepFoolParameters):
         others = logits.scatter(1, y[:, None], -math.inf).topk(k - 1, dim=1).indices
         return torch.cat([y[:, None], others], dim=1)
 
-    def _step(self, logits: Tensor, x: Tensor, classes: Tensor) -> Tensor:
+    def _step(self, logits: Tensor, x: Tensor, classes: Tensor, base: Tensor | None = None) -> Tensor:
         """One DeepFool step for every row of ``x`` (none of them fooled yet).
 
         ``logits = model(x)`` with its graph. The closest linearised boundary is found with
@@ -134,6 +139,8 @@ class DeepFool(DeepFoolParameters):
             cotangent.scatter_(1, classes[:, j:j + 1], 1.0).scatter_(1, classes[:, :1], -1.0)
             (grad,) = torch.autograd.grad(logits, x, cotangent, retain_graph=j < k - 1)
             assert grad.shape == x.shape
+            if base is not None:
+                grad = feasible_direction(grad, base)
             norm = grad.flatten(1).norm(dim=1)
             distance = losses[:, j - 1].abs() / (norm + _GRAD_NORM_EPS)
             better = distance < best_distance  # strict: ties keep the first candidate, as argmin
@@ -142,6 +149,17 @@ class DeepFool(DeepFoolParameters):
             best_grad = torch.where(better.view(-1, *([1] * (x.ndim - 1))), grad, best_grad)
         scale = (best_distance + _STEP_EPS) / (best_norm + _GRAD_NORM_EPS)
         return scale.view(-1, *([1] * (x.ndim - 1))) * best_grad
+
+
+def feasible_direction(grad: Tensor, base: Tensor) -> Tensor:
+    """``grad`` without the components that would push a pixel of ``base`` out of [0, 1].
+
+    The projection of the step direction onto the box's tangent cone at ``base``: a pixel at
+    0 cannot decrease and a pixel at 1 cannot increase, so a linearised step computed with
+    those components would spend part of its length where clipping throws it away.
+    """
+    blocked = ((base <= 0.0) & (grad < 0)) | ((base >= 1.0) & (grad > 0))
+    return grad.masked_fill(blocked, 0.0)
 
 
 def _forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -154,3 +172,47 @@ def _forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
 def _still_correct(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     with torch.no_grad():
         return model(x).argmax(dim=1) == y
+
+
+class ProjectedDeepFool(DeepFool):
+    """L2 DeepFool that keeps its iterate in [0, 1] and steps only where pixels can move, so it does not stall.
+
+    :class:`DeepFool` with two changes for the box [0, 1]:
+
+    1. After every step the accumulated perturbation is projected so that ``x0 + r_tot``
+       stays in [0, 1] (``r_tot <- clip(x0 + r_tot, 0, 1) - x0``), as ART and adv-lib do:
+       a push on a pixel already at 0 or 1 is not stored in ``r_tot``, where the faithful
+       variant must undo it before that pixel can move back.
+    2. Each candidate's gradient is projected onto the directions the box allows at
+       ``x0 + r_tot`` (:func:`feasible_direction`): components that would push a pixel at 0
+       down or a pixel at 1 up are dropped before the distance to the linearised boundary
+       and the step are computed. This is DeepFool's linearised step for the box-constrained
+       problem; without it, on digits (mostly exact 0s and 1s) two thirds of a step can be
+       clipped away every time and the margin shrinks geometrically without ever crossing.
+
+    Measured on the quick preset's models, the projection alone leaves the failure rate of
+    the faithful variant unchanged (4-18 % of the digits); with both changes every digit is
+    fooled, in about a fifth of the forward and backward passes. Overshoot, candidates,
+    guards and the stopping rule are those of :class:`DeepFool`. On an image with no pixel
+    at 0 or 1, whose steps stay inside the box, the two variants give the same iterates.
+
+    Moosavi-Dezfooli, Fawzi & Frossard, "DeepFool: a simple and accurate method to fool deep
+    neural networks", CVPR 2016 (https://arxiv.org/abs/1511.04599).
+
+    Args:
+        steps: Maximum number of DeepFool steps.
+        candidates: Classes considered: the true class and the ``candidates - 1`` most likely
+            others at the clean input (capped at the number of classes).
+        overshoot: ``eta`` in ``x0 + (1 + eta) * r_tot``.
+    """
+
+    name: ClassVar[str] = "deepfool-projected"
+    projected: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        """One sentence on what this attack does, with its hyper-parameters."""
+        return (
+            f"DeepFool L2 (Moosavi-Dezfooli et al. 2016) kept in [0, 1], with the accumulated perturbation "
+            f"projected and steps only along directions the box allows: {self.steps} steps, top-{self.candidates} classes, "
+            f"overshoot {self.overshoot:g}."
+        )

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from robustbench_win.attacks.base import Attack, BatchOutput
+from robustbench_win.attacks.base import Attack, BatchOutput, check_positive_int
 from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
 from robustbench_win.attacks.deepfool import DeepFoolParameters
+from robustbench_win.attacks.minimal_norm import check_fraction, check_positive
 from robustbench_win.attacks.spatial import grid_parameters, set_grid_parameters, warp
 
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).
@@ -168,3 +169,102 @@ def foolbox_to_warp(angle: float, dx: float, dy: float, size: Sequence[int]) -> 
     c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     # R = A^-1 = [[c, s], [-s, c]]; content translation = -R t_px.
     return float(angle), -(c * tx + s * ty), -(-s * tx + c * ty)
+
+
+class FoolboxFMN(Attack):
+    """foolbox 3 ``L2FMNAttack`` (Pintor et al., NeurIPS 2021, arXiv:2102.12827), as shipped.
+
+    Runs ``foolbox.attacks.L2FMNAttack(steps, max_stepsize=alpha_init,
+    min_stepsize=alpha_final, gamma=gamma_init)`` (its final gamma is fixed at 0.001) on each
+    batch, as a peer for :class:`robustbench_win.attacks.fmn.FMN`. In foolbox 3.3 the L2
+    projection onto the norm budget does nothing (``L2FMNAttack.project`` scales by
+    ``minimum(1, norms / norms)``, which is 1), so this is normalised gradient descent on the
+    logit margin that keeps the smallest adversarial point: it fools more digits than the
+    paper's algorithm without box-aware steps, at larger norms. foolbox runs every sample for
+    all ``steps`` and does not report steps: ``iterations`` is -1.
+
+    Args:
+        steps: Gradient steps.
+        alpha_init: First step length (foolbox's ``max_stepsize``).
+        alpha_final: Last step length (``min_stepsize``); ``None``: ``alpha_init / 100``.
+        gamma_init: First relative change of the norm budget (foolbox's ``gamma``).
+    """
+
+    name: ClassVar[str] = "fmn-foolbox"
+    family: ClassVar[str] = "deepfool"
+
+    def __init__(
+        self, *, steps: int = 200, alpha_init: float = 1.0, alpha_final: float | None = None, gamma_init: float = 0.05
+    ) -> None:
+        self.steps = check_positive_int("steps", steps)
+        self.alpha_init = check_positive("alpha_init", alpha_init)
+        self.alpha_final = self.alpha_init / 100 if alpha_final is None else check_positive("alpha_final", alpha_final)
+        self.gamma_init = check_fraction("gamma_init", gamma_init)
+
+    def params(self) -> dict[str, Any]:
+        return {"steps": self.steps, "alpha_init": self.alpha_init, "alpha_final": self.alpha_final,
+                "gamma_init": self.gamma_init}
+
+    def describe(self) -> str:
+        """One sentence on what this attack does, with its hyper-parameters."""
+        return (f"foolbox 3 L2FMNAttack, whose L2 projection is a no-op: {self.steps} steps, step length "
+                f"{self.alpha_init:g} -> {self.alpha_final:g}, gamma {self.gamma_init:g} -> 0.001.")
+
+    def _attack_batch(
+        self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
+    ) -> BatchOutput:
+        import foolbox
+
+        attack = foolbox.attacks.L2FMNAttack(
+            steps=self.steps, max_stepsize=self.alpha_init, min_stepsize=self.alpha_final, gamma=self.gamma_init
+        )
+        return run_minimization_attack(attack, model, x, y)
+
+
+class FoolboxDDN(Attack):
+    """foolbox 3 ``DDNAttack`` (Rony et al., CVPR 2019, arXiv:1811.09600).
+
+    Runs ``foolbox.attacks.DDNAttack(steps, gamma, init_epsilon=initial_norm)`` on each
+    batch, as a peer for :class:`robustbench_win.attacks.ddn.DDN` (same algorithm: step
+    length 1 -> 0.01 along a cosine, no quantisation). foolbox runs every sample for all
+    ``steps`` and does not report steps: ``iterations`` is -1.
+
+    Args:
+        steps: Gradient steps.
+        gamma: Relative change of the norm per step.
+        initial_norm: Norm of the first step (foolbox's ``init_epsilon``).
+    """
+
+    name: ClassVar[str] = "ddn-foolbox"
+    family: ClassVar[str] = "deepfool"
+
+    def __init__(self, *, steps: int = 200, gamma: float = 0.05, initial_norm: float = 1.0) -> None:
+        self.steps = check_positive_int("steps", steps)
+        self.gamma = check_fraction("gamma", gamma)
+        self.initial_norm = check_positive("initial_norm", initial_norm)
+
+    def params(self) -> dict[str, Any]:
+        return {"steps": self.steps, "gamma": self.gamma, "initial_norm": self.initial_norm}
+
+    def describe(self) -> str:
+        """One sentence on what this attack does, with its hyper-parameters."""
+        return (f"foolbox 3 DDNAttack: {self.steps} steps, norm factor 1 +- {self.gamma:g} from "
+                f"{self.initial_norm:g}, step length 1 -> 0.01.")
+
+    def _attack_batch(
+        self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
+    ) -> BatchOutput:
+        import foolbox
+
+        attack = foolbox.attacks.DDNAttack(steps=self.steps, gamma=self.gamma, init_epsilon=self.initial_norm)
+        return run_minimization_attack(attack, model, x, y)
+
+
+def run_minimization_attack(attack: Any, model: nn.Module, x: Tensor, y: Tensor) -> BatchOutput:
+    """Run a foolbox minimisation attack (``epsilons=None``) on one batch; steps not reported."""
+    import foolbox
+
+    fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
+    x_adv, _, success = attack(fmodel, x, foolbox.criteria.Misclassification(y), epsilons=None)
+    iterations = torch.full((len(x),), ITERATIONS_NOT_REPORTED, dtype=torch.long)
+    return BatchOutput(x_adv=x_adv, iterations=iterations, success=success)

@@ -13,14 +13,19 @@ from robustbench_win.attacks import RECORD_FIELDS, Attack, SampleResult
 from robustbench_win.attacks.base import FAMILIES
 from robustbench_win.registry import ATTACKS
 
-BUILTIN = ("deepfool", "deepfool-foolbox", "deepfool-art", "spatial-grid", "spatial-random",
-           "spatial-foolbox", "spatial-art")
+BUILTIN = ("deepfool", "deepfool-projected", "deepfool-foolbox", "deepfool-art", "fmn", "ddn", "fmn-foolbox",
+           "ddn-foolbox", "spatial-grid", "spatial-random", "spatial-foolbox", "spatial-art")
 
 # Small hyper-parameters so that the contract checks run in seconds for every attack.
 QUICK_KWARGS: dict[str, dict] = {
     "deepfool": {"steps": 5},
     "deepfool-foolbox": {"steps": 5},
     "deepfool-art": {"steps": 5},
+    "deepfool-projected": {"steps": 5},
+    "fmn": {"steps": 5},
+    "ddn": {"steps": 5},
+    "fmn-foolbox": {"steps": 5},
+    "ddn-foolbox": {"steps": 5},
     "spatial-grid": {"num_rotations": 5, "num_translations": 3},
     "spatial-random": {"trials": 4},
     "spatial-foolbox": {"num_rotations": 5, "num_translations": 3},
@@ -29,7 +34,7 @@ QUICK_KWARGS: dict[str, dict] = {
 N = 12  # samples per contract check
 
 
-def test_registry_lists_all_seven_attacks():
+def test_registry_lists_every_builtin_attack():
     assert set(BUILTIN) <= set(ATTACKS.names())
     for name in BUILTIN:
         assert ATTACKS.describe(name), f"{name} needs a one-line docstring for `list attacks`"
@@ -50,6 +55,8 @@ def test_default_params_follow_the_design(name):
     json.dumps(params)  # JSON-able, for reports and cache keys
     if name.startswith("deepfool"):
         assert params == {"steps": 50, "candidates": 10, "overshoot": 0.02}
+    elif name.startswith(("fmn", "ddn")):  # the papers' budget factor
+        assert params.get("gamma_init", params.get("gamma")) == 0.05
     elif name == "spatial-random":
         assert params["trials"] == 10 and params["max_rotation"] == 30 and params["max_translation"] == 3
     else:
