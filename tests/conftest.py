@@ -72,7 +72,7 @@ def load_digits(seed: int = DIGITS_SEED, train: int = DIGITS_TRAIN) -> Digits:
 
 def train_digits_cnn(data: Digits, *, kernel_size: int = 3, window: str = "none", seed: int = DIGITS_SEED) -> nn.Module:
     """A small PaperCNN trained on ``data.train_*``; returned in eval mode."""
-    from models import PaperCNN
+    from robustbench_win.models import PaperCNN
 
     torch.manual_seed(seed)
     model = PaperCNN(in_channels=1, num_classes=10, kernel_size=kernel_size, window=window, width=16, depth=3)

@@ -160,7 +160,7 @@ def test_plugin_file_makes_a_model_trainable(tmp_path: Path, plugin_model: str,
         @register_model("{plugin_model}")
         def tiny(*, in_channels, num_classes, kernel_size=3, window="none", width=4):
             \"\"\"A tiny plug-in CNN.\"\"\"
-            from models import WindowedConv2d
+            from robustbench_win.models import WindowedConv2d
             return nn.Sequential(
                 WindowedConv2d(in_channels, width, kernel_size, window=window, padding=kernel_size // 2),
                 nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes),
