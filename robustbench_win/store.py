@@ -46,6 +46,9 @@ CLEAN_FILE, TIMINGS_FILE, CLEAN_TABLE = "clean.json", "timings.json", "clean.csv
 TRUE_TEXT, FALSE_TEXT = ("True", "true"), ("False", "false")
 STEP_FLOAT_FORMAT = "%.9g"  # per-model record files; tables are computed from these values
 _TRACEBACK_FRAMES = 5
+# Floats must read back exactly as written: pandas 3 does so by default (and deprecates the
+# option); pandas 2 needs to be asked.
+_EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
 class ResultsNotFoundError(FileNotFoundError):
@@ -193,7 +196,7 @@ class Schema:
         """
         try:
             frame = pd.read_csv(path, dtype=self.dtypes, true_values=list(TRUE_TEXT), false_values=list(FALSE_TEXT),
-                                keep_default_na=False, na_values=[""], float_precision="round_trip")
+                                keep_default_na=False, na_values=[""], **_EXACT_FLOATS)
         except pd.errors.EmptyDataError:
             raise ValueError(f"{path}: empty file; expected a header row {self.names}") from None
         except (ValueError, TypeError) as error:

@@ -13,18 +13,17 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_win import checkpoints
+from robustbench_win import checkpoints, training
 from robustbench_win.checkpoints import (
     CheckpointError,
     CheckpointStore,
     ModelSpec,
     build_model,
     load_model,
-    obtain_model,
     read_checkpoint,
 )
 from robustbench_win.datasets import ImageData
-from robustbench_win.training import TrainConfig
+from robustbench_win.training import TrainConfig, obtain_model
 
 CONFIG = TrainConfig(epochs=1, batch_size=16, lr=0.05, milestones=())
 
@@ -94,7 +93,7 @@ def test_second_obtain_loads_instead_of_training(data: ImageData, store: Checkpo
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained again although a checkpoint exists")
 
-    monkeypatch.setattr(checkpoints, "train", no_training)
+    monkeypatch.setattr(training, "train", no_training)
     second = obtain_model(spec, data, store, progress=False)
     assert second.reused and second.checkpoint == first.checkpoint
     assert second.metrics == first.metrics

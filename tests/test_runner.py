@@ -169,11 +169,11 @@ def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tab
     resumed: list[tuple[str, str]] = []
 
     def count(attack, model, data, indices, identity, *args, **kwargs):  # type: ignore[no-untyped-def]
-        resumed.append((identity["model_id"], attack.name))
+        resumed.append((identity.model_id, attack.name))
         return real_run_attack(attack, model, data, indices, identity, *args, **kwargs)
 
     monkeypatch.setattr(runner, "_run_attack", count)
-    monkeypatch.setattr("robustbench_win.checkpoints.train", _must_not_train)
+    monkeypatch.setattr("robustbench_win.training.train", _must_not_train)
     assert run_cli(workspace, out) == 0
     assert len(resumed) == 3 * len(MODEL_IDS) - 4  # nothing finished is redone
     assert {p: (out / p).stat().st_mtime_ns for p in finished} == stamps
