@@ -245,3 +245,15 @@ def test_unfinished_model_folder_is_listed_as_failure(tmp_path):
     report.build_report(out)
     summary = (out / "summary.md").read_text(encoding="utf-8")
     assert "cnn-k7-none-s0" in summary and "no readable clean.json" in summary
+
+
+def test_summary_tables_fit_a_normal_screen(built):
+    from robustbench_win.markdown import SCREEN_WIDTH
+
+    out, _ = built
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    widths = [len(line) for line in text.splitlines() if line.startswith("|")]
+    assert len(widths) > 20 and max(widths) <= SCREEN_WIDTH
+    wide = pd.read_csv(out / "table_spatial.csv")
+    assert len(wide.columns) == 4 + 2 * 9  # the CSV keeps every column
+    assert "did not record its thread count" in text
