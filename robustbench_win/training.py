@@ -289,9 +289,10 @@ def estimate_train_seconds(model: nn.Module, data: ImageData, config: TrainConfi
                            threshold: float = CPU_WARNING_SECONDS) -> tuple[float, float]:
     """Seconds a whole training of ``model`` would take on ``device``, and seconds per step.
 
-    Times optimiser steps on one batch with a copy of the model; the model, its weights and
-    every random generator are left as they were. One step decides when the estimate is far
-    below ``threshold``; otherwise two more are timed after it (the first includes set-up).
+    Times one optimiser step on a batch with a copy of the model. The first step includes
+    set-up time, so its estimate errs high; a second step is timed only when the estimate is
+    within a factor 2 of ``threshold``, where the difference decides. The model, its weights
+    and every random generator are left as they were.
     """
     steps = config.epochs * math.ceil(len(data.train_labels) / config.batch_size)
     trial = copy.deepcopy(model).to(device).train()
@@ -299,15 +300,17 @@ def estimate_train_seconds(model: nn.Module, data: ImageData, config: TrainConfi
     images = to_float(data.train_images[: config.batch_size]).to(device)
     labels = data.train_labels[: config.batch_size].to(device)
     with torch.random.fork_rng(devices=[]):
-        start = time.perf_counter()
-        _train_step(trial, optimizer, images, labels, config.precision)
-        per_step = time.perf_counter() - start
-        if per_step * steps > threshold / 2:
-            start = time.perf_counter()
-            for _ in range(2):
-                _train_step(trial, optimizer, images, labels, config.precision)
-            per_step = (time.perf_counter() - start) / 2
+        per_step = _timed_step(trial, optimizer, images, labels, config.precision)
+        if threshold / 2 < per_step * steps < threshold * 2:
+            per_step = _timed_step(trial, optimizer, images, labels, config.precision)
     return per_step * steps, per_step
+
+
+def _timed_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
+                precision: str) -> float:
+    start = time.perf_counter()
+    _train_step(model, optimizer, images, labels, precision)
+    return time.perf_counter() - start
 
 
 def warn_if_slow_on_cpu(spec: ModelSpec, model: nn.Module, data: ImageData, device: torch.device) -> None:
