@@ -446,3 +446,14 @@ def test_subsample_notes_and_identity(mnist5k: ImageData) -> None:
     assert any("200 of 4000" in note for note in small.notes)
     assert any("50 of 1000" in note for note in small.notes)
     assert torch.equal(small.train_images, subsample(mnist5k, train_size=200, test_size=50, seed=1).train_images)
+
+
+def test_a_bad_image_folder_is_one_line_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from robustbench_win.cli import main
+
+    root = two_class_folder(tmp_path / "bad")
+    (root / "test" / "a" / "scan.png").write_bytes(b"\x89PNG but cut short")
+    assert main(["train", "--dataset", f"imagefolder:{root}", "--quiet", "--checkpoint-dir", str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustbench-win: error: {root.resolve() / 'test' / 'a' / 'scan.png'} is not a readable image")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
