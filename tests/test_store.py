@@ -8,7 +8,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from robustbench_win.attacks.result import SampleResult
