@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from robustbench_win.attacks.base import Attack, BatchOutput
 from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
 from robustbench_win.attacks.deepfool import DeepFoolParameters
-from robustbench_win.attacks.spatial import grid_parameters, set_grid_parameters
+from robustbench_win.attacks.spatial import grid_fact, grid_parameters, set_grid_parameters
 
 
 class ArtDeepFool(DeepFoolParameters):
@@ -120,6 +120,13 @@ class ArtSpatial(Attack):
 
     def params(self) -> dict[str, Any]:
         return grid_parameters(self) | {"scope": "global-per-batch"}
+
+    def facts(self) -> list[str]:
+        return [grid_fact(self), "ART picks the one transform that fools the most samples of a batch and "
+                "applies it to every sample: an upper bound on the per-sample worst case that depends on the "
+                "batch size, not comparable with per-sample grid results. ART rounds translations to whole "
+                "pixels; vertical shifts are searched too (the adapter gives ART channels-last input, which "
+                "avoids its channels-first bug)."]
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int

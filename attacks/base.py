@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -202,6 +203,29 @@ class Attack(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.params().items())
         return f"{type(self).__name__}({args})"
+
+    def describe(self) -> str:
+        """What this attack does, in one paragraph for reports, taken from the attack itself.
+
+        The first paragraph of the class docstring, then :meth:`facts`, then the parameters.
+        A new attack gets a fitting description from a docstring alone; one whose behaviour
+        depends on its parameters says so in :meth:`facts`.
+        """
+        parameters = ", ".join(f"{key} = {value}" for key, value in self.params().items())
+        sentences = [docstring_summary(type(self)), *self.facts(), f"Parameters: {parameters}." if parameters else ""]
+        return " ".join(s for s in sentences if s)
+
+    def facts(self) -> list[str]:
+        """Sentences about this configuration that the docstring cannot state; none by default."""
+        return []
+
+
+def docstring_summary(cls: type) -> str:
+    """First paragraph of ``cls``'s own docstring as plain text (reST roles and literals unwrapped)."""
+    doc = cls.__dict__.get("__doc__") or cls.__name__
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    paragraph = re.sub(r":\w+:`~?(?:[\w.]*\.)?([\w]+)`", r"\1", paragraph)  # :class:`a.b.C` -> C
+    return paragraph.replace("``", "`")
 
 
 # --------------------------------------------------------------------------- model handling

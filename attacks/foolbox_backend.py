@@ -20,7 +20,7 @@ from robustbench_win.attacks.base import Attack, BatchOutput, check_positive_int
 from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
 from robustbench_win.attacks.deepfool import DeepFoolParameters
 from robustbench_win.attacks.minimal_norm import check_fraction, check_positive
-from robustbench_win.attacks.spatial import grid_parameters, set_grid_parameters, warp
+from robustbench_win.attacks.spatial import grid_fact, grid_parameters, set_grid_parameters, warp
 
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).
 _MATCH_TOLERANCE = 1e-5
@@ -96,6 +96,12 @@ class FoolboxSpatial(Attack):
 
     def params(self) -> dict[str, Any]:
         return grid_parameters(self)
+
+    def facts(self) -> list[str]:
+        return [grid_fact(self), "foolbox tries rotations outer and translations inner and keeps the first "
+                "transform that fools each sample (first in its order, not the smallest). It does not report "
+                "which one; the adapter recovers it by replaying foolbox's grid and records it in this suite's "
+                "convention (a foolbox pixel moves the content (size - 1) / size px, in the rotated frame)."]
 
     def foolbox_grid(self) -> np.ndarray:
         """foolbox's grid in its search order: ``(T, 3)`` rows ``(angle, dx, dy)``, its units."""

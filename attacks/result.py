@@ -8,8 +8,10 @@ from typing import Any
 
 import torch
 
+# The stored columns of a result, in file order (robustbench_win.store derives its schema from
+# these fields and their types).
 RECORD_FIELDS: tuple[str, ...] = (
-    "index", "label", "clean_pred", "attacked", "success", "adv_pred", "l2", "rho", "iterations",
+    "index", "label", "clean_pred", "attacked", "adv_pred", "success", "l2", "rho", "iterations",
     "dx", "dy", "angle",
 )
 

@@ -176,6 +176,19 @@ def grid_parameters(attack: Attack) -> dict[str, Any]:
     return {name: getattr(attack, name) for name in names}
 
 
+def grid_fact(attack: Attack) -> str:
+    """One sentence on the size of a rotation x translation grid, from its parameters."""
+    p = grid_parameters(attack)
+    rotations, translations = p["num_rotations"], p["num_translations"]
+    return (f"Grid: {rotations} rotations in [-{p['max_rotation']:g}°, {p['max_rotation']:g}°] × "
+            f"{translations} × {translations} translations in [-{p['max_translation']:g}, "
+            f"{p['max_translation']:g}] px = {rotations * translations**2} transforms.")
+
+
+SMALLEST_FIRST = ("tried from the smallest up (|angle| / max_rotation + max(|dx|, |dy|) / max_translation), "
+                  "so the recorded transform is the smallest {0} that fools the sample")
+
+
 class SpatialGrid(_SpatialSearch):
     """Worst case over a rotation x translation grid (Engstrom et al., ICML 2019, arXiv:1712.02779).
 
@@ -207,6 +220,10 @@ class SpatialGrid(_SpatialSearch):
 
     def params(self) -> dict[str, Any]:
         return grid_parameters(self)
+
+    def facts(self) -> list[str]:
+        return [grid_fact(self), f"A sample is robust only if no transform fools it; transforms are "
+                                 f"{SMALLEST_FIRST.format('grid transform')}."]
 
     def _transforms(self, x: Tensor, indices: Sequence[int]) -> Tensor:
         return self.grid.unsqueeze(0).expand(len(x), -1, -1)
@@ -249,6 +266,12 @@ class SpatialRandom(_SpatialSearch):
             "trials": self.trials, "seed": self.seed,
             "max_translation": self.max_translation, "max_rotation": self.max_rotation,
         }
+
+    def facts(self) -> list[str]:
+        return [f"{self.trials} transforms per sample, drawn uniformly from [-{self.max_rotation:g}°, "
+                f"{self.max_rotation:g}°] and [-{self.max_translation:g}, {self.max_translation:g}] px along x "
+                f"and y by a generator seeded with (seed {self.seed}, test index), "
+                f"{SMALLEST_FIRST.format('of them')}."]
 
     def sample_transforms(self, index: int) -> Tensor:
         """The ``(trials, 3)`` transforms of the sample at data set position ``index``, in search order."""

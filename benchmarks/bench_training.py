@@ -38,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import PaperCNN  # noqa: E402
+from robustbench_win.models import PaperCNN  # noqa: E402
 from robustbench_win.datasets import load_dataset  # noqa: E402
 from robustbench_win.training import TrainConfig, _train_step, evaluate, seed_everything, train  # noqa: E402
 

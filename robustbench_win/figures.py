@@ -1,14 +1,16 @@
 """Figures of the report: metrics against kernel size, one line per window.
 
-Each ``plot_*`` function takes a table from :mod:`robustbench_win.tables` (or the raw
-records it is computed from), draws one line per window with error bars of one standard
-deviation over seeds, and writes a PNG atomically. Figures are drawn on matplotlib's Agg
-canvas directly (no pyplot, no display, no global backend change).
+Each ``*_figure`` function takes a table from :mod:`robustbench_win.tables` (or the raw
+records it is computed from) and draws one line per window with error bars of one standard
+deviation over seeds; each ``plot_*`` function also writes it as a PNG, atomically. Figures are
+drawn on matplotlib's Agg canvas directly (no pyplot, no display, no global backend change).
+A title too long for the figure is wrapped onto more lines, so no text is cut at an edge.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,26 +21,37 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from robustbench_win import tables
+from robustbench_win.atomic import write_atomic
+from robustbench_win.ordering import attack_order, ordered, window_order
 
 KERNEL_LABEL = "kernel size k (pixels)"
 _DPI = 120
 _PANEL_SIZE = (4.6, 3.4)  # inches per panel
 _JITTER = 0.08  # horizontal offset between windows, in kernel-size units, so error bars stay apart
+_TITLE_SHARE = 0.95  # of the figure's width that a title line may take
 
 
 def _new_figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(_PANEL_SIZE[0] * n_panels, _PANEL_SIZE[1] + 0.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = list(fig.subplots(1, n_panels, squeeze=False)[0])
-    fig.suptitle(title)
+    _fit_title(fig, title)
     return fig, axes
+
+
+def _fit_title(fig: Figure, title: str) -> None:
+    """Set the figure title, wrapped at word boundaries until every line fits the figure's width."""
+    text = fig.suptitle(title)
+    renderer = fig.canvas.get_renderer()
+    usable = fig.bbox.width * _TITLE_SHARE
+    for width in range(len(title), 0, -1):
+        text.set_text(textwrap.fill(title, width, break_long_words=False))
+        if text.get_window_extent(renderer).width <= usable:
+            return
 
 
 def _save(fig: Figure, path: Path | str) -> Path:
     """Write ``fig`` as PNG atomically (no half-written figure if interrupted)."""
-    # Imported here: report imports this module, and owns the one atomic writer.
-    from robustbench_win.report import write_atomic
-
     buffer = io.BytesIO()
     # No "Software" entry: the bytes then depend on the data and the matplotlib version only.
     fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
@@ -84,16 +97,12 @@ def _require(table: pd.DataFrame, what: str) -> None:
         raise ValueError(f"nothing to plot: the {what} table is empty (no stored results for it)")
 
 
-def plot_clean_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+def clean_accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
     """Clean test accuracy (%) against kernel size, one line per window.
 
     Args:
         table: :func:`tables.clean_accuracy_table`, or the per-model clean records.
-        path: PNG file to write.
         title: Figure title (should name the data set).
-
-    Returns:
-        ``path``.
     """
     if "accuracy" in table.columns:
         table = tables.clean_accuracy_table(table)
@@ -103,46 +112,38 @@ def plot_clean_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Pa
     for label, window, rows, offset in _lines(table, windows):
         _draw(ax, rows["kernel_size"], rows[f"{window}:acc_mean"], rows[f"{window}:acc_std"], offset, label)
     _finish(ax, table["kernel_size"], "clean test accuracy (%)")
-    return _save(fig, path)
+    return fig
 
 
-def plot_deepfool_rho(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+def deepfool_rho_figure(table: pd.DataFrame, title: str) -> Figure:
     """Mean DeepFool ρ_adv = ||r||_2 / ||x||_2 against kernel size; a panel per attack.
 
     Args:
         table: :func:`tables.deepfool_table`, or the per-sample attack records.
-        path: PNG file to write.
         title: Figure title (should name the data set).
-
-    Returns:
-        ``path``.
     """
     if "family" in table.columns:
         table = tables.deepfool_table(table)
     _require(table, "DeepFool")
-    attacks = tables.ordered(table["attack"], tables.ATTACK_ORDER)
+    attacks = ordered(table["attack"], attack_order())
     fig, axes = _new_figure(len(attacks), title)
     for ax, attack in zip(axes, attacks):
         part = table[table["attack"] == attack]
-        windows = tables.ordered(part["window"], tables.WINDOW_ORDER)
+        windows = ordered(part["window"], window_order())
         for label, window, rows, offset in _lines(part, windows):
             rows = rows[rows["window"] == window]
             _draw(ax, rows["kernel_size"], rows["mean_rho_mean"], rows["mean_rho_std"], offset, label)
         ax.set_title(attack)
         _finish(ax, part["kernel_size"], "mean ρ_adv = ‖r‖₂ / ‖x‖₂ (successful samples)")
-    return _save(fig, path)
+    return fig
 
 
-def plot_spatial_robust_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+def spatial_robust_accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
     """Spatial robust accuracy (%) against kernel size; a panel per spatial attack.
 
     Args:
         table: :func:`tables.spatial_table`, or the per-sample attack records.
-        path: PNG file to write.
         title: Figure title (should name the data set).
-
-    Returns:
-        ``path``.
     """
     if "family" in table.columns:
         table = tables.spatial_table(table)
@@ -151,7 +152,7 @@ def plot_spatial_robust_accuracy(table: pd.DataFrame, path: Path | str, title: s
         table = table.iloc[0:0]
     _require(table, "spatial")
     fig, axes = _new_figure(len(attacks), title)
-    windows = tables.ordered(table["window"], tables.WINDOW_ORDER)
+    windows = ordered(table["window"], window_order())
     for ax, attack in zip(axes, attacks):
         for label, window, rows, offset in _lines(table, windows):
             rows = rows[rows["window"] == window]
@@ -159,4 +160,19 @@ def plot_spatial_robust_accuracy(table: pd.DataFrame, path: Path | str, title: s
             _draw(ax, rows["kernel_size"], mean, std, offset, label)
         ax.set_title(attack)
         _finish(ax, table["kernel_size"], "robust accuracy (%)")
-    return _save(fig, path)
+    return fig
+
+
+def plot_clean_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """:func:`clean_accuracy_figure` written as a PNG to ``path``; returns ``path``."""
+    return _save(clean_accuracy_figure(table, title), path)
+
+
+def plot_deepfool_rho(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """:func:`deepfool_rho_figure` written as a PNG to ``path``; returns ``path``."""
+    return _save(deepfool_rho_figure(table, title), path)
+
+
+def plot_spatial_robust_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """:func:`spatial_robust_accuracy_figure` written as a PNG to ``path``; returns ``path``."""
+    return _save(spatial_robust_accuracy_figure(table, title), path)

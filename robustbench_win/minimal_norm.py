@@ -50,16 +50,10 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from robustbench_win.tables import (
-    ATTACK_ORDER,
-    BASELINE_WINDOW,
-    DEFAULT_RADII,
-    MIN_WILCOXON_PAIRS,
-    WINDOW_ORDER,
-    ordered,
-    radius_column,
-    sort_records,
-)
+from robustbench_win.atomic import write_atomic
+from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
+from robustbench_win.suite import DEFAULT_RADII
+from robustbench_win.tables import BASELINE_WINDOW, MIN_WILCOXON_PAIRS, radius_column
 
 # Attack families whose per-sample ``l2`` is a minimal L2 perturbation: DeepFool and its
 # variants, and the other minimal-norm L2 attacks (FMN, DDN) under "minimal-norm".
@@ -112,7 +106,7 @@ def minimal_norm_attacks(samples: pd.DataFrame, families: Collection[str] = MINI
         Attack names in display order.
     """
     chosen = samples.loc[samples["family"].astype(str).isin(set(families)), "attack"]
-    return ordered(chosen.astype(str), ATTACK_ORDER)
+    return ordered(chosen.astype(str), attack_order())
 
 
 def _check_columns(samples: pd.DataFrame) -> None:
@@ -133,7 +127,7 @@ def _resolve_attacks(samples: pd.DataFrame, attacks: Iterable[str] | None) -> li
     unknown = sorted(set(chosen) - set(samples["attack"].astype(str)))
     if unknown:
         raise ValueError(f"no per-sample records for attacks {unknown}; recorded attacks: "
-                         f"{ordered(samples['attack'].astype(str), ATTACK_ORDER)}")
+                         f"{ordered(samples['attack'].astype(str), attack_order())}")
     return chosen
 
 
@@ -669,7 +663,7 @@ def draw_security_curves(curves: pd.DataFrame, *, title: str | None = None) -> F
     several = len({p[:2] for p in panels}) > 1
     for ax, key in zip(axes, panels):
         part = curves[(curves["dataset"] == key[0]) & (curves["model"] == key[1]) & (curves["kernel_size"] == key[2])]
-        for window in ordered(part["window"].astype(str), WINDOW_ORDER):
+        for window in ordered(part["window"].astype(str), window_order()):
             _draw_window(ax, part[part["window"] == window], window)
         ax.set(title=_panel_title(key, several), xlabel="L2 radius ε", ylabel="robust accuracy (%)",
                xlim=(0.0, max(float(part["eps"].max()), 1e-9)), ylim=(-2, 102))
@@ -704,9 +698,6 @@ def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str |
 
 def _save(fig: Figure, path: Path | str) -> Path:
     """Write ``fig`` as PNG atomically; no "Software" entry, so the bytes depend on the data only."""
-    # Imported here: the report module imports the statistics modules, and owns the atomic writer.
-    from robustbench_win.report import write_atomic
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
     return write_atomic(path, buffer.getvalue())

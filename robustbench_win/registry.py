@@ -22,6 +22,7 @@ import fnmatch
 import importlib
 import importlib.util
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -48,7 +49,16 @@ class UnknownNameError(KeyError):
 
 
 class PluginError(ImportError):
-    """Raised when a ``--plugin`` module or file cannot be imported."""
+    """A ``--plugin`` module or file, or an entry point, cannot be imported.
+
+    Attributes:
+        details: The plug-in's own traceback frames (empty when there are none), to print
+            after the one-line message.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
 
 
 @dataclass
@@ -109,6 +119,11 @@ class Registry(Generic[Factory]):
         self._load_builtins()
         return sorted(name for name in self._entries if fnmatch.fnmatchcase(name, pattern))
 
+    def in_registration_order(self) -> list[str]:
+        """Every name in the order it was registered: built-ins as their modules list them, then plug-ins."""
+        self._load_builtins()
+        return list(self._entries)
+
     def describe(self, name: str) -> str:
         """First line of the factory's docstring, or an empty string."""
         doc = (self.get(name).__doc__ or "").strip()
@@ -133,15 +148,27 @@ class Registry(Generic[Factory]):
         )
 
     def _load_builtins(self) -> None:
+        """Import the built-in entries, then every installed entry point of this kind.
+
+        Raises:
+            PluginError: An entry point failed at import (the others are loaded all the same).
+        """
         if self._loaded:
             return
         self._loaded = True  # set first: the imports below call back into this registry
         for module in _BUILTIN_MODULES.get(self.kind, ()):
             importlib.import_module(module)
+        failures = []
         for entry_point in entry_points(group=ENTRY_POINT_PREFIX + self.kind):
-            loaded = entry_point.load()
-            if callable(loaded) and not isinstance(loaded, type(sys)):
-                loaded()
+            try:
+                loaded = entry_point.load()
+                if callable(loaded) and not isinstance(loaded, type(sys)):
+                    loaded()
+            except Exception as error:  # the other plug-ins still load; the first failure is raised
+                name = f"entry point '{entry_point.name} = {entry_point.value}' (group {entry_point.group})"
+                failures.append(plugin_failure(name, error, _module_roots(entry_point.module)))
+        if failures:
+            raise failures[0]
 
 
 def _qualname(obj: Any) -> str:
@@ -161,32 +188,72 @@ def load_plugin(spec: str) -> None:
     """Import a user's module by dotted name or a ``.py`` file by path, so it can register.
 
     Raises:
-        PluginError: The file does not exist or the module cannot be imported.
+        PluginError: The file does not exist, the module cannot be found, or the plug-in
+            raised while it was imported (the message names it and the error; ``details``
+            holds the plug-in's own frames).
     """
-    path = Path(spec)
     if spec.endswith(".py"):
-        if not path.is_file():
-            raise PluginError(f"plugin file '{spec}' does not exist; pass a .py path or a module name")
-        path = path.resolve()
-        module_name = f"robustbench_win_plugin_{path.stem}"
-        loaded = sys.modules.get(module_name)
-        if loaded is not None and getattr(loaded, "__file__", None) == str(path):
-            return  # imported already, like a module name: running it again would register twice
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise PluginError(f"cannot import plugin file '{spec}'")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[module_name]  # a fixed file can then be loaded again
-            raise
+        _load_plugin_file(spec)
         return
     try:
         importlib.import_module(spec)
     except ModuleNotFoundError as error:
+        if error.name is None or not (spec == error.name or spec.startswith(f"{error.name}.")):
+            raise plugin_failure(f"plugin module '{spec}'", error, _module_roots(spec)) from error
         raise PluginError(
             f"cannot import plugin module '{spec}' ({error}); pass an importable module name "
             f"or the path of a .py file"
         ) from error
+    except Exception as error:
+        raise plugin_failure(f"plugin module '{spec}'", error, _module_roots(spec)) from error
+
+
+def _load_plugin_file(spec: str) -> None:
+    path = Path(spec)
+    if not path.is_file():
+        raise PluginError(f"plugin file '{spec}' does not exist; pass a .py path or a module name")
+    path = path.resolve()
+    module_name = f"robustbench_win_plugin_{path.stem}"
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and getattr(loaded, "__file__", None) == str(path):
+        return  # imported already, like a module name: running it again would register twice
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise PluginError(f"cannot import plugin file '{spec}'")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]  # a fixed file can then be loaded again
+        raise plugin_failure(f"plugin file '{spec}'", error, [str(path)]) from error
+
+
+def plugin_failure(name: str, error: BaseException, roots: list[str]) -> PluginError:
+    """A :class:`PluginError` for a plug-in that raised at import, with its own frames only.
+
+    Args:
+        name: How to name the plug-in, e.g. ``"plugin file 'my_models.py'"``.
+        error: What it raised.
+        roots: Files or folders holding the plug-in's code; frames elsewhere (importlib, this
+            package, libraries it calls) are left out.
+    """
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if any(f.filename.startswith(r) for r in roots)]
+    details = "".join(traceback.format_list(frames))
+    if isinstance(error, SyntaxError):  # where the bad line is: not a frame of the plug-in
+        details += "".join(traceback.format_exception_only(error)[:-1])
+    message = f"{name} failed at import: {type(error).__name__}: {error}"
+    return PluginError(message, "Traceback of the plug-in (most recent call last):\n" + details if details else "")
+
+
+def _module_roots(module: str) -> list[str]:
+    """Where the top-level package of ``module`` lives (its folder, or its file)."""
+    try:
+        found = importlib.util.find_spec(module.split(".")[0])
+    except (ImportError, ValueError):
+        return []
+    if found is None:
+        return []
+    if found.submodule_search_locations:
+        return [str(Path(p)) + "/" for p in found.submodule_search_locations]
+    return [found.origin] if found.origin else []

@@ -29,11 +29,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import inspect
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from robustbench_win.models.windows import WINDOWS, check_kernel_size, check_window
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, UnknownNameError
@@ -46,12 +49,13 @@ TOP_LEVEL_KEYS = {
     "name": "suite name, used for the default output folder reports/<name>",
     "description": "one line saying what the suite is for",
     "dataset": "data set name or imagefolder:PATH",
+    "dataset_args": "table: the data set's own arguments, e.g. { display_name = \"CIFAR-10 (JPEG copy)\" }",
     "train_size": "stratified training subset (omit for the whole split)",
     "test_size": "stratified test subset for clean accuracy (omit for the whole split)",
     "attack_samples": "number of test images attacked, the same ones for every model",
     "kernel_sizes": "odd kernel sizes, e.g. [3, 5, 7, 9, 11]",
     "windows": f"windows to compare, from {', '.join(WINDOWS)}",
-    "seeds": "training seeds; several give mean +- std",
+    "seeds": "training seeds, integers >= 0; several give mean +- std",
     "notes": "what the report should say about this suite (e.g. reductions from the paper)",
     "device": "auto, cpu or cuda",
     "model": "table: name (registry) and args (factory arguments)",
@@ -90,6 +94,7 @@ class SuiteConfig:
     train: TrainConfig
     attacks: tuple[AttackSpec, ...]
     attack_samples: int = 100
+    dataset_args: dict[str, Any] = field(default_factory=dict)
     train_size: int | None = None
     test_size: int | None = None
     radii: tuple[float, ...] = DEFAULT_RADII
@@ -181,9 +186,10 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> SuiteConfig:
     config = SuiteConfig(
         name=_get(raw, "name", str, source),
         dataset=_dataset(raw, source),
+        dataset_args=_dataset_args(raw, source),
         kernel_sizes=tuple(_each(raw, "kernel_sizes", _kernel_size, source)),
         windows=tuple(_each(raw, "windows", _window, source, default=["none", "hamming"])),
-        seeds=tuple(_each(raw, "seeds", _int, source, default=[0])),
+        seeds=tuple(_each(raw, "seeds", _seed, source, default=[0])),
         model=_model_name(model, source),
         model_args=dict(_table(model, "args", source, "model.")),
         train=_train_config(train_raw, source),
@@ -246,6 +252,12 @@ def _int(value: Any) -> int:
     return value
 
 
+def _seed(value: Any) -> int:
+    if _int(value) < 0:
+        raise ValueError(f"seeds must be integers >= 0, got {value}")
+    return value
+
+
 def _kernel_size(value: Any) -> int:
     return check_kernel_size(value)
 
@@ -284,6 +296,20 @@ def _dataset(raw: dict[str, Any], source: str) -> str:
     return spec
 
 
+def _dataset_args(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """The data set's own arguments, checked against its factory's signature."""
+    args = dict(_table(raw, "dataset_args", source))
+    name, _, path = raw["dataset"].partition(":")
+    factory = DATASETS.get(name)
+    try:
+        inspect.signature(factory).bind(**args, **({"path": path} if path else {}))
+    except TypeError as error:
+        accepted = [p for p in inspect.signature(factory).parameters if p not in ("path", "data_dir", "download")]
+        raise SuiteError(f"{source}: bad 'dataset_args' for data set '{name}' ({error}); it accepts "
+                         f"{', '.join(accepted) or 'none'}") from None
+    return args
+
+
 def _model_name(model: dict[str, Any], source: str) -> str:
     name = model.get("name")
     if not isinstance(name, str):
@@ -294,10 +320,53 @@ def _model_name(model: dict[str, Any], source: str) -> str:
 
 
 def _train_config(values: dict[str, Any], source: str) -> TrainConfig:
+    hints = typing.get_type_hints(TrainConfig)
+    for key, value in values.items():
+        if not _has_type(value, hints[key]):
+            raise SuiteError(f"{source}: 'train.{key}' must be {_type_name(hints[key])}, got {value!r} "
+                             f"({type(value).__name__}); for example --set train.{key}={_example(hints[key])}")
     try:
         return TrainConfig(**values)
     except (ValueError, TypeError) as error:
         raise SuiteError(f"{source}: bad value in [train]: {error}") from error
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a TOML value fits a field annotation (int, float, bool, str, Literal, tuple[X, ...], unions)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in args)
+    if origin is Literal:
+        return value in args
+    if origin in (tuple, list):
+        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return hint is type(None) and value is None or isinstance(hint, type) and isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args if a is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (tuple, list):
+        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+def _example(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return _example(args[0])
+    if origin is Literal:
+        return str(args[0])
+    if origin in (tuple, list):
+        return f"[{_example(args[0])}]"
+    return {int: "3", float: "0.05", bool: "true", str: "text"}.get(hint, "...")
 
 
 def _attack(entry: Any, source: str) -> AttackSpec:

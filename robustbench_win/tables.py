@@ -1,8 +1,8 @@
 """Comparison tables computed from stored per-model and per-sample records.
 
-Every function here is pure: it takes the records (as collected by
-:func:`robustbench_win.report.collect_results`) and returns a new DataFrame. Numbers stay
-numeric; :func:`to_markdown` turns a table into a readable "mean ± std" view.
+Every function here is pure: it takes the typed records (as read by
+:meth:`robustbench_win.store.RunFolder.collect`) and returns a new DataFrame. Numbers stay
+numeric; :mod:`robustbench_win.markdown` renders a table for reading.
 
 Conventions shared by all tables:
 
@@ -27,23 +27,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
+from robustbench_win.suite import DEFAULT_RADII
+
 BASELINE_WINDOW = "none"
-DEFAULT_RADII: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)  # L2 radii in [0, 1] pixel space
 # Below 6 pairs a two-sided exact signed-rank test cannot reach p < 0.05 (its smallest
 # p-value is 2 / 2**n), so no p-value is reported.
 MIN_WILCOXON_PAIRS = 6
-
-# Display order; names not listed follow, sorted alphabetically.
-WINDOW_ORDER: tuple[str, ...] = ("none", "hamming", "hann", "blackman", "kaiser")
-ATTACK_ORDER: tuple[str, ...] = (
-    "deepfool",
-    "deepfool-foolbox",
-    "deepfool-art",
-    "spatial-grid",
-    "spatial-random",
-    "spatial-foolbox",
-    "spatial-art",
-)
 
 MODEL_KEYS = ["dataset", "model", "kernel_size", "window"]  # one configuration, all seeds
 ROW_KEYS = ["dataset", "model", "kernel_size"]  # one row of a wide table
@@ -54,63 +44,13 @@ _SPATIAL_COUNTS = ["n_evaluated", "n_fooled"]
 _SPATIAL_METRICS = ["robust_acc", "median_abs_angle", "median_shift"]
 
 
-# --------------------------------------------------------------------------- ordering
-
-
-def _rank(values: pd.Series, order: Sequence[str]) -> pd.Series:
-    """Position of each value in ``order``; unknown values after it, alphabetically."""
-    ranks = {name: i for i, name in enumerate(order)}
-    extra = sorted({str(v) for v in values.dropna().unique()} - set(ranks))
-    ranks.update({name: len(order) + i for i, name in enumerate(extra)})
-    return values.map(lambda v: ranks.get(str(v), math.inf) if pd.notna(v) else math.inf)
-
-
-def _sort_key(column: pd.Series) -> pd.Series:
-    if column.name == "window":
-        return _rank(column, WINDOW_ORDER)
-    if column.name == "attack":
-        return _rank(column, ATTACK_ORDER)
-    return column
-
-
-def sort_records(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Sort rows deterministically: windows and attacks in display order, the rest natural.
-
-    Args:
-        df: Records to sort.
-        by: Columns to sort by, most significant first.
-
-    Returns:
-        A sorted copy with a fresh 0..n-1 index.
-    """
-    return df.sort_values(list(by), key=_sort_key, kind="mergesort").reset_index(drop=True)
-
-
-def ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
-    """Distinct ``values`` in display ``order`` (unknown names last, alphabetically)."""
-    distinct = pd.Series(sorted({str(v) for v in values}), dtype=object)
-    return list(distinct.iloc[np.argsort(_rank(distinct, order).to_numpy(), kind="stable")])
-
-
 # --------------------------------------------------------------------------- helpers
 
 
-def _as_bool(column: pd.Series) -> pd.Series:
-    """Booleans from bool, 0/1 or "True"/"False" columns (missing -> False)."""
-    if column.dtype == bool:
-        return column
-    text = column.astype(str).str.strip().str.lower()
-    return text.isin(["true", "1", "1.0", "yes"])
-
-
 def _prepare_samples(samples: pd.DataFrame, family: str) -> pd.DataFrame:
-    """Rows of one attack family with clean booleans; ``success`` implies ``attacked``."""
-    rows = samples[samples["family"].astype(str) == family].copy()
-    rows["attacked"] = _as_bool(rows["attacked"])
-    rows["success"] = _as_bool(rows["success"]) & rows["attacked"]
-    for name in ("l2", "rho", "dx", "dy", "angle"):
-        if name in rows:
-            rows[name] = pd.to_numeric(rows[name], errors="coerce").astype(float)
+    """Rows of one attack family (typed records); ``success`` implies ``attacked``."""
+    rows = samples[samples["family"] == family].copy()
+    rows["success"] = rows["success"] & rows["attacked"]
     return rows
 
 
@@ -203,7 +143,7 @@ def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
     """
     long = clean_accuracy_long(clean)
     columns = {}
-    for window in ordered(long["window"], WINDOW_ORDER):
+    for window in ordered(long["window"], window_order()):
         columns[window] = ["n_seeds", "acc_mean", "acc_std"]
         if window != BASELINE_WINDOW:
             columns[window] += ["diff_mean", "diff_std", "n_paired"]
@@ -392,7 +332,7 @@ def spatial_table(samples: pd.DataFrame) -> pd.DataFrame:
                 for key, group in rows.groupby(keys + ["seed"], sort=False)]
     long = _over_seeds(pd.DataFrame(per_seed), keys, _SPATIAL_METRICS, _SPATIAL_COUNTS)
     names = ["n_seeds", *_SPATIAL_COUNTS] + [f"{m}_{s}" for m in _SPATIAL_METRICS for s in ("mean", "std")]
-    attacks = ordered(long["attack"], ATTACK_ORDER)
+    attacks = ordered(long["attack"], attack_order())
     table = _spread(long, MODEL_KEYS, "attack", {attack: names for attack in attacks})
     counts = [f"{a}:{c}" for a in attacks for c in ("n_seeds", *_SPATIAL_COUNTS)]
     return _int_columns(table, ["kernel_size", *counts])
@@ -401,118 +341,3 @@ def spatial_table(samples: pd.DataFrame) -> pd.DataFrame:
 def spatial_attacks(table: pd.DataFrame) -> list[str]:
     """The spatial attacks that have a column group in a :func:`spatial_table`."""
     return [c.split(":", 1)[0] for c in table.columns if c.endswith(":robust_acc_mean")]
-
-
-# --------------------------------------------------------------------------- markdown
-
-_LABELS = {
-    "dataset": "data set",
-    "model": "model",
-    "attack": "attack",
-    "kernel_size": "k",
-    "window": "window",
-    "n_seeds": "seeds",
-    "n_paired": "paired seeds",
-    "n_evaluated": "evaluated",
-    "n_attacked": "attacked",
-    "n_success": "fooled",
-    "n_fooled": "fooled",
-    "acc": "acc. (%)",
-    "diff": "Δ vs none (pp)",
-    "success_rate": "success (%)",
-    "median_l2": "median ‖r‖₂",
-    "mean_l2": "mean ‖r‖₂",
-    "mean_rho": "mean ρ_adv",
-    "robust_acc": "robust acc. (%)",
-    "median_abs_angle": "median |angle| (°)",
-    "median_shift": "median shift (px)",
-    "wilcoxon_n_pairs": "pairs",
-    "wilcoxon_median_diff": "median Δ‖r‖₂ (win − none)",
-    "wilcoxon_p": "Wilcoxon p",
-    "wilcoxon_note": "note",
-}
-_DECIMALS = {
-    "acc": 2,
-    "diff": 2,
-    "success_rate": 1,
-    "median_l2": 3,
-    "mean_l2": 3,
-    "mean_rho": 4,
-    "robust_acc": 1,
-    "median_abs_angle": 1,
-    "median_shift": 2,
-    "wilcoxon_median_diff": 3,
-}
-_SIGNED = {"diff", "wilcoxon_median_diff"}
-_TEXT_COLUMNS = {"dataset", "model", "attack", "window", "wilcoxon_note"}
-_MISSING = "–"
-
-
-def _label(metric: str) -> str:
-    if metric.startswith("robust_acc@"):
-        return f"robust acc. ε={metric.split('@', 1)[1]} (%)"
-    return _LABELS.get(metric, metric)
-
-
-def _decimals(metric: str) -> int:
-    return _DECIMALS.get(metric.split("@", 1)[0], 3)
-
-
-def _number(value: Any, metric: str) -> str:
-    """One cell: integers as integers, p-values with 3 significant digits, else fixed."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return _MISSING
-    if isinstance(value, str):
-        return value or ""
-    if metric == "wilcoxon_p":
-        return f"{value:.3g}"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    sign = "+" if metric in _SIGNED else ""
-    return f"{value:{sign}.{_decimals(metric)}f}"
-
-
-def _mean_std(mean: Any, std: Any, metric: str) -> str:
-    if pd.isna(mean):
-        return _MISSING
-    if pd.isna(std):  # a single seed: no spread to report
-        return _number(float(mean), metric)
-    return f"{_number(float(mean), metric)} ± {float(std):.{_decimals(metric)}f}"
-
-
-def to_markdown(df: pd.DataFrame, *, drop_constant_keys: bool = True) -> str:
-    """Render a table of this module as a markdown (pipe) table.
-
-    ``<metric>_mean``/``<metric>_std`` pairs become one "mean ± std" column; missing values
-    show as "–".
-
-    Args:
-        df: A table from :func:`clean_accuracy_table`, :func:`deepfool_table` or
-            :func:`spatial_table` (any DataFrame works).
-        drop_constant_keys: Leave out the ``dataset`` and ``model`` columns where they hold
-            a single value (the report names them in its heading).
-
-    Returns:
-        The markdown text, without a trailing newline; "_No results._" for an empty table.
-    """
-    if df.empty:
-        return "_No results._"
-    names = set(df.columns)
-    view: dict[str, list[str]] = {}
-    align: list[str] = []
-    for column in df.columns:
-        group, _, metric = column.rpartition(":")
-        prefix = f"{group}:" if group else ""
-        if drop_constant_keys and column in ("dataset", "model") and df[column].nunique(dropna=False) <= 1:
-            continue
-        if metric.endswith("_std") and f"{prefix}{metric[:-4]}_mean" in names:
-            continue
-        header = f"{group} {_label(metric)}".strip()
-        if metric.endswith("_mean") and f"{prefix}{metric[:-5]}_std" in names:
-            base = metric[:-5]
-            header = f"{group} {_label(base)}".strip()
-            view[header] = [_mean_std(m, s, base) for m, s in zip(df[column], df[f"{prefix}{base}_std"])]
-        else:
-            view[header] = [_number(v, metric) for v in df[column].astype(object)]
-        align.append("left" if column in _TEXT_COLUMNS else "right")
-    return pd.DataFrame(view).to_markdown(index=False, disable_numparse=True, colalign=align)

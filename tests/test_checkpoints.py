@@ -13,18 +13,17 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_win import checkpoints
+from robustbench_win import checkpoints, training
 from robustbench_win.checkpoints import (
     CheckpointError,
     CheckpointStore,
     ModelSpec,
     build_model,
     load_model,
-    obtain_model,
     read_checkpoint,
 )
 from robustbench_win.datasets import ImageData
-from robustbench_win.training import TrainConfig
+from robustbench_win.training import TrainConfig, obtain_model
 
 CONFIG = TrainConfig(epochs=1, batch_size=16, lr=0.05, milestones=())
 
@@ -94,7 +93,7 @@ def test_second_obtain_loads_instead_of_training(data: ImageData, store: Checkpo
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained again although a checkpoint exists")
 
-    monkeypatch.setattr(checkpoints, "train", no_training)
+    monkeypatch.setattr(training, "train", no_training)
     second = obtain_model(spec, data, store, progress=False)
     assert second.reused and second.checkpoint == first.checkpoint
     assert second.metrics == first.metrics
@@ -250,3 +249,32 @@ def test_default_checkpoint_dir_from_environment(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv(checkpoints.CHECKPOINT_DIR_ENV)
     monkeypatch.setenv("ROBUSTBENCH_WIN_CACHE", str(tmp_path / "cache"))
     assert CheckpointStore().root == tmp_path / "cache" / "checkpoints"
+
+
+# --------------------------------------------------------------------------- a long training on a CPU is announced
+
+
+def test_gpu_sized_training_on_a_cpu_is_announced_with_its_time(data: ImageData, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    quiet = obtain_model(make_spec(), data, CheckpointStore(tmp_path / "a"), progress=False)
+    assert not caplog.records  # a small model trains without a word
+    monkeypatch.setattr(training, "CPU_WARNING_SECONDS", 0.0)
+    with caplog.at_level("WARNING", logger="robustbench_win"):
+        announced = obtain_model(make_spec(), data, CheckpointStore(tmp_path / "b"), progress=False)
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert message.startswith("paper-cnn_k5_hamming_s0 is GPU-sized: training it on this CPU")
+    assert "will take about" in message and "1 epochs x 3 steps" in message  # 48 images, batch 16
+    # Timing the estimate trains a copy: the model itself comes out exactly the same.
+    assert torch.equal(outputs(announced.model, data), outputs(quiet.model, data))
+
+
+def test_the_estimate_leaves_the_model_and_the_random_state_alone(data: ImageData) -> None:
+    model = build_model(make_spec(), data)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.random.get_rng_state()
+    seconds, per_step = training.estimate_train_seconds(model, data, CONFIG, device=torch.device("cpu"), threshold=1e-9)
+    assert seconds == pytest.approx(per_step * 3) and per_step > 0  # 1 epoch of 3 steps
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.random.get_rng_state(), rng)

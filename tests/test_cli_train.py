@@ -160,7 +160,7 @@ def test_plugin_file_makes_a_model_trainable(tmp_path: Path, plugin_model: str,
         @register_model("{plugin_model}")
         def tiny(*, in_channels, num_classes, kernel_size=3, window="none", width=4):
             \"\"\"A tiny plug-in CNN.\"\"\"
-            from models import WindowedConv2d
+            from robustbench_win.models import WindowedConv2d
             return nn.Sequential(
                 WindowedConv2d(in_channels, width, kernel_size, window=window, padding=kernel_size // 2),
                 nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes),
@@ -180,3 +180,33 @@ def test_plugin_file_makes_a_model_trainable(tmp_path: Path, plugin_model: str,
 def test_missing_plugin_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "models", "--plugin", "does_not_exist.py"]) == 2
     assert "plugin file 'does_not_exist.py' does not exist" in capsys.readouterr().err
+
+
+def test_a_long_cpu_training_is_announced_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from robustbench_win import training
+
+    monkeypatch.setattr(training, "CPU_WARNING_SECONDS", 0.0)
+    assert main(["train", *TRAIN_ARGS, "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("robustbench-win: warning: paper-cnn_k5_hamming_s0 is GPU-sized: training it on this CPU")
+    assert "will take about" in err and "--device cuda" in err
+
+
+def test_negative_seed_and_thread_counts_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag, value, message in (("--seed", "-1", "expected an integer >= 0, got '-1'"),
+                                 ("--threads", "0", "expected an integer >= 1, got '0'")):
+        with pytest.raises(SystemExit) as info:
+            main(["train", flag, value])
+        assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_threads_sets_torch_threads(tmp_path: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", *TRAIN_ARGS, "--threads", "1", "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

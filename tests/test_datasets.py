@@ -15,6 +15,7 @@ from PIL import Image
 
 from robustbench_win import datasets
 from robustbench_win.datasets import (
+    DatasetError,
     DatasetNotFoundError,
     ImageData,
     load_dataset,
@@ -263,13 +264,66 @@ def test_image_folder_jpeg_and_greyscale(tmp_path: Path) -> None:
     torch.testing.assert_close(means, torch.tensor([40.0, 50.0, 200.0, 210.0]), atol=2.0, rtol=0)
 
 
+def two_class_folder(root: Path, shape: tuple[int, ...] = (8, 8, 3)) -> Path:
+    """``root/{train,test}/{a,b}/0.png``: a valid image folder to spoil in one way."""
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            write_image(root / split / cls / "0.png", np.full(shape, 100, dtype=np.uint8))
+    return root
+
+
 def test_image_folder_mixed_sizes_are_rejected(tmp_path: Path) -> None:
-    root = tmp_path / "mixed"
-    write_image(root / "train" / "a" / "0.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    root = two_class_folder(tmp_path / "mixed")
     write_image(root / "train" / "a" / "1.png", np.zeros((9, 8, 3), dtype=np.uint8))
-    write_image(root / "test" / "a" / "0.png", np.zeros((8, 8, 3), dtype=np.uint8))
-    with pytest.raises(ValueError, match="one size"):
+    with pytest.raises(DatasetError, match="one size"):
         load_dataset("imagefolder:" + str(root))
+
+
+def test_a_file_that_is_not_an_image_is_named(tmp_path: Path) -> None:
+    root = two_class_folder(tmp_path / "broken")
+    bad = root / "train" / "b" / "notes.jpg"
+    bad.write_text("these are my notes, not a picture")
+    with pytest.raises(DatasetError, match=r"notes\.jpg is not a readable image.*remove it"):
+        load_dataset("imagefolder:" + str(root))
+
+
+def test_greyscale_and_colour_images_are_all_read_as_rgb(tmp_path: Path) -> None:
+    root = two_class_folder(tmp_path / "mixed-modes")
+    grey = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    write_image(root / "test" / "b" / "1.png", grey)
+    data = load_dataset("imagefolder:" + str(root))
+    assert data.in_channels == 3 and data.test_images.shape == (3, 3, 8, 8)
+    # The greyscale image's value lands in every channel, as PIL's convert("RGB") does.
+    for channel in range(3):
+        assert torch.equal(data.test_images[2, channel], torch.from_numpy(grey))
+    assert any("1 greyscale images converted to RGB" in note for note in data.notes)
+
+
+def test_a_single_class_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "one-class"
+    for split in ("train", "test"):
+        write_image(root / split / "only" / "0.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    with pytest.raises(DatasetError, match=r"single class \['only'\].*at least two"):
+        load_dataset("imagefolder:" + str(root))
+
+
+def test_classes_that_differ_between_splits_are_refused(tmp_path: Path) -> None:
+    root = two_class_folder(tmp_path / "differ")
+    write_image(root / "test" / "c" / "0.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    with pytest.raises(DatasetError, match=r"only in train \[\], only in test \['c'\]"):
+        load_dataset("imagefolder:" + str(root))
+
+
+def test_an_image_folder_describes_itself(tmp_path: Path) -> None:
+    root = two_class_folder(tmp_path / "cifar10-jpeg")  # the name alone says nothing
+    plain = load_dataset("imagefolder:" + str(root))
+    assert plain.display_name == "image folder cifar10-jpeg"
+    assert plain.notes == (f"image folder {root.resolve()}: 2 training and 2 test images in 2 classes",)
+    (root / "dataset.toml").write_text('display_name = "Toy copy"\nnotes = ["re-encoded as PNG"]\n')
+    described = load_dataset("imagefolder:" + str(root))
+    assert described.display_name == "Toy copy" and described.notes[0] == "re-encoded as PNG"
+    given = load_dataset("imagefolder:" + str(root), display_name="Given", notes=["from the suite"])
+    assert given.display_name == "Given" and given.notes[:2] == ("re-encoded as PNG", "from the suite")
 
 
 def test_missing_image_folder(tmp_path: Path) -> None:
@@ -392,3 +446,14 @@ def test_subsample_notes_and_identity(mnist5k: ImageData) -> None:
     assert any("200 of 4000" in note for note in small.notes)
     assert any("50 of 1000" in note for note in small.notes)
     assert torch.equal(small.train_images, subsample(mnist5k, train_size=200, test_size=50, seed=1).train_images)
+
+
+def test_a_bad_image_folder_is_one_line_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from robustbench_win.cli import main
+
+    root = two_class_folder(tmp_path / "bad")
+    (root / "test" / "a" / "scan.png").write_bytes(b"\x89PNG but cut short")
+    assert main(["train", "--dataset", f"imagefolder:{root}", "--quiet", "--checkpoint-dir", str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustbench-win: error: {root.resolve() / 'test' / 'a' / 'scan.png'} is not a readable image")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -206,7 +206,7 @@ def test_plugin_file_that_fails_can_be_fixed_and_reloaded(tmp_path: Path, clean_
     clean_global_models.append(name)
     plugin = tmp_path / "broken_models.py"
     plugin.write_text("raise RuntimeError('broken plugin')\n")
-    with pytest.raises(RuntimeError, match="broken plugin"):
+    with pytest.raises(PluginError, match="broken_models.py' failed at import: RuntimeError: broken plugin"):
         load_plugin(str(plugin))
     plugin.write_text(PLUGIN_SOURCE.format(name=name))
     load_plugin(str(plugin))
@@ -284,3 +284,74 @@ def test_global_registrations_by_decorator(clean_global_models: list[str]) -> No
 
     assert MODELS.get(name) is decorated
     assert name in MODELS.names("rbw-test-*")
+
+
+# --------------------------------------------------------------------------- plug-ins that raise at import
+
+BROKEN_PLUGIN = """\
+import os
+
+
+def read_settings():
+    raise KeyError("MY_MODELS_HOME is not set")
+
+
+SETTINGS = read_settings()
+"""
+
+
+def frame_files(details: str) -> set[str]:
+    return {line.split('"')[1] for line in details.splitlines() if line.strip().startswith('File "')}
+
+
+def test_a_plugin_file_that_raises_names_itself_and_shows_only_its_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from robustbench_win.cli import main
+
+    plugin = tmp_path / "my_settings_models.py"
+    plugin.write_text(BROKEN_PLUGIN)
+    assert main(["--plugin", str(plugin), "list", "models"]) == 2
+    err = capsys.readouterr().err
+    first, *rest = err.splitlines()
+    assert first == (f"robustbench-win: error: plugin file '{plugin}' failed at import: "
+                     f"KeyError: 'MY_MODELS_HOME is not set'")
+    assert frame_files("\n".join(rest)) == {str(plugin)}  # no importlib or robustbench_win frames
+    assert "line 5, in read_settings" in err and "line 8, in <module>" in err
+
+
+def test_a_plugin_module_with_a_missing_dependency_says_which(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              clean_global_models: list[str]) -> None:
+    (tmp_path / "rbw_test_plugin_needs_dep.py").write_text("import rbw_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="plugin module 'rbw_test_plugin_needs_dep' failed at import: "
+                                          "ModuleNotFoundError: No module named 'rbw_no_such_dependency'") as info:
+        load_plugin("rbw_test_plugin_needs_dep")
+    assert frame_files(info.value.details) == {str(tmp_path / "rbw_test_plugin_needs_dep.py")}
+
+
+def install_distribution(root: Path, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """A minimal installed distribution under ``root`` (its ``.dist-info`` and modules)."""
+    info = root / "rbw_test_dist-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rbw-test-dist\nVersion: 1.0\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[robustbench_win.models]\n{lines}\n")
+    for name, source in modules.items():
+        (root / f"{name}.py").write_text(source)
+
+
+def test_an_entry_point_that_raises_leaves_the_others_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             clean_global_models: list[str]) -> None:
+    good = ("from robustbench_win.registry import MODELS\n"
+            "MODELS.register('rbw-ep-good')(lambda **kwargs: 'good')\n")
+    install_distribution(tmp_path, {"broken": "rbw_test_plugin_broken_ep", "good": "rbw_test_plugin_good_ep"},
+                         {"rbw_test_plugin_broken_ep": BROKEN_PLUGIN, "rbw_test_plugin_good_ep": good})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fresh: Registry[Any] = Registry("models")
+    monkeypatch.setattr(registry_module, "MODELS", fresh)  # the good plug-in registers here
+    with pytest.raises(PluginError, match=r"entry point 'broken = rbw_test_plugin_broken_ep' \(group "
+                                          r"robustbench_win.models\) failed at import: KeyError") as info:
+        fresh.names()
+    assert frame_files(info.value.details) == {str(tmp_path / "rbw_test_plugin_broken_ep.py")}
+    assert "rbw-ep-good" in fresh.names()  # loaded all the same: the registry is not half-loaded

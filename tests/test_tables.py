@@ -240,24 +240,3 @@ def test_spatial_medians_empty_without_recorded_transform():
     row = tables.spatial_table(pd.DataFrame(rows)).iloc[0]
     assert row["spatial-foolbox:robust_acc_mean"] == pytest.approx(50.0)
     assert math.isnan(row["spatial-foolbox:median_abs_angle_mean"])
-
-
-# --------------------------------------------------------------------------- markdown
-
-
-def test_markdown_shows_mean_pm_std_and_tables_stay_numeric(deepfool_samples):
-    table = tables.deepfool_table(deepfool_samples, RADII)
-    assert table["success_rate_mean"].dtype == float and table["n_attacked"].dtype == "Int64"
-    text = tables.to_markdown(table)
-    first = table.iloc[0]
-    assert f"{first['success_rate_mean']:.1f} ± {first['success_rate_std']:.1f}" in text
-    assert "robust acc. ε=0.25 (%)" in text and "Wilcoxon p" in text
-    assert "| dataset" not in text and "toy" not in text  # constant key columns left out
-    assert len(text.splitlines()) == 2 + len(table)
-
-
-def test_markdown_of_clean_table_signs_differences():
-    records = [clean_record(3, "none", 0, 0.9), clean_record(3, "hamming", 0, 0.85)]
-    text = tables.to_markdown(tables.clean_accuracy_table(pd.DataFrame(records)))
-    assert "-5.00" in text and "hamming Δ vs none (pp)" in text and "90.00" in text
-    assert tables.to_markdown(pd.DataFrame()) == "_No results._"

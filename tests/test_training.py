@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import PaperCNN
+from robustbench_win.models import PaperCNN
 from robustbench_win import training
 from robustbench_win.datasets import ImageData, load_dataset, subsample
 from robustbench_win.training import (

@@ -1,0 +1,230 @@
+"""The prose of ``summary.md``: a one-page account of a run folder's results.
+
+Every sentence about an attack or a data set comes from the object itself (the descriptions
+the run stored in ``meta.json``); every number comes from the tables built from the stored
+records. Tables wider than :data:`robustbench_win.markdown.SCREEN_WIDTH` characters are split
+into narrower ones here; the ``table_*.csv`` files keep every column.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustbench_win import tables
+from robustbench_win.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
+from robustbench_win.ordering import attack_order, ordered, window_order
+from robustbench_win.registry import ATTACKS
+from robustbench_win.store import Results
+
+_MIN_ERROR_CHARS = 40  # an error cell is cut to fit the screen, never below this
+
+
+def dataset_name(results: Results) -> str:
+    """The data set's own name as the run recorded it, else the registry names in the records."""
+    if results.meta.get("dataset_name"):
+        return str(results.meta["dataset_name"])
+    names = sorted({str(d) for d in results.clean["dataset"].dropna()})
+    return ", ".join(names) or "unknown data set"
+
+
+def attack_descriptions(results: Results) -> dict[str, str]:
+    """Each attack's description, by name, as the attack object gave it.
+
+    A run stores them in ``meta.json``; for a folder written before that, the attacks its
+    ``suite.toml`` names are created again and asked (those not registered are left out).
+    """
+    stored = results.meta.get("attacks")
+    if stored:
+        return {name: str(info.get("description", "")) for name, info in stored.items()}
+    try:
+        entries = tomllib.loads(results.suite_text).get("attacks", [])
+    except tomllib.TOMLDecodeError:
+        return {}
+    descriptions = {}
+    for entry in entries:
+        params = {k: v for k, v in entry.items() if k != "name"}
+        try:
+            descriptions[entry["name"]] = ATTACKS.create(entry["name"], **params).describe()
+        except (KeyError, ValueError, TypeError):  # not registered here, or parameters of another version
+            continue
+    return descriptions
+
+
+def _markdown_tables(table: pd.DataFrame) -> list[str]:
+    """A table as one or more markdown tables that fit the screen, separated by blank lines."""
+    lines: list[str] = []
+    for part in to_markdown_parts(table):
+        lines += ([""] if lines else []) + [part]
+    return lines
+
+
+def _seconds(value: Any) -> str:
+    try:
+        return f"{float(value):.1f}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _overview(results: Results) -> list[str]:
+    clean = results.clean
+
+    def listing(column: str, order: tuple[str, ...] = ()) -> str:
+        values = [str(v) for v in clean[column].dropna().unique()]
+        return ", ".join(ordered(values, order) if order else sorted(values, key=lambda v: (len(v), v)))
+
+    attacks = ordered(results.samples["attack"].unique(), attack_order())
+    return [
+        f"- Models: {listing('model')}; kernel sizes {listing('kernel_size')}; windows "
+        f"{listing('window', window_order())}; seeds {listing('seed')}.",
+        f"- Attacks: {', '.join(attacks) if attacks else 'none recorded'}.",
+        "- Every number below is computed from the stored per-model and per-sample records "
+        "(`clean.csv`, `samples.csv`); the tables are also stored as CSV next to this file, with "
+        "every column (wide tables are split here to fit the page).",
+        "- Figures: one line per window; error bars are ± 1 std over seeds.",
+    ]
+
+
+def _notes(results: Results) -> list[str]:
+    notes = [str(n) for n in results.meta.get("notes", [])]
+    return ["## Notes", ""] + ([f"- {n}" for n in notes] or ["- No reductions from the paper's setup were recorded."])
+
+
+def _figure_link(drawn: dict[str, Path], name: str, alt: str, out: Path) -> list[str]:
+    if name not in drawn:
+        return []
+    return ["", f"![{alt}]({drawn[name].relative_to(out).as_posix()})"]
+
+
+def _attack_notes(results: Results, family: str) -> list[str]:
+    """One bullet per attack of ``family`` in the records, with its own description."""
+    descriptions = attack_descriptions(results)
+    names = ordered(results.samples.loc[results.samples["family"] == family, "attack"].unique(), attack_order())
+    notes = [f"- `{name}`: {descriptions[name]}" for name in names if descriptions.get(name)]
+    return [""] + notes if notes else []
+
+
+def _clean_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
+    return [
+        "## Clean accuracy", "",
+        "Test accuracy of each trained model in %, mean ± std over seeds (sample std, n − 1; a "
+        "single seed shows no ±). \"Δ vs none\" is the mean ± std over seeds of the per-seed "
+        "difference to the unwindowed model with the same kernel size and seed, in percentage "
+        "points. Failed models are left out of the numbers and listed under Failures.", "",
+        *_markdown_tables(built["clean_accuracy"]),
+        *_figure_link(drawn, "clean_accuracy", "Clean accuracy vs kernel size", out),
+    ]
+
+
+def _deepfool_section(results: Results, built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
+    radii = ", ".join(f"{r:g}" for r in results.radii)
+    return [
+        "## DeepFool", "",
+        "Only samples the model classifies correctly are attacked. Success rate: % of attacked "
+        "samples whose adversarial example was verified (misclassified, inside [0, 1]). Median "
+        "and mean ‖r‖₂ and mean ρ_adv = ‖r‖₂ / ‖x‖₂ are over successful samples only; failed "
+        "attacks count in the success rate but never in the norms. Robust accuracy at ε "
+        f"(ε ∈ {{{radii}}}, L2 in [0, 1] pixel space) is the % of all "
+        "evaluated test samples that are classified correctly and not fooled within ε "
+        "(misclassified samples count as not robust). Each metric is computed per seed, then "
+        "mean ± std over seeds; counts are totals over seeds.", "",
+        "Wilcoxon: two-sided signed-rank test (scipy defaults) of ‖r‖₂ of the windowed model "
+        "against the unwindowed one at the same k, paired by (seed, test index) over samples "
+        "that both models classify correctly and both attacks fooled; \"median Δ‖r‖₂\" is the "
+        "median of windowed − none (positive: the windowed model needs larger perturbations). "
+        f"No p-value below {tables.MIN_WILCOXON_PAIRS} pairs.",
+        *_attack_notes(results, "deepfool"), "",
+        *_markdown_tables(built["deepfool"]),
+        *_figure_link(drawn, "deepfool", "Mean DeepFool rho vs kernel size", out),
+    ]
+
+
+def _spatial_section(results: Results, built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
+    return [
+        "## Spatial transformations", "",
+        "Robust accuracy: % of all evaluated test samples classified correctly and not fooled by "
+        "any transform tried (misclassified samples count as not robust). Over fooled samples with "
+        "a recorded transform: median |angle| of the fooling rotation (degrees) and median shift "
+        "= max(|dx|, |dy|) of the fooling translation (pixels). Per seed, then mean ± std over seeds.",
+        *_attack_notes(results, "spatial"), "",
+        *_markdown_tables(built["spatial"]),
+        *_figure_link(drawn, "spatial", "Spatial robust accuracy vs kernel size", out),
+    ]
+
+
+def _failures_section(results: Results) -> list[str]:
+    if results.failures.empty:
+        return []
+    header = ["model", "stage", "step", "error"]
+    rows = [["" if pd.isna(v) else v for v in row]
+            for row in results.failures[["model_id", "stage", "step", "error"]].astype(object).itertuples(index=False)]
+    others = pipe_table(header[:-1], [row[:-1] for row in rows])
+    room = max(_MIN_ERROR_CHARS, SCREEN_WIDTH - max(len(line) for line in others.splitlines()) - 3)
+    return [
+        "## Failures", "",
+        "Models that did not train or evaluate, and attacks that crashed; their results are "
+        "missing from the tables above. Full messages are in `runs/<model_id>/`.", "",
+        pipe_table(header, rows, max_cell=room),
+    ]
+
+
+def _environment_section(results: Results) -> list[str]:
+    meta = results.meta
+    suite = results.suite_text.rstrip("\n") or "# suite.toml was not found in the run folder"
+    versions = meta.get("versions") or {}
+    lines = ["## Suite configuration", "", "```toml", suite, "```", "", "## Software and device", ""]
+    lines += [pipe_table(["package", "version"], [[k, v] for k, v in versions.items()])] if versions else [
+        "Versions were not recorded."]
+    threads = meta.get("threads")
+    used = f"this run used {threads} torch threads" if threads is not None else "this run did not record its thread count"
+    lines += ["", f"Device: {meta.get('device') or 'not recorded'}.", "",
+              f"On a CPU the numbers repeat exactly for the same suite, seeds, torch version and thread count "
+              f"({used}; `--threads N` sets it). Another thread count adds numbers in another order and trains "
+              f"slightly different models; on a GPU results repeat up to such rounding."]
+    return lines
+
+
+def _timings_section(results: Results) -> list[str]:
+    total = results.total_seconds
+    lines = ["## Timings", "", f"Total: {_seconds(total)} s." if total is not None else "Total: not recorded."]
+    models = {m: t for m, t in results.timings.items() if t}
+    if not models:
+        return lines
+    known = [m for m in results.clean["model_id"] if m in models]
+    order = known + sorted(set(models) - set(known))
+    attacks = ordered({a for m in models.values() for a in (m.get("attack_seconds") or {})}, attack_order())
+    frame = pd.DataFrame({"model_id": order,
+                          "train (s)": [_seconds(models[m].get("train_seconds")) for m in order],
+                          "clean eval (s)": [_seconds(models[m].get("clean_seconds")) for m in order]})
+    for attack in attacks:
+        frame[f"{attack} (s)"] = [_seconds((models[m].get("attack_seconds") or {}).get(attack)) for m in order]
+    return lines + [""] + _markdown_tables(frame)
+
+
+def render_summary(results: Results, built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> str:
+    """The text of ``summary.md``.
+
+    Args:
+        results: The collected records.
+        built: The tables, by name (``clean_accuracy``, ``deepfool``, ``spatial``).
+        drawn: Figure paths by table name (linked relative to ``out``).
+        out: The run folder.
+
+    Returns:
+        Markdown text ending in a newline.
+    """
+    suite = results.meta.get("suite_name") or out.name
+    sections = [
+        [f"# {suite}: {dataset_name(results)}", "", *_overview(results)],
+        _notes(results),
+        _clean_section(built, drawn, out),
+        _deepfool_section(results, built, drawn, out),
+        _spatial_section(results, built, drawn, out),
+        _failures_section(results),
+        _environment_section(results),
+        _timings_section(results),
+    ]
+    return "\n\n".join("\n".join(section) for section in sections if section) + "\n"

@@ -1,0 +1,159 @@
+"""The run-folder store: one schema, typed reading and writing, per-model files, old folders still read."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from robustbench_win.attacks.result import SampleResult
+from robustbench_win.report import build_report
+from robustbench_win.store import (
+    ATTACK_RECORDS,
+    CLEAN,
+    CleanResult,
+    ModelIdentity,
+    RunFolder,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+LEGACY = Path(__file__).parent / "fixtures" / "legacy-run"
+TABLES = ("table_clean_accuracy", "table_deepfool", "table_spatial")
+IDENTITY = ModelIdentity("cnn_k3_none_s0", "toy", "cnn", 3, "none", 0)
+
+
+def results() -> list[SampleResult]:
+    return [
+        SampleResult(index=4, label=1, clean_pred=1, attacked=True, success=True, adv_pred=7, l2=0.123456789012,
+                     rho=0.0123, iterations=3),
+        SampleResult.not_attacked(index=9, label=2, clean_pred=5),
+        SampleResult(index=11, label=3, clean_pred=3, attacked=True, success=False, adv_pred=3, l2=0.0, rho=0.0,
+                     iterations=775, dx=-1.5, dy=3.0, angle=-30.0),
+    ]
+
+
+def text_of(markdown: str) -> list[str]:
+    """A pipe table's text, row by row, whatever its column widths and escaped pipes."""
+    return [re.sub(r"[\s\-:|]+", " ", line.replace("\\|", "|")).strip() for line in markdown.splitlines()]
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_schema_comes_from_the_result_type_and_the_model_identity() -> None:
+    # Written out by hand from the dataclass fields and their annotations.
+    expected = {
+        "model_id": "str", "dataset": "str", "model": "str", "kernel_size": "Int64", "window": "str", "seed": "Int64",
+        "attack": "str", "family": "str",
+        "index": "Int64", "label": "Int64", "clean_pred": "Int64", "attacked": "bool", "adv_pred": "Int64",
+        "success": "bool", "l2": "float64", "rho": "float64", "iterations": "Int64",
+        "dx": "float64", "dy": "float64", "angle": "float64",
+    }
+    assert ATTACK_RECORDS.schema.dtypes == expected
+    optional = [c.name for c in ATTACK_RECORDS.schema.columns if not c.required]
+    assert optional == ["dx", "dy", "angle"]  # the fields with a default
+    assert CLEAN.names[6:] == ["status", "error", "accuracy", "n_test", "n_correct", "train_seconds", "checkpoint"]
+
+
+def test_records_round_trip_typed(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    folder.write_step(ATTACK_RECORDS, IDENTITY, {"attack": "spatial-grid", "family": "spatial"},
+                      (r.record() for r in results()))
+    path = folder.step_file(ATTACK_RECORDS, IDENTITY.model_id, "spatial-grid")
+    assert path == tmp_path / "runs" / "cnn_k3_none_s0" / "attack-spatial-grid.csv"
+    frame = ATTACK_RECORDS.schema.read_csv(path)
+    assert frame["attacked"].tolist() == [True, False, True] and frame["attacked"].dtype == bool
+    assert frame["l2"].iloc[0] == pytest.approx(0.123456789, abs=1e-12)  # 9 significant digits on disk
+    assert math.isnan(frame["l2"].iloc[1]) and frame["iterations"].tolist() == [3, 0, 775]
+    assert frame["angle"].isna().tolist() == [True, True, False] and frame["dx"].iloc[2] == -1.5
+    assert set(frame["model_id"]) == {"cnn_k3_none_s0"} and set(frame["family"]) == {"spatial"}
+    assert folder.step_done(ATTACK_RECORDS, IDENTITY.model_id, "spatial-grid")
+
+
+def test_a_bad_value_names_the_file_and_the_column(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    folder.write_step(ATTACK_RECORDS, IDENTITY, {"attack": "deepfool", "family": "deepfool"},
+                      (r.record() for r in results()))
+    path = folder.step_file(ATTACK_RECORDS, IDENTITY.model_id, "deepfool")
+    path.write_text(path.read_text().replace(",True,", ",maybe,", 1))
+    with pytest.raises(ValueError, match=r"attack-deepfool.csv: column 'attacked' must hold bool values, got 'maybe'"):
+        ATTACK_RECORDS.schema.read_csv(path)
+    assert not folder.step_done(ATTACK_RECORDS, IDENTITY.model_id, "deepfool")  # a rerun redoes it
+
+
+def test_a_missing_optional_column_reads_as_missing_values(tmp_path: Path) -> None:
+    frame = ATTACK_RECORDS.schema.frame(IDENTITY.fields() | {"attack": "a", "family": "deepfool"} | r.record()
+                                        for r in results())
+    path = tmp_path / "old.csv"
+    frame.drop(columns=["angle"]).to_csv(path, index=False)
+    assert ATTACK_RECORDS.schema.read_csv(path)["angle"].isna().all()
+    frame.drop(columns=["success"]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"missing columns \['success'\]"):
+        ATTACK_RECORDS.schema.read_csv(path)
+
+
+# --------------------------------------------------------------------------- one model's files
+
+
+def test_a_truncated_clean_record_is_not_finished(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    folder.write_clean(IDENTITY, CleanResult("ok", None, 0.5, 10, 5, 1.0, "x.pt"))
+    assert folder.read_clean(IDENTITY.model_id)["accuracy"] == 0.5
+    path = folder.model_dir(IDENTITY.model_id) / "clean.json"
+    path.write_text(path.read_text()[:40])  # cut by a crash
+    assert folder.read_clean(IDENTITY.model_id) is None
+    failures = folder.collect().failures
+    assert failures["error"].str.contains("no readable clean.json").tolist() == [True]
+
+
+def test_a_model_writes_only_under_its_own_folder(tmp_path: Path) -> None:
+    # Parallel workers each handle one model: none may touch a file another one writes.
+    folder = RunFolder(tmp_path)
+    folder.claim("name = 'x'\n")
+    folder.start({"suite_name": "x"})
+    shared = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    folder.write_clean(IDENTITY, CleanResult("ok", None, 0.5, 10, 5, 1.0, "x.pt"))
+    folder.write_step(ATTACK_RECORDS, IDENTITY, {"attack": "deepfool", "family": "deepfool"},
+                      (r.record() for r in results()))
+    folder.write_step_error(ATTACK_RECORDS, IDENTITY.model_id, "spatial-grid", RuntimeError("boom"))
+    folder.add_timings(IDENTITY.model_id, {"attack_seconds": {"deepfool": 1.0}})
+    folder.add_timings(IDENTITY.model_id, {"attack_seconds": {"spatial-grid": 2.0}, "train_seconds": 3.0})
+    written = {p for p in tmp_path.rglob("*") if p.is_file()} - set(shared)
+    assert {p.parent for p in written} == {folder.model_dir(IDENTITY.model_id)}
+    assert {p: p.read_bytes() for p in shared} == shared
+    timings = json.loads((folder.model_dir(IDENTITY.model_id) / "timings.json").read_text())
+    assert timings == {"attack_seconds": {"deepfool": 1.0, "spatial-grid": 2.0}, "train_seconds": 3.0}
+    assert folder.collect().failures.set_index("step").loc["spatial-grid", "error"] == "RuntimeError: boom"
+
+
+# --------------------------------------------------------------------------- folders written before the store
+
+
+def test_a_folder_written_before_the_store_rebuilds_the_same_tables(tmp_path: Path) -> None:
+    out = shutil.copytree(LEGACY, tmp_path / "legacy")
+    build_report(out)
+    expected = out / "expected"
+    for name in TABLES:
+        assert (out / f"{name}.csv").read_bytes() == (expected / f"{name}.csv").read_bytes(), name
+        # Markdown: the same text; only "|angle|" is now escaped, so that GitHub renders the table.
+        assert text_of((out / f"{name}.md").read_text()) == text_of((expected / f"{name}.md").read_text()), name
+    summary = (out / "summary.md").read_text()
+    assert "paper-cnn_k3_none_s0" in summary  # timings kept in meta.json by the old runner
+    # Attack descriptions of an old folder come from the attacks its suite.toml names.
+    assert "Grid: 7 rotations in [-30°, 30°] × 3 × 3 translations in [-3, 3] px = 63 transforms." in summary
+
+
+@pytest.mark.parametrize("report", ["quick", "cifar10-jpeg"])
+def test_a_committed_report_rebuilds_from_its_consolidated_records(report: str, tmp_path: Path) -> None:
+    committed = ROOT / "reports" / report
+    out = shutil.copytree(committed, tmp_path / report, ignore=shutil.ignore_patterns("figures"))
+    assert not (out / "runs").exists()  # not committed: the report reads clean.csv and samples.csv
+    build_report(out)
+    for name in ("clean.csv", "samples.csv", *(f"{t}.csv" for t in TABLES)):
+        assert (out / name).read_bytes() == (committed / name).read_bytes(), name
+    for name in TABLES:
+        assert text_of((out / f"{name}.md").read_text()) == text_of((committed / f"{name}.md").read_text()), name
