@@ -51,7 +51,7 @@ def test_train_config_rejects_bad_toggles(value: object) -> None:
 def test_suite_overrides_reach_the_config() -> None:
     suite = load_suite("quick", ["train.compile=false", "train.channels_last=true", "train.data_on_device=auto"])
     assert (suite.train.compile, suite.train.channels_last, suite.train.data_on_device) == (False, True, "auto")
-    with pytest.raises(SuiteError, match="compile must be true, false or 'auto', got 'sometimes'"):
+    with pytest.raises(SuiteError, match="'train.compile' must be true or false or one of 'auto', got 'sometimes'"):
         load_suite("quick", ["train.compile=sometimes"])
 
 
