@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?= quick
 
-.PHONY: install run test test-slow bench bench-train bench-attacks bench-minimal-norm bench-gpu clean
+.PHONY: install run test test-slow bench bench-train bench-attacks bench-minimal-norm bench-executors bench-gpu clean
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
-bench: bench-train bench-attacks bench-minimal-norm
+bench: bench-train bench-attacks bench-minimal-norm bench-executors
 
 bench-train: install
 	$(BIN)/python benchmarks/bench_training.py
@@ -35,6 +35,10 @@ bench-attacks: install
 
 bench-minimal-norm: install
 	$(BIN)/python benchmarks/bench_minimal_norm.py
+
+# The quick preset in one process vs --jobs 2 (about 10 minutes on 2 cores).
+bench-executors: install
+	$(BIN)/python benchmarks/bench_executors.py
 
 # The cifar10-paper model on a CUDA GPU (about a minute of small sizes on a CPU-only machine).
 bench-gpu: install

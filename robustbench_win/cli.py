@@ -21,6 +21,8 @@ import torch
 from robustbench_win.atomic import WriteError
 from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec
 from robustbench_win.datasets import DatasetNotFoundError
+from robustbench_win.executors import EXECUTORS, ExecutorError
+from robustbench_win.folder_lock import RunFolderBusyError
 from robustbench_win.models.windows import WINDOWS
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
 from robustbench_win.report import build_report
@@ -31,7 +33,8 @@ from robustbench_win.training import PRECISIONS, TrainConfig, obtain_model, prep
 
 # Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, RunFolderError, ValueError, OSError,
+    UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, RunFolderError, RunFolderBusyError,
+    ExecutorError, ValueError, OSError,
 )
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override a suite field, e.g. --set train.epochs=3 --set 'kernel_sizes=[3,7]'")
     _add_data_arguments(run)
+    _add_executor_arguments(run)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     report = commands.add_parser("report", parents=[common], help="rebuild tables, figures and summary from stored results")
@@ -79,7 +83,18 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-dir", type=Path, help="checkpoint store (default ~/.cache/robustbench-win/checkpoints)")
     parser.add_argument("--device", help="auto, cpu or cuda[:N] (default: the suite's, else auto)")
     parser.add_argument("--threads", type=_positive_int, metavar="N",
-                        help="CPU threads for torch (default: torch's); results repeat exactly for the same count")
+                        help="CPU threads for torch, per worker with --jobs or --executor ray (default: torch's, shared out among the workers); results repeat exactly for the same count")
+
+
+def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                        help="models trained and attacked side by side in N local worker processes, each with "
+                             "its share of the CPU threads (or its own GPU); default 1")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="local processes (default), or one Ray task per model (pip install 'robustbench-win[ray]')")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="an existing Ray cluster (default: start a local Ray instance); the run folder and "
+                             "checkpoint store must be on storage every node sees")
 
 
 def _non_negative_int(text: str) -> int:
@@ -191,7 +206,9 @@ def command_run(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / config.name
     try:
         run_suite(config, out, data_dir=args.data_dir, download=args.download,
-                  checkpoint_dir=args.checkpoint_dir, device=args.device, progress=not args.quiet)
+                  checkpoint_dir=args.checkpoint_dir, device=args.device, progress=not args.quiet,
+                  jobs=args.jobs, executor=args.executor, ray_address=args.ray_address, threads=args.threads,
+                  plugins=[*args.global_plugins, *args.plugin])
         written = build_report(out)
     except WriteError as error:
         raise RunStoppedError(_stopped_message(error, out)) from error

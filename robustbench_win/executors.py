@@ -72,16 +72,16 @@ class WorkerSetup:
 
 
 @dataclass(frozen=True)
-class Cell(Generic[TaskT]):
-    """One unit of work: a name for progress displays and the picklable task of the cell function."""
+class Task(Generic[TaskT]):
+    """One cell to run: a name for progress displays and the picklable payload of the cell function."""
 
     name: str
-    task: TaskT
+    payload: TaskT
 
 
 @dataclass
 class _Progress:
-    """A progress bar over cells whose postfix names the cells running right now."""
+    """A progress bar over tasks whose postfix names the tasks running right now."""
 
     total: int
     enabled: bool
@@ -114,13 +114,13 @@ def default_threads(jobs: int) -> int:
 
 def run_cells(
     cell_fn: Callable[[TaskT], ResultT],
-    cells: Sequence[Cell[TaskT]],
+    tasks: Sequence[Task[TaskT]],
     setup: WorkerSetup,
     *,
     jobs: int = 1,
     executor: str = "local",
     ray_address: str | None = None,
-    on_result: Callable[[Cell[TaskT], ResultT], None] | None = None,
+    on_result: Callable[[Task[TaskT], ResultT], None] | None = None,
     progress: bool = True,
     desc: str = "cells",
 ) -> None:
@@ -129,7 +129,7 @@ def run_cells(
     Args:
         cell_fn: A module-level (picklable) function that runs one cell and writes its results
             into the run folder itself.
-        cells: The cells, in the order they should start.
+        cells: The tasks, in the order they should start.
         setup: What each worker does first (plugins, threads, GPU).
         jobs: Local worker processes (``executor="local"``); 1 runs in this process.
         executor: ``"local"`` or ``"ray"``.
@@ -140,7 +140,7 @@ def run_cells(
 
     Raises:
         ValueError: Unknown executor or bad ``jobs``.
-        ExecutorError: A worker died (the cells it finished are kept), or Ray is missing.
+        ExecutorError: A worker died (the tasks it finished are kept), or Ray is missing.
         RunFolderNotVisibleError: A worker cannot see the run folder.
     """
     if executor not in EXECUTORS:
@@ -148,14 +148,14 @@ def run_cells(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     report = on_result or (lambda cell, result: None)
-    bar = _Progress(len(cells), progress, desc)
+    bar = _Progress(len(tasks), progress, desc)
     try:
         if executor == "ray":
-            _run_ray(cell_fn, cells, setup, ray_address, report, bar)
+            _run_ray(cell_fn, tasks, setup, ray_address, report, bar)
         elif jobs == 1:
-            _run_here(cell_fn, cells, setup, report, bar)
+            _run_here(cell_fn, tasks, setup, report, bar)
         else:
-            _run_processes(cell_fn, cells, setup, jobs, report, bar)
+            _run_processes(cell_fn, tasks, setup, jobs, report, bar)
     finally:
         bar.close()
 
@@ -163,12 +163,12 @@ def run_cells(
 # --------------------------------------------------------------------------- in this process
 
 
-def _run_here(cell_fn: Callable[[TaskT], ResultT], cells: Sequence[Cell[TaskT]], setup: WorkerSetup,
-              report: Callable[[Cell[TaskT], ResultT], None], bar: _Progress) -> None:
+def _run_here(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[TaskT]], setup: WorkerSetup,
+              report: Callable[[Task[TaskT], ResultT], None], bar: _Progress) -> None:
     with _torch_threads(setup.threads):
-        for key, cell in enumerate(cells):
-            bar.started(key, cell.name)
-            report(cell, cell_fn(cell.task))
+        for key, task in enumerate(tasks):
+            bar.started(key, task.name)
+            report(task, cell_fn(task.payload))
             bar.finished(key)
 
 
@@ -241,25 +241,25 @@ def _gpu_queue(context: Any, setup: WorkerSetup, jobs: int) -> Any:
 # --------------------------------------------------------------------------- local processes
 
 
-def _run_processes(cell_fn: Callable[[TaskT], ResultT], cells: Sequence[Cell[TaskT]], setup: WorkerSetup,
-                   jobs: int, report: Callable[[Cell[TaskT], ResultT], None], bar: _Progress) -> None:
+def _run_processes(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[TaskT]], setup: WorkerSetup,
+                   jobs: int, report: Callable[[Task[TaskT], ResultT], None], bar: _Progress) -> None:
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_local_worker_init,
                                initargs=(_gpu_queue(context, setup, jobs),))
-    pending = list(enumerate(cells))[::-1]
+    pending = list(enumerate(tasks))[::-1]
     running: dict[Future[ResultT], int] = {}
     try:
-        # At most ``jobs`` cells in flight, so every submitted cell is running on a worker and
+        # At most ``jobs`` tasks in flight, so every submitted cell is running on a worker and
         # the progress bar names exactly what each worker does.
         while pending or running:
             while pending and len(running) < jobs:
-                key, cell = pending.pop()
-                running[pool.submit(_worker_cell, cell_fn, cell.task, setup)] = key
-                bar.started(key, cell.name)
+                key, task = pending.pop()
+                running[pool.submit(_worker_cell, cell_fn, task.payload, setup)] = key
+                bar.started(key, task.name)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 key = running.pop(future)
-                report(cells[key], _result(future, [cells[k].name for k in [key, *running.values()]]))
+                report(tasks[key], _result(future, [tasks[k].name for k in [key, *running.values()]]))
                 bar.finished(key)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -288,21 +288,21 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_ray(cell_fn: Callable[[TaskT], ResultT], cells: Sequence[Cell[TaskT]], setup: WorkerSetup,
-             address: str | None, report: Callable[[Cell[TaskT], ResultT], None], bar: _Progress) -> None:
+def _run_ray(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[TaskT]], setup: WorkerSetup,
+             address: str | None, report: Callable[[Task[TaskT], ResultT], None], bar: _Progress) -> None:
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         remote = ray.remote(num_cpus=setup.threads, num_gpus=1 if setup.cuda else 0, max_retries=0)(_worker_cell)
-        refs = {remote.remote(cell_fn, cell.task, setup): key for key, cell in enumerate(cells)}
-        for key, cell in enumerate(cells):
-            bar.started(key, cell.name)  # queued or running: Ray schedules them
+        refs = {remote.remote(cell_fn, task.payload, setup): key for key, task in enumerate(tasks)}
+        for key, task in enumerate(tasks):
+            bar.started(key, task.name)  # queued or running: Ray schedules them
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             key = refs.pop(done[0])
-            report(cells[key], _ray_result(ray, done[0]))
+            report(tasks[key], _ray_result(ray, done[0]))
             bar.finished(key)
     finally:
         if started_here:

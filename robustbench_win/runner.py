@@ -11,23 +11,30 @@ built from the folder afterwards (:func:`robustbench_win.report.build_report`).
 A model that fails to train and an attack that crashes are recorded, and the rest of the
 matrix still runs; a result that cannot be written (disk full, read-only folder) stops the run,
 since every later write would fail too.
+
+Cells run one after another in this process, in local worker processes (``jobs``) or as Ray
+tasks (``executor="ray"``), see :mod:`robustbench_win.executors`; every way writes the same
+files. One run at a time holds a run folder (:mod:`robustbench_win.folder_lock`).
 """
 
 from __future__ import annotations
 
+import json
 import platform
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from robustbench_win.atomic import WriteError
 from robustbench_win.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.datasets import ImageData, stratified_subset
+from robustbench_win.executors import Task, WorkerSetup, default_threads, run_cells
+from robustbench_win.folder_lock import hold_run_folder
 from robustbench_win.registry import ATTACKS
 from robustbench_win.store import ATTACK_RECORDS, CleanResult, ModelIdentity, RunFolder, failure_fields
 from robustbench_win.suite import AttackSpec, SuiteConfig
@@ -65,6 +72,62 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+@dataclass(frozen=True)
+class DataRequest:
+    """Which data a suite uses; every worker loads (and caches) it from this alone."""
+
+    dataset: str
+    train_size: int | None
+    test_size: int | None
+    data_dir: Path | None
+    download: bool
+    dataset_args: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: SuiteConfig, data_dir: Path | None, download: bool) -> DataRequest:
+        return cls(config.dataset, config.train_size, config.test_size, data_dir, download, dict(config.dataset_args))
+
+    def key(self) -> str:
+        return json.dumps([self.dataset, self.train_size, self.test_size, str(self.data_dir), self.download,
+                           self.dataset_args], sort_keys=True, default=str)
+
+
+_loaded_data: dict[str, ImageData] = {}  # per process: a worker loads its data once for all its cells
+
+
+def load_data(request: DataRequest) -> ImageData:
+    """The data of ``request``, loaded once per process."""
+    key = request.key()
+    if key not in _loaded_data:
+        _loaded_data.clear()  # one suite's data at a time
+        _loaded_data[key] = prepare_data(request.dataset, train_size=request.train_size, test_size=request.test_size,
+                                         data_dir=request.data_dir, download=request.download,
+                                         dataset_args=request.dataset_args)
+    return _loaded_data[key]
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything a worker needs to run one cell, picklable: it loads the data itself."""
+
+    cell: Cell
+    attacks: tuple[AttackSpec, ...]
+    data: DataRequest
+    indices: tuple[int, ...]
+    run_folder: Path
+    checkpoint_dir: Path | None
+    device: str
+    progress: bool
+
+
+def execute_cell(task: CellTask) -> str:
+    """Run one cell from its :class:`CellTask` (in this process or a worker); return its model id."""
+    store = CheckpointStore(task.checkpoint_dir) if task.checkpoint_dir else CheckpointStore()
+    run_cell(task.cell, task.attacks, load_data(task.data), torch.tensor(task.indices, dtype=torch.long), store,
+             torch.device(task.device), RunFolder(task.run_folder), task.progress)
+    return task.cell.identity.model_id
+
+
 def run_suite(
     config: SuiteConfig,
     out_dir: Path,
@@ -74,31 +137,62 @@ def run_suite(
     checkpoint_dir: Path | None = None,
     device: str | None = None,
     progress: bool = True,
+    jobs: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+    threads: int | None = None,
+    plugins: Sequence[str] = (),
 ) -> RunFolder:
     """Run (or resume) a suite: store every model's results in ``out_dir``.
+
+    Args:
+        config: The suite.
+        out_dir: The run folder (created; resumed when it holds results of the same suite).
+        data_dir: Where torchvision data sets live.
+        download: Allow downloading them.
+        checkpoint_dir: The checkpoint store (default: the user cache).
+        device: Overrides the suite's device.
+        progress: Show progress bars.
+        jobs: Local worker processes (1: in this process).
+        executor: ``"local"`` or ``"ray"``.
+        ray_address: The Ray cluster to use (default: start a local Ray instance).
+        threads: torch threads per worker (default: this process's count shared out among ``jobs``).
+        plugins: Plugin modules or files that every worker must import.
 
     Returns:
         The run folder; build its report with :func:`robustbench_win.report.build_report`.
 
     Raises:
         RunFolderError: ``out_dir`` already holds results of another configuration.
+        RunFolderBusyError: Another run is writing into ``out_dir``.
         WriteError: A result could not be written; every result finished before is kept.
+        ExecutorError: A worker died; every finished cell is kept.
     """
     started = time.perf_counter()
     folder = RunFolder(out_dir)
-    folder.claim(config.to_toml())
-    torch_device = resolve_device(device or config.device)
-    data = prepare_data(config.dataset, train_size=config.train_size, test_size=config.test_size,
-                        data_dir=data_dir, download=download, dataset_args=config.dataset_args)
-    store = CheckpointStore(checkpoint_dir) if checkpoint_dir else CheckpointStore()
-    meta = folder.start(run_facts(config, data, torch_device))
-    indices = attack_indices(data, config.attack_samples)
-    with tqdm(cells(config), desc=f"suite {config.name}", unit="model", disable=not progress) as bar:
-        for cell in bar:
-            bar.set_postfix_str(cell.identity.model_id)
-            run_cell(cell, config.attacks, data, indices, store, torch_device, folder, progress)
-    folder.finish(meta, time.perf_counter() - started)
+    folder.claim(config.to_toml())  # first: it says clearly why a folder cannot be written
+    with hold_run_folder(folder.root):
+        torch_device = resolve_device(device or config.device)
+        request = DataRequest.of(config, data_dir, download)
+        data = load_data(request)
+        in_process = jobs == 1 and executor == "local"
+        setup = WorkerSetup(run_folder=folder.root.resolve(), plugins=tuple(_absolute(p) for p in plugins),
+                            threads=threads or (torch.get_num_threads() if in_process else default_threads(jobs)),
+                            cuda=torch_device.type == "cuda")
+        meta = folder.start(run_facts(config, data, torch_device, setup.threads) | {"jobs": jobs, "executor": executor})
+        indices = tuple(attack_indices(data, config.attack_samples).tolist())
+        tasks = [Task(cell.identity.model_id, CellTask(cell, config.attacks, request, indices, setup.run_folder,
+                                                       checkpoint_dir, str(torch_device), progress and in_process))
+                 for cell in cells(config)]
+        run_cells(execute_cell, tasks, setup, jobs=jobs, executor=executor, ray_address=ray_address,
+                  progress=progress, desc=f"suite {config.name}")
+        folder.finish(meta, time.perf_counter() - started)
     return folder
+
+
+def _absolute(plugin: str) -> str:
+    """A plugin file as an absolute path (workers may start elsewhere); module names unchanged."""
+    return str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin
 
 
 def attack_indices(data: ImageData, count: int) -> torch.Tensor:
@@ -181,13 +275,13 @@ def _run_attack(
         folder.write_step_error(ATTACK_RECORDS, identity.model_id, attack.name, error)
 
 
-def run_facts(config: SuiteConfig, data: ImageData, device: torch.device) -> dict[str, Any]:
+def run_facts(config: SuiteConfig, data: ImageData, device: torch.device, threads: int | None = None) -> dict[str, Any]:
     """What ``meta.json`` says about a run: names, notes and descriptions from the objects themselves."""
     notes = [*config.notes, *data.notes, f"{config.attack_samples} test images attacked, the same ones for every model"]
     return {
         "suite_name": config.name, "dataset_name": data.display_name, "notes": notes,
-        "attacks": attack_info(config.attacks), "versions": _versions(), "device": _device_name(device),
-        "threads": torch.get_num_threads(), "radii": list(config.radii),
+        "attacks": attack_info(config.attacks), "versions": _versions(), "device": _device_name(device, threads),
+        "threads": threads or torch.get_num_threads(), "radii": list(config.radii),
     }
 
 
@@ -210,7 +304,7 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _device_name(device: torch.device) -> str:
+def _device_name(device: torch.device, threads: int | None = None) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({platform.processor() or platform.machine()}, {threads or torch.get_num_threads()} threads)"

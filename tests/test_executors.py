@@ -10,18 +10,18 @@ import pytest
 
 import executor_cells
 from robustbench_win.executors import (
-    Cell, ExecutorError, RunFolderNotVisibleError, WorkerSetup, default_threads, run_cells,
+    ExecutorError, RunFolderNotVisibleError, Task, WorkerSetup, default_threads, run_cells,
 )
 from robustbench_win.folder_lock import RunFolderBusyError, hold_run_folder
 
 
-def _cells(folder: Path, seeds: range) -> list[Cell[tuple[str, int]]]:
-    return [Cell(f"cell {seed}", (str(folder), seed)) for seed in seeds]
+def _cells(folder: Path, seeds: range) -> list[Task[tuple[str, int]]]:
+    return [Task(f"cell {seed}", (str(folder), seed)) for seed in seeds]
 
 
 def _collect(fn, cells, setup, **kwargs) -> dict[str, str]:
     results: dict[str, str] = {}
-    run_cells(fn, cells, setup, on_result=lambda cell, value: results.__setitem__(cell.name, value), progress=False, **kwargs)
+    run_cells(fn, cells, setup, on_result=lambda task, value: results.__setitem__(task.name, value), progress=False, **kwargs)
     return results
 
 
@@ -45,7 +45,7 @@ def test_a_killed_worker_keeps_finished_cells_and_names_the_lost_one(tmp_path: P
     assert (tmp_path / "cell-0.txt").is_file() and not (tmp_path / "cell-2.txt").exists()
     (tmp_path / "die").unlink()
     finished = {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("cell-*.txt")}
-    rerun = [cell for cell in cells if f"cell-{cell.task[1]}.txt" not in finished]  # what a resume redoes
+    rerun = [cell for cell in cells if f"cell-{cell.payload[1]}.txt" not in finished]  # what a resume redoes
     _collect(executor_cells.die_on_marker, rerun, WorkerSetup(tmp_path, threads=1), jobs=2)
     assert sorted(p.name for p in tmp_path.glob("cell-*.txt")) == [f"cell-{s}.txt" for s in range(4)]
     assert all((tmp_path / name).stat().st_mtime_ns == mtime for name, mtime in finished.items())
@@ -59,7 +59,7 @@ def test_workers_import_the_plugins(tmp_path: Path) -> None:
         "def net(**kwargs):\n    'A plugin model.'\n    raise NotImplementedError\n"
     )
     setup = WorkerSetup(tmp_path, plugins=(str(plugin),), threads=1)
-    found = _collect(executor_cells.registered_models, [Cell("a", "executor-plugin-*"), Cell("b", "executor-plugin-*")], setup, jobs=2)
+    found = _collect(executor_cells.registered_models, [Task("a", "executor-plugin-*"), Task("b", "executor-plugin-*")], setup, jobs=2)
     assert found == {"a": ["executor-plugin-net"], "b": ["executor-plugin-net"]}
 
 
