@@ -26,10 +26,11 @@ import torch
 from tqdm.auto import tqdm
 
 from robustbench_win.atomic import WriteError
+from robustbench_win.attacks.base import Attack
 from robustbench_win.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.datasets import ImageData, stratified_subset
 from robustbench_win.registry import ATTACKS
-from robustbench_win.store import ATTACK_RECORDS, CleanResult, ModelIdentity, RunFolder, failure_fields
+from robustbench_win.store import ATTACK_RECORDS, AttackCost, CleanResult, ModelIdentity, RunFolder, failure_fields
 from robustbench_win.suite import AttackSpec, SuiteConfig
 from robustbench_win.training import TrainedModel, obtain_model, prepare_data
 
@@ -173,12 +174,22 @@ def _run_attack(
         instance = ATTACKS.create(attack.name, **attack.params)
         images, labels = data.test_tensors(indices)
         results = instance(model.to(device), images, labels, indices.tolist(), progress=progress)
+        folder.write_cost(identity, attack_cost(attack.name, instance))  # first: a stored step has its cost
         folder.write_step(ATTACK_RECORDS, identity, {"attack": attack.name, "family": instance.family},
                           (result.record() for result in results))
     except WriteError:
         raise
     except Exception as error:  # recorded in the report; the other attacks still run
         folder.write_step_error(ATTACK_RECORDS, identity.model_id, attack.name, error)
+
+
+def attack_cost(name: str, attack: Attack) -> AttackCost:
+    """The cost record of the attack's last call (passes and seconds it counted)."""
+    stats = attack.last_call_stats
+    if stats is None:
+        raise ValueError(f"attack '{name}' has not been called yet, so it has no cost to record")
+    return AttackCost(attack=name, n_attacked=stats.n_attacked, forward_passes=stats.forward_passes,
+                      backward_passes=stats.backward_passes, seconds=stats.seconds)
 
 
 def run_facts(config: SuiteConfig, data: ImageData, device: torch.device) -> dict[str, Any]:
