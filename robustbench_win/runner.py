@@ -31,8 +31,9 @@ from robustbench_win.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.datasets import ImageData, stratified_subset
 from robustbench_win.registry import ATTACKS
 from robustbench_win.store import ATTACK_RECORDS, AttackCost, CleanResult, ModelIdentity, RunFolder, failure_fields
-from robustbench_win.suite import AttackSpec, SuiteConfig
+from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
 from robustbench_win.training import TrainedModel, obtain_model, prepare_data
+from robustbench_win.weights import load_weights
 
 ATTACK_SAMPLE_SEED = 1234  # fixed: every model of every suite run attacks the same images
 VERSIONED_PACKAGES = ("robustbench-win", "torch", "torchvision", "foolbox", "adversarial-robustness-toolbox", "numpy", "pandas", "scipy")
@@ -40,10 +41,17 @@ VERSIONED_PACKAGES = ("robustbench-win", "torch", "torchvision", "foolbox", "adv
 
 @dataclass(frozen=True)
 class Cell:
-    """One model of the matrix: how its records are labelled and what determines its weights."""
+    """One model of the matrix: how its records are labelled and what determines its weights.
+
+    Attributes:
+        identity: The labels of its records.
+        spec: How to build (and train) it.
+        weights: A state-dict file to load instead of training (a suite's ``weights``), or ``None``.
+    """
 
     identity: ModelIdentity
     spec: ModelSpec
+    weights: Path | None = None
 
 
 def cells(config: SuiteConfig) -> list[Cell]:
@@ -55,7 +63,8 @@ def cells(config: SuiteConfig) -> list[Cell]:
                 spec = ModelSpec(config.model, {"kernel_size": kernel_size, "window": window, **config.model_args},
                                  config.dataset, config.train, seed=seed, train_size=config.train_size)
                 identity = ModelIdentity(spec.slug(), config.dataset, config.model, kernel_size, window, seed)
-                matrix.append(Cell(identity, spec))
+                weights = weights_path(config, kernel_size=kernel_size, window=window, seed=seed)
+                matrix.append(Cell(identity, spec, weights))
     return matrix
 
 
@@ -102,6 +111,20 @@ def run_suite(
     return folder
 
 
+def check_weights(config: SuiteConfig, *, data_dir: Path | None = None, download: bool = False) -> None:
+    """Load every weights file a suite names into its model, so a mismatch stops the run before it starts.
+
+    Raises:
+        WeightsError: A file is unreadable or does not fit its model (the message says how).
+    """
+    if config.weights is None:
+        return
+    data = prepare_data(config.dataset, train_size=config.train_size, test_size=config.test_size,
+                        data_dir=data_dir, download=download, dataset_args=config.dataset_args)
+    for cell in cells(config):
+        load_weights(cell.spec, data, cell.weights, evaluate_test=False)
+
+
 def attack_indices(data: ImageData, count: int) -> torch.Tensor:
     """The fixed, class-balanced test images every model is attacked on (paired comparisons)."""
     return stratified_subset(data.test_labels, min(count, len(data.test_labels)), ATTACK_SAMPLE_SEED)
@@ -132,7 +155,7 @@ def run_cell(
         return
     try:
         start = time.perf_counter()
-        trained = obtain_model(cell.spec, data, store, device=device, progress=progress, evaluate_test=clean is None)
+        trained = _obtain(cell, data, store, device, progress, evaluate_test=clean is None)
         timings = {} if trained.reused else {"train_seconds": time.perf_counter() - start - trained.test_seconds}
         if clean is None:
             timings["clean_seconds"] = trained.test_seconds
@@ -148,6 +171,14 @@ def run_cell(
         start = time.perf_counter()
         _run_attack(attack, trained.model, data, indices, cell.identity, folder, device, progress)
         folder.add_timings(model_id, {"attack_seconds": {attack.name: time.perf_counter() - start}})
+
+
+def _obtain(cell: Cell, data: ImageData, store: CheckpointStore, device: torch.device, progress: bool, *,
+            evaluate_test: bool) -> TrainedModel:
+    """The cell's model: loaded from its weights file when the suite names one, else trained or reused."""
+    if cell.weights is not None:
+        return load_weights(cell.spec, data, cell.weights, device=device, evaluate_test=evaluate_test)
+    return obtain_model(cell.spec, data, store, device=device, progress=progress, evaluate_test=evaluate_test)
 
 
 def clean_result(trained: TrainedModel) -> CleanResult:
