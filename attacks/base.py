@@ -25,7 +25,10 @@ from robustbench_win.attacks.result import SampleResult
 
 logger = logging.getLogger(__name__)
 
-FAMILIES: tuple[str, ...] = ("deepfool", "spatial")
+# Which report tables an attack's results feed: "deepfool" (the DeepFool table, and the
+# best-known norms), "minimal-norm" (other minimal-norm L2 attacks such as FMN and DDN: the
+# best-known norms and the attack-quality table) or "spatial" (the spatial table).
+FAMILIES: tuple[str, ...] = ("deepfool", "minimal-norm", "spatial")
 
 
 @dataclass
@@ -87,7 +90,7 @@ class Attack(ABC):
     """
 
     name: ClassVar[str]
-    family: ClassVar[str]  # "deepfool" or "spatial": which report table the results feed
+    family: ClassVar[str]  # one of FAMILIES: which report tables the results feed
     last_call_stats: CallStats | None = None  # set by every call: passes and seconds it took
 
     @abstractmethod

@@ -197,7 +197,7 @@ class FoolboxFMN(Attack):
     """
 
     name: ClassVar[str] = "fmn-foolbox"
-    family: ClassVar[str] = "deepfool"
+    family: ClassVar[str] = "minimal-norm"
 
     def __init__(
         self, *, steps: int = 200, alpha_init: float = 1.0, alpha_final: float | None = None, gamma_init: float = 0.05
@@ -242,7 +242,7 @@ class FoolboxDDN(Attack):
     """
 
     name: ClassVar[str] = "ddn-foolbox"
-    family: ClassVar[str] = "deepfool"
+    family: ClassVar[str] = "minimal-norm"
 
     def __init__(self, *, steps: int = 200, gamma: float = 0.05, initial_norm: float = 1.0) -> None:
         self.steps = check_positive_int("steps", steps)

@@ -220,7 +220,8 @@ class MinimalNormL2Attack(Attack):
     than the exact minimum on some samples). Started at DeepFool's point, they refine the
     closest linearised boundary instead, and never end above where they started.
 
-    Family ``"deepfool"``: results feed the minimal-L2-norm table next to DeepFool's.
+    Family ``"minimal-norm"``: results enter the best-known norms and the attack-quality table,
+    not the DeepFool table.
 
     Args:
         steps: Most gradient steps per sample (the annealing schedules span this many).
@@ -233,7 +234,7 @@ class MinimalNormL2Attack(Attack):
         tolerance: Relative decrease of the best norm that counts as an improvement.
     """
 
-    family: ClassVar[str] = "deepfool"
+    family: ClassVar[str] = "minimal-norm"
 
     def __init__(self, *, steps: int, box_aware: bool, init: str, patience: int, tolerance: float) -> None:
         self.steps = check_positive_int("steps", steps)

@@ -1,4 +1,4 @@
-"""Command line: ``robustbench-win list|train|run|report`` (also ``python -m robustbench_win``).
+"""Command line: ``robustbench-win list|train|run|attack|report`` (also ``python -m robustbench_win``).
 
 Each command is a thin wrapper over an importable function that returns data:
 :func:`robustbench_win.runner.run_suite`, :func:`robustbench_win.training.obtain_model`,
@@ -26,9 +26,9 @@ from robustbench_win.folder_lock import RunFolderBusyError
 from robustbench_win.models.windows import WINDOWS
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
 from robustbench_win.report import build_report
-from robustbench_win.runner import resolve_device, run_suite
+from robustbench_win.runner import DataRequest, check_weights, load_data, resolve_device, run_suite
 from robustbench_win.store import RunFolder, RunFolderError
-from robustbench_win.suite import load_suite, parse_value, shipped_suites
+from robustbench_win.suite import DEFAULT_RADII, load_suite, parse_value, shipped_suites, weights_suite
 from robustbench_win.training import PRECISIONS, TrainConfig, obtain_model, prepare_data
 
 # Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
@@ -72,9 +72,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_arguments(run)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    _add_attack_command(commands, common)
+
     report = commands.add_parser("report", parents=[common], help="rebuild tables, figures and summary from stored results")
     report.add_argument("out", type=Path, help="a run folder written by 'robustbench-win run'")
     return parser
+
+
+DEFAULT_ATTACKS = "deepfool,fmn"  # the seed's metric and a strong minimal-norm attack
+
+
+def _add_attack_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    attack = commands.add_parser("attack", parents=[common],
+                                 help="attack a model trained elsewhere (a state-dict file) and write its report")
+    attack.add_argument("--model", required=True, help="registered model name the weights belong to")
+    attack.add_argument("--weights", required=True, type=Path, help="state-dict file (torch.save(model.state_dict(), PATH))")
+    attack.add_argument("--dataset", required=True, help="registered data set or imagefolder:PATH")
+    attack.add_argument("--attacks", default=DEFAULT_ATTACKS, help=f"comma-separated attack names (default {DEFAULT_ATTACKS})")
+    attack.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model argument the weights were trained with, value parsed as TOML (repeatable); "
+                             "kernel_size and window also label the records")
+    attack.add_argument("--samples", type=_positive_int, default=100, help="test images attacked (default 100)")
+    attack.add_argument("--radii", default=",".join(f"{r:g}" for r in DEFAULT_RADII),
+                        help="comma-separated L2 radii for robust accuracy")
+    attack.add_argument("--out", type=Path, help="output folder (default reports/attack-<weights file stem>)")
+    _add_data_arguments(attack)
+    attack.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _model_args(items: list[str]) -> dict[str, Any]:
+    """``--arg KEY=VALUE`` options as keyword arguments (values parsed as TOML)."""
+    kwargs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--arg expects KEY=VALUE, got '{item}'")
+        kwargs[key.strip().replace("-", "_")] = parse_value(value.strip())
+    return kwargs
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -182,11 +216,7 @@ def command_list(args: argparse.Namespace) -> int:
 def command_train(args: argparse.Namespace) -> int:
     """Train or load one model; print its test accuracy and checkpoint path."""
     kwargs: dict[str, Any] = {"kernel_size": args.kernel_size, "window": args.window, "width": args.width, "depth": args.depth}
-    for item in args.arg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--arg expects KEY=VALUE, got '{item}'")
-        kwargs[key.strip().replace("-", "_")] = parse_value(value.strip())
+    kwargs.update(_model_args(args.arg))
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, milestones=(), precision=args.precision)
     spec = ModelSpec(args.model, {k: v for k, v in kwargs.items() if v is not None}, args.dataset, config,
                      seed=args.seed, train_size=args.train_size)
@@ -228,6 +258,27 @@ def _stopped_message(error: WriteError, out: Path) -> str:
             f"report from what is saved.")
 
 
+def command_attack(args: argparse.Namespace) -> int:
+    """Attack one model trained elsewhere, write its per-sample records and report, print where."""
+    try:
+        radii = tuple(float(r) for r in args.radii.split(",") if r.strip())
+    except ValueError:
+        raise ValueError(f"--radii expects comma-separated numbers such as 0.5,1,2, got '{args.radii}'") from None
+    attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    config = weights_suite(model=args.model, weights=args.weights, dataset=args.dataset, attacks=attacks,
+                           model_args=_model_args(args.arg), attack_samples=args.samples, radii=radii)
+    check_weights(config, load_data(DataRequest.of(config, args.data_dir, args.download)))  # before writing anything
+    out = args.out or Path("reports") / config.name
+    try:
+        run_suite(config, out, data_dir=args.data_dir, download=args.download, device=args.device,
+                  progress=not args.quiet)
+        written = build_report(out)
+    except WriteError as error:
+        raise RunStoppedError(_stopped_message(error, out)) from error
+    _print_report(out, written)
+    return 0
+
+
 def command_report(args: argparse.Namespace) -> int:
     """Rebuild every table and figure of a run folder from its stored per-sample results."""
     _print_report(args.out, build_report(args.out))
@@ -241,7 +292,8 @@ def _print_report(out: Path, written: list[Path]) -> None:
     print(f"wrote {len(written)} files to {out}")
 
 
-_COMMANDS = {"list": command_list, "train": command_train, "run": command_run, "report": command_report}
+_COMMANDS = {"list": command_list, "train": command_train, "run": command_run, "attack": command_attack,
+             "report": command_report}
 
 if __name__ == "__main__":
     raise SystemExit(main())

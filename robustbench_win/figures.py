@@ -5,11 +5,14 @@ records it is computed from) and draws one line per window with error bars of on
 deviation over seeds; each ``plot_*`` function also writes it as a PNG, atomically. Figures are
 drawn on matplotlib's Agg canvas directly (no pyplot, no display, no global backend change).
 A title too long for the figure is wrapped onto more lines, so no text is cut at an edge.
+The security-evaluation figure (:func:`plot_security_curves`) plots robust accuracy against the
+L2 radius instead, a panel per kernel size.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +25,15 @@ from matplotlib.figure import Figure
 
 from robustbench_win import tables
 from robustbench_win.atomic import write_atomic
-from robustbench_win.ordering import attack_order, ordered, window_order
+from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
 
 KERNEL_LABEL = "kernel size k (pixels)"
 _DPI = 120
 _PANEL_SIZE = (4.6, 3.4)  # inches per panel
 _JITTER = 0.08  # horizontal offset between windows, in kernel-size units, so error bars stay apart
 _TITLE_SHARE = 0.95  # of the figure's width that a title line may take
+_CURVE_PANEL_SIZE = (4.4, 3.3)  # inches per panel of the security-curve figure
+_PANELS_PER_ROW = 3
 
 
 def _new_figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
@@ -176,3 +181,67 @@ def plot_deepfool_rho(table: pd.DataFrame, path: Path | str, title: str) -> Path
 def plot_spatial_robust_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
     """:func:`spatial_robust_accuracy_figure` written as a PNG to ``path``; returns ``path``."""
     return _save(spatial_robust_accuracy_figure(table, title), path)
+
+
+# --------------------------------------------------------------------------- security curves
+
+
+def _panel_title(key: tuple, several_models: bool) -> str:
+    dataset, model, kernel_size = key
+    return f"{model} ({dataset}), k = {kernel_size}" if several_models else f"k = {kernel_size}"
+
+
+def _draw_window(ax: Axes, rows: pd.DataFrame, label: str) -> None:
+    """Mean over seeds as a step line, min-max over seeds as a band."""
+    by_eps = rows.groupby("eps", sort=True)["robust_acc"]
+    eps, mean = by_eps.mean().index.to_numpy(dtype=float), by_eps.mean().to_numpy(dtype=float)
+    line, = ax.step(eps, mean, where="post", label=f"{label} ({rows['seed'].nunique()} seeds)")
+    ax.fill_between(eps, by_eps.min().to_numpy(dtype=float), by_eps.max().to_numpy(dtype=float),
+                    step="post", alpha=0.2, color=line.get_color(), linewidth=0)
+
+
+def draw_security_curves(curves: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """The figure of :func:`plot_security_curves`, drawn on an Agg canvas but not saved."""
+    if curves.empty:
+        raise ValueError("nothing to plot: the security curves are empty (no minimal-norm attack records)")
+    panels = list(sort_records(curves[["dataset", "model", "kernel_size"]].drop_duplicates(),
+                               ["dataset", "model", "kernel_size"]).itertuples(index=False, name=None))
+    columns = min(len(panels), _PANELS_PER_ROW)
+    rows = math.ceil(len(panels) / columns)
+    fig = Figure(figsize=(_CURVE_PANEL_SIZE[0] * columns, _CURVE_PANEL_SIZE[1] * rows + 0.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    several = len({p[:2] for p in panels}) > 1
+    for ax, key in zip(axes, panels):
+        part = curves[(curves["dataset"] == key[0]) & (curves["model"] == key[1]) & (curves["kernel_size"] == key[2])]
+        for window in ordered(part["window"].astype(str), window_order()):
+            _draw_window(ax, part[part["window"] == window], window)
+        ax.set(title=_panel_title(key, several), xlabel="L2 radius ε", ylabel="robust accuracy (%)",
+               xlim=(0.0, max(float(part["eps"].max()), 1e-9)), ylim=(-2, 102))
+        ax.grid(True, alpha=0.3)
+        ax.legend(title="window", fontsize="small", loc="upper right")
+    for ax in axes[len(panels):]:
+        ax.remove()
+    source = ", ".join(sorted(curves["norms_from"].astype(str).unique()))
+    _fit_title(fig, title or f"Robust accuracy vs L2 (best-known norms over {source}; band: min-max over seeds)")
+    return fig
+
+
+def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str | None = None) -> Path:
+    """Security-evaluation curves: robust accuracy vs L2, a panel per kernel size, a line per window.
+
+    Lines are the mean over seeds of :func:`~robustbench_win.minimal_norm.security_curves` (steps: the curve is a step
+    function), bands the min-max over seeds. Constrained layout keeps every label inside.
+
+    Args:
+        curves: Output of :func:`robustbench_win.minimal_norm.security_curves`.
+        path: PNG file to write (atomically).
+        title: Figure title; default names the attacks the best-known norms come from.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: ``curves`` is empty.
+    """
+    return _save(draw_security_curves(curves, title=title), path)

@@ -48,6 +48,26 @@ _LABELS = {
     "wilcoxon_median_diff": f"median Δ‖r‖₂ (win − {BASELINE_WINDOW})",
     "wilcoxon_p": "Wilcoxon p",
     "wilcoxon_note": "note",
+    # minimal-norm tables (robustbench_win.minimal_norm): failures count as an infinite norm
+    "norms_from": "norms from",
+    "robust_auc_upper": "AUC range",
+    "median_norm": "median ‖r‖₂ (fail = ∞)",
+    "mean_l2_successes": "mean ‖r‖₂ (successes only)",
+    "robust_auc": "AUC",
+    "clean_acc_test": "clean acc. (%)",
+    "n_pairs": "pairs",
+    "n_both_failed": "both failed",
+    "median_diff": "median Δ‖r‖₂",
+    "p": "Wilcoxon p",
+    "test": "test",
+    "note": "note",
+    "seed": "seed",
+    "optimality": "optimality",
+    "d_max": "d_max",
+    "optimality_note": "note",
+    "forward_passes_per_sample": "fwd passes / sample",
+    "backward_passes_per_sample": "bwd passes / sample",
+    "seconds": "seconds",
 }
 _DECIMALS = {
     "acc": 2,
@@ -60,9 +80,15 @@ _DECIMALS = {
     "median_abs_angle": 1,
     "median_shift": 2,
     "wilcoxon_median_diff": 3,
+    "clean_acc": 2,
+    "forward_passes": 1,
+    "backward_passes": 1,
+    "seconds": 2,
 }
-_SIGNED = {"diff", "wilcoxon_median_diff"}
-_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note"}
+_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff"}
+_P_VALUES = {"wilcoxon_p", "p"}
+_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
+                 "optimality_note"}
 _MISSING = "–"
 
 
@@ -73,7 +99,7 @@ def _label(metric: str) -> str:
 
 
 def _decimals(metric: str) -> int:
-    return _DECIMALS.get(metric.split("@", 1)[0], 3)
+    return _DECIMALS.get(metric.split("@", 1)[0].removesuffix("_test").removesuffix("_per_sample"), 3)
 
 
 def _number(value: Any, metric: str) -> str:
@@ -82,8 +108,10 @@ def _number(value: Any, metric: str) -> str:
         return _MISSING
     if isinstance(value, str):
         return value or ""
-    if metric == "wilcoxon_p":
+    if metric in _P_VALUES:
         return f"{value:.3g}"
+    if isinstance(value, float) and math.isinf(value):  # a failed attack's norm, or a median over failures
+        return "∞" if value > 0 else "−∞"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     sign = "+" if metric in _SIGNED else ""
@@ -124,7 +152,8 @@ def _view(df: pd.DataFrame, droppable: tuple[str, ...]) -> list[_ViewColumn]:
             base = metric
             cells = [_number(v, metric) for v in df[column].astype(object)]
         header = f"{group} {_label(base)}".strip()
-        view.append(_ViewColumn(header, cells, "left" if column in _TEXT_COLUMNS else "right", column in _KEY_COLUMNS))
+        align = "left" if column in _TEXT_COLUMNS or metric in _TEXT_COLUMNS else "right"
+        view.append(_ViewColumn(header, cells, align, column in _KEY_COLUMNS))
     return view
 
 

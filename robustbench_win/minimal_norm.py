@@ -1,6 +1,6 @@
 """Minimal-norm robustness from per-sample records: failures as +inf, best-known norms, optimality.
 
-Every function here is pure (the figure function aside, which writes one PNG): it takes the
+Every function here is pure (figures live in :mod:`robustbench_win.figures`): it takes the
 per-sample attack records of a run folder (columns of ``report.SAMPLE_COLUMNS``) and returns
 numbers or DataFrames. Definitions (DESIGN.md, "Minimal-norm evaluation beyond DeepFool"):
 
@@ -35,23 +35,17 @@ so DeepFool-only numbers are ``attacks=["deepfool"]``.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from collections.abc import Collection, Iterable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from robustbench_win.atomic import write_atomic
-from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
+from robustbench_win.ordering import attack_order, ordered, sort_records
 from robustbench_win.suite import DEFAULT_RADII
 from robustbench_win.tables import BASELINE_WINDOW, MIN_WILCOXON_PAIRS, radius_column
 
@@ -73,9 +67,6 @@ DEFAULT_BASELINES: tuple[tuple[str, int | None], ...] = (
 _REQUIRED = [*MODEL_COLUMNS, "attack", "family", "index", "attacked", "success", "l2"]
 _SUMMARY_METRICS = ["success_rate", "median_norm", "mean_l2_successes"]
 _COUNTS = ["n_evaluated", "n_attacked", "n_success"]
-_PANEL_SIZE = (4.4, 3.3)  # inches per panel of the security-curve figure
-_PANELS_PER_ROW = 3
-_DPI = 120
 
 
 class Optimality(NamedTuple):
@@ -633,71 +624,3 @@ def security_curves(samples: pd.DataFrame, *, attacks: Iterable[str] | None = No
         parts.append(part.assign(**dict(zip(MODEL_COLUMNS, key)), norms_from=source))
     columns = [*MODEL_COLUMNS, "norms_from", "eps", "robust_acc"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
-
-
-def _panel_title(key: tuple, several_models: bool) -> str:
-    dataset, model, kernel_size = key
-    return f"{model} ({dataset}), k = {kernel_size}" if several_models else f"k = {kernel_size}"
-
-
-def _draw_window(ax: Axes, rows: pd.DataFrame, label: str) -> None:
-    """Mean over seeds as a step line, min-max over seeds as a band."""
-    by_eps = rows.groupby("eps", sort=True)["robust_acc"]
-    eps, mean = by_eps.mean().index.to_numpy(dtype=float), by_eps.mean().to_numpy(dtype=float)
-    line, = ax.step(eps, mean, where="post", label=f"{label} ({rows['seed'].nunique()} seeds)")
-    ax.fill_between(eps, by_eps.min().to_numpy(dtype=float), by_eps.max().to_numpy(dtype=float),
-                    step="post", alpha=0.2, color=line.get_color(), linewidth=0)
-
-
-def draw_security_curves(curves: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """The figure of :func:`plot_security_curves`, drawn on an Agg canvas but not saved."""
-    if curves.empty:
-        raise ValueError("nothing to plot: the security curves are empty (no minimal-norm attack records)")
-    panels = list(sort_records(curves[["dataset", "model", "kernel_size"]].drop_duplicates(),
-                               ["dataset", "model", "kernel_size"]).itertuples(index=False, name=None))
-    columns = min(len(panels), _PANELS_PER_ROW)
-    rows = math.ceil(len(panels) / columns)
-    fig = Figure(figsize=(_PANEL_SIZE[0] * columns, _PANEL_SIZE[1] * rows + 0.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    several = len({p[:2] for p in panels}) > 1
-    for ax, key in zip(axes, panels):
-        part = curves[(curves["dataset"] == key[0]) & (curves["model"] == key[1]) & (curves["kernel_size"] == key[2])]
-        for window in ordered(part["window"].astype(str), window_order()):
-            _draw_window(ax, part[part["window"] == window], window)
-        ax.set(title=_panel_title(key, several), xlabel="L2 radius ε", ylabel="robust accuracy (%)",
-               xlim=(0.0, max(float(part["eps"].max()), 1e-9)), ylim=(-2, 102))
-        ax.grid(True, alpha=0.3)
-        ax.legend(title="window", fontsize="small", loc="upper right")
-    for ax in axes[len(panels):]:
-        ax.remove()
-    source = ", ".join(sorted(curves["norms_from"].astype(str).unique()))
-    fig.suptitle(title or f"Robust accuracy vs L2 (best-known norms over {source}; band: min-max over seeds)")
-    return fig
-
-
-def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str | None = None) -> Path:
-    """Security-evaluation curves: robust accuracy vs L2, a panel per kernel size, a line per window.
-
-    Lines are the mean over seeds of :func:`security_curves` (steps: the curve is a step
-    function), bands the min-max over seeds. Constrained layout keeps every label inside.
-
-    Args:
-        curves: Output of :func:`security_curves`.
-        path: PNG file to write (atomically).
-        title: Figure title; default names the attacks the best-known norms come from.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        ValueError: ``curves`` is empty.
-    """
-    return _save(draw_security_curves(curves, title=title), path)
-
-
-def _save(fig: Figure, path: Path | str) -> Path:
-    """Write ``fig`` as PNG atomically; no "Software" entry, so the bytes depend on the data only."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
-    return write_atomic(path, buffer.getvalue())

@@ -14,12 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from robustbench_win import figures, tables
+from robustbench_win import minimal_norm as mn
 from robustbench_win.atomic import write_atomic
 from robustbench_win.markdown import to_markdown
 from robustbench_win.store import Results, RunFolder
 from robustbench_win.summary import dataset_name, render_summary
 
-TABLE_NAMES = ("clean_accuracy", "deepfool", "spatial")
+TABLE_NAMES = ("clean_accuracy", "deepfool", "spatial", "minimal_norm", "attack_quality")
+SECURITY_FIGURE = "figures/security_curves.png"  # robust accuracy vs L2 from the best-known norms
 # Table name -> (figure file, drawing function, what it shows).
 FIGURES = {
     "clean_accuracy": ("figures/clean_accuracy.png", figures.plot_clean_accuracy, "clean accuracy vs kernel size"),
@@ -35,7 +37,18 @@ def build_tables(results: Results) -> dict[str, pd.DataFrame]:
         "clean_accuracy": tables.clean_accuracy_table(results.clean),
         "deepfool": tables.deepfool_table(results.samples, results.radii),
         "spatial": tables.spatial_table(results.samples),
+        "minimal_norm": mn.comparison_table(results.samples, radii=results.radii, clean=results.clean),
+        "attack_quality": mn.attack_quality_table(results.samples, costs=results.costs),
     }
+
+
+def _draw_security_curves(out: Path, results: Results, dataset: str) -> dict[str, Path]:
+    """The security-evaluation figure, when the records hold a minimal-norm attack."""
+    if not mn.minimal_norm_attacks(results.samples):
+        return {}
+    curves = mn.security_curves(results.samples)
+    return {"security_curves": figures.plot_security_curves(curves, out / SECURITY_FIGURE, title=(
+        f"{dataset}: robust accuracy vs L2 radius (best-known norms; band: min-max over seeds)"))}
 
 
 def _draw_figures(out: Path, built: dict[str, pd.DataFrame], dataset: str) -> dict[str, Path]:
@@ -70,7 +83,7 @@ def build_report(out_dir: Path | str) -> list[Path]:
     for name in TABLE_NAMES:
         written.append(write_atomic(out / f"table_{name}.csv", built[name].to_csv(index=False, lineterminator="\n")))
         written.append(write_atomic(out / f"table_{name}.md", to_markdown(built[name]) + "\n"))
-    drawn = _draw_figures(out, built, dataset_name(results))
+    drawn = _draw_figures(out, built, dataset_name(results)) | _draw_security_curves(out, results, dataset_name(results))
     written += list(drawn.values())
     written.append(write_atomic(out / "summary.md", render_summary(results, built, drawn, out)))
     return written

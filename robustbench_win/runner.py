@@ -31,14 +31,16 @@ from typing import Any
 import torch
 
 from robustbench_win.atomic import WriteError
+from robustbench_win.attacks.base import Attack
 from robustbench_win.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.datasets import ImageData, stratified_subset
 from robustbench_win.executors import Task, WorkerSetup, default_threads, run_cells
 from robustbench_win.folder_lock import hold_run_folder
 from robustbench_win.registry import ATTACKS
-from robustbench_win.store import ATTACK_RECORDS, CleanResult, ModelIdentity, RunFolder, failure_fields
-from robustbench_win.suite import AttackSpec, SuiteConfig
+from robustbench_win.store import ATTACK_RECORDS, AttackCost, CleanResult, ModelIdentity, RunFolder, failure_fields
+from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
 from robustbench_win.training import TrainedModel, obtain_model, prepare_data
+from robustbench_win.weights import load_weights
 
 ATTACK_SAMPLE_SEED = 1234  # fixed: every model of every suite run attacks the same images
 VERSIONED_PACKAGES = ("robustbench-win", "torch", "torchvision", "foolbox", "adversarial-robustness-toolbox", "numpy", "pandas", "scipy")
@@ -46,10 +48,17 @@ VERSIONED_PACKAGES = ("robustbench-win", "torch", "torchvision", "foolbox", "adv
 
 @dataclass(frozen=True)
 class Cell:
-    """One model of the matrix: how its records are labelled and what determines its weights."""
+    """One model of the matrix: how its records are labelled and what determines its weights.
+
+    Attributes:
+        identity: The labels of its records.
+        spec: How to build (and train) it.
+        weights: A state-dict file to load instead of training (a suite's ``weights``), or ``None``.
+    """
 
     identity: ModelIdentity
     spec: ModelSpec
+    weights: Path | None = None
 
 
 def cells(config: SuiteConfig) -> list[Cell]:
@@ -61,7 +70,9 @@ def cells(config: SuiteConfig) -> list[Cell]:
                 spec = ModelSpec(config.model, {"kernel_size": kernel_size, "window": window, **config.model_args},
                                  config.dataset, config.train, seed=seed, train_size=config.train_size)
                 identity = ModelIdentity(spec.slug(), config.dataset, config.model, kernel_size, window, seed)
-                matrix.append(Cell(identity, spec))
+                weights = weights_path(config, kernel_size=kernel_size, window=window, seed=seed)
+                # Absolute: a worker may run in another folder (or on another node).
+                matrix.append(Cell(identity, spec, weights.resolve() if weights is not None else None))
     return matrix
 
 
@@ -175,6 +186,7 @@ def run_suite(
         torch_device = resolve_device(device or config.device)
         request = DataRequest.of(config, data_dir, download)
         data = load_data(request)
+        check_weights(config, data)
         in_process = jobs == 1 and executor == "local"
         setup = WorkerSetup(run_folder=folder.root.resolve(), plugins=tuple(_absolute(p) for p in plugins),
                             threads=threads or (torch.get_num_threads() if in_process else default_threads(jobs)),
@@ -193,6 +205,18 @@ def run_suite(
 def _absolute(plugin: str) -> str:
     """A plugin file as an absolute path (workers may start elsewhere); module names unchanged."""
     return str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin
+
+
+def check_weights(config: SuiteConfig, data: ImageData) -> None:
+    """Load every weights file a suite names into its model, so a mismatch stops the run before it starts.
+
+    Raises:
+        WeightsError: A file is unreadable or does not fit its model (the message says how).
+    """
+    if config.weights is None:
+        return
+    for cell in cells(config):
+        load_weights(cell.spec, data, cell.weights, evaluate_test=False)
 
 
 def attack_indices(data: ImageData, count: int) -> torch.Tensor:
@@ -225,7 +249,7 @@ def run_cell(
         return
     try:
         start = time.perf_counter()
-        trained = obtain_model(cell.spec, data, store, device=device, progress=progress, evaluate_test=clean is None)
+        trained = _obtain(cell, data, store, device, progress, evaluate_test=clean is None)
         timings = {} if trained.reused else {"train_seconds": time.perf_counter() - start - trained.test_seconds}
         if clean is None:
             timings["clean_seconds"] = trained.test_seconds
@@ -241,6 +265,14 @@ def run_cell(
         start = time.perf_counter()
         _run_attack(attack, trained.model, data, indices, cell.identity, folder, device, progress)
         folder.add_timings(model_id, {"attack_seconds": {attack.name: time.perf_counter() - start}})
+
+
+def _obtain(cell: Cell, data: ImageData, store: CheckpointStore, device: torch.device, progress: bool, *,
+            evaluate_test: bool) -> TrainedModel:
+    """The cell's model: loaded from its weights file when the suite names one, else trained or reused."""
+    if cell.weights is not None:
+        return load_weights(cell.spec, data, cell.weights, device=device, evaluate_test=evaluate_test)
+    return obtain_model(cell.spec, data, store, device=device, progress=progress, evaluate_test=evaluate_test)
 
 
 def clean_result(trained: TrainedModel) -> CleanResult:
@@ -267,12 +299,22 @@ def _run_attack(
         instance = ATTACKS.create(attack.name, **attack.params)
         images, labels = data.test_tensors(indices)
         results = instance(model.to(device), images, labels, indices.tolist(), progress=progress)
+        folder.write_cost(identity, attack_cost(attack.name, instance))  # first: a stored step has its cost
         folder.write_step(ATTACK_RECORDS, identity, {"attack": attack.name, "family": instance.family},
                           (result.record() for result in results))
     except WriteError:
         raise
     except Exception as error:  # recorded in the report; the other attacks still run
         folder.write_step_error(ATTACK_RECORDS, identity.model_id, attack.name, error)
+
+
+def attack_cost(name: str, attack: Attack) -> AttackCost:
+    """The cost record of the attack's last call (passes and seconds it counted)."""
+    stats = attack.last_call_stats
+    if stats is None:
+        raise ValueError(f"attack '{name}' has not been called yet, so it has no cost to record")
+    return AttackCost(attack=name, n_attacked=stats.n_attacked, forward_passes=stats.forward_passes,
+                      backward_passes=stats.backward_passes, seconds=stats.seconds)
 
 
 def run_facts(config: SuiteConfig, data: ImageData, device: torch.device, threads: int | None = None) -> dict[str, Any]:

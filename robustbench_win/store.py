@@ -9,11 +9,12 @@ Layout of a run folder ``OUT`` (``robustbench-win run SUITE --out OUT``)::
     OUT/runs/<model_id>/timings.json                seconds spent on it (training, clean accuracy, attacks)
     OUT/runs/<model_id>/attack-<attack>.csv         one row per attacked test image
     OUT/runs/<model_id>/attack-<attack>.error.json  an attack that crashed on this model
+    OUT/runs/<model_id>/attack-<attack>.costs.json  what the attack cost on this model (passes, seconds)
 
 Everything under ``runs/<model_id>/`` is written only by the process that handles that model,
 and every file is written atomically, so several processes can work on different models of one
 folder at once and a reader never sees half a file. The report adds the consolidated records
-``OUT/clean.csv`` and ``OUT/samples.csv``; a folder holding only those (a committed report, whose
+``OUT/clean.csv``, ``OUT/samples.csv`` and ``OUT/costs.csv``; a folder holding only those (a committed report, whose
 ``runs/`` is not kept) is read from them.
 
 Record schemas are declared once, here, from typed dataclasses: :class:`ModelIdentity` leads
@@ -43,6 +44,7 @@ from robustbench_win.suite import DEFAULT_RADII
 
 SUITE_FILE, META_FILE, RUNS_DIR = "suite.toml", "meta.json", "runs"
 CLEAN_FILE, TIMINGS_FILE, CLEAN_TABLE = "clean.json", "timings.json", "clean.csv"
+COSTS_SUFFIX, COSTS_TABLE = ".costs.json", "costs.csv"  # per (model, attack) file; consolidated records
 TRUE_TEXT, FALSE_TEXT = ("True", "true"), ("False", "false")
 STEP_FLOAT_FORMAT = "%.9g"  # per-model record files; tables are computed from these values
 _TRACEBACK_FRAMES = 5
@@ -106,6 +108,25 @@ class AttackIdentity:
 
     attack: str
     family: str
+
+
+@dataclass(frozen=True)
+class AttackCost:
+    """What one attack cost on one model: the totals of its :class:`~robustbench_win.attacks.base.CallStats`.
+
+    Attributes:
+        attack: The attack's registry name.
+        n_attacked: Samples attacked (classified correctly).
+        forward_passes: Sample rows the algorithm put through the model.
+        backward_passes: Sample rows whose input gradient the algorithm computed.
+        seconds: Wall time of the attack call.
+    """
+
+    attack: str
+    n_attacked: int
+    forward_passes: int
+    backward_passes: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -233,6 +254,7 @@ class Schema:
 IDENTITY = Schema.of(ModelIdentity)
 CLEAN = IDENTITY + Schema.of(CleanResult)
 FAILURES = IDENTITY + Schema.of(Failure)
+COSTS = IDENTITY + Schema.of(AttackCost)
 MODEL_SORT = ("dataset", "model", "kernel_size", "window", "seed", "model_id")
 
 
@@ -292,6 +314,7 @@ class Results:
         meta: ``meta.json`` (empty if missing).
         suite_text: ``suite.toml`` verbatim (empty if missing).
         timings: Seconds per model id: ``train_seconds``, ``clean_seconds``, ``attack_seconds``.
+        costs: One row per (model, attack) whose cost was recorded, columns of :data:`COSTS`.
     """
 
     clean: pd.DataFrame
@@ -300,6 +323,7 @@ class Results:
     meta: dict[str, Any] = field(default_factory=dict)
     suite_text: str = ""
     timings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    costs: pd.DataFrame = field(default_factory=lambda: COSTS.frame([]))
 
     @property
     def samples(self) -> pd.DataFrame:
@@ -362,6 +386,9 @@ class RunFolder:
 
     def error_file(self, kind: RecordKind, model_id: str, step: str) -> Path:
         return self.model_dir(model_id) / f"{kind.prefix}-{step}.error.json"
+
+    def cost_file(self, model_id: str, attack: str) -> Path:
+        return self.model_dir(model_id) / f"{ATTACK_RECORDS.prefix}-{attack}{COSTS_SUFFIX}"
 
     def model_ids(self) -> list[str]:
         """Model folders under ``runs/``, sorted."""
@@ -443,6 +470,10 @@ class RunFolder:
         """Record that a step crashed on this model; the run goes on, and a rerun retries it."""
         _write_json(self.error_file(kind, model_id, step), {kind.step: step} | failure_fields(error))
 
+    def write_cost(self, identity: ModelIdentity, cost: AttackCost) -> Path:
+        """Store what one attack cost on one model (replacing an earlier run's)."""
+        return _write_json(self.cost_file(identity.model_id, cost.attack), identity.fields() | dataclasses.asdict(cost))
+
     def add_timings(self, model_id: str, timings: Mapping[str, Any]) -> None:
         """Merge ``timings`` (seconds) into the model's ``timings.json``."""
         if timings:
@@ -474,14 +505,25 @@ class RunFolder:
         else:
             raise self._no_results()
         timings = _merge((meta.get("timings") or {}).get("models") or {}, timings)
-        return Results(clean=clean, records=records, failures=failures, meta=meta, suite_text=suite_text, timings=timings)
+        return Results(clean=clean, records=records, failures=failures, meta=meta, suite_text=suite_text, timings=timings,
+                       costs=self._read_costs())
 
     def write_consolidated(self, results: Results) -> list[Path]:
         """Write ``clean.csv`` and one ``<kind>.csv`` per record kind; return their paths."""
         written = [write_atomic(self.root / CLEAN_TABLE, CLEAN.to_csv(results.clean))]
         for kind in RECORD_KINDS:
             written.append(write_atomic(self.root / f"{kind.name}.csv", kind.schema.to_csv(results.records[kind.name])))
+        written.append(write_atomic(self.root / COSTS_TABLE, COSTS.to_csv(results.costs)))
         return written
+
+    def _read_costs(self) -> pd.DataFrame:
+        """Attack costs from ``runs/`` (unreadable files are skipped: costs are NaN), else ``costs.csv``."""
+        if not self.model_ids():
+            path = self.root / COSTS_TABLE
+            return COSTS.read_csv(path) if path.is_file() else COSTS.frame([])
+        paths = [p for m in self.model_ids() for p in sorted(self.model_dir(m).glob(f"*{COSTS_SUFFIX}"))]
+        records = [r for r in map(_read_json, paths) if r is not None]
+        return sort_records(COSTS.frame(records), (*MODEL_SORT, "attack"))
 
     def _no_results(self) -> ResultsNotFoundError:
         return ResultsNotFoundError(

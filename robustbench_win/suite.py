@@ -62,7 +62,10 @@ TOP_LEVEL_KEYS = {
     "train": "table: training configuration",
     "attacks": "array of tables: name (registry) and the attack's parameters",
     "report": "table: radii (L2 radii for robust accuracy)",
+    "weights": "evaluate models trained elsewhere instead of training: a state-dict file per model, as a "
+               "pattern such as \"weights/k{kernel_size}_{window}_s{seed}.pt\" (relative to the current folder)",
 }
+WEIGHTS_FIELDS = ("kernel_size", "window", "seed")  # the placeholders a weights pattern may use
 MODEL_KEYS = {"name", "args"}
 REPORT_KEYS = {"radii"}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -101,6 +104,7 @@ class SuiteConfig:
     notes: tuple[str, ...] = ()
     description: str = ""
     device: str = "auto"
+    weights: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_toml(self) -> str:
@@ -201,10 +205,42 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> SuiteConfig:
         notes=tuple(str(n) for n in _list(raw, "notes", source, default=[])),
         description=str(raw.get("description", "")),
         device=_device(raw.get("device", "auto"), source),
+        weights=raw.get("weights"),
         raw=raw,
     )
     _check_models_build(config, source)
+    _check_weights(config, source)
     return config
+
+
+def weights_path(config: SuiteConfig, *, kernel_size: int, window: str, seed: int) -> Path | None:
+    """The weights file of one model of a suite that names them; ``None`` when the suite trains its models."""
+    if config.weights is None:
+        return None
+    return Path(config.weights.format(kernel_size=kernel_size, window=window, seed=seed))
+
+
+def _check_weights(config: SuiteConfig, source: str) -> None:
+    """A weights pattern uses only known placeholders, names one file per model, and every file exists."""
+    if config.weights is None:
+        return
+    if not isinstance(config.weights, str) or not config.weights.strip():
+        raise SuiteError(f"{source}: 'weights' must be a file pattern such as \"weights/k{{kernel_size}}_{{window}}"
+                         f"_s{{seed}}.pt\", got {config.weights!r}")
+    try:
+        paths = {(k, w, s): weights_path(config, kernel_size=k, window=w, seed=s)
+                 for k in config.kernel_sizes for w in config.windows for s in config.seeds}
+    except (KeyError, IndexError, ValueError) as error:
+        raise SuiteError(f"{source}: bad 'weights' pattern {config.weights!r} ({type(error).__name__}: {error}); "
+                         f"it may use {', '.join('{' + f + '}' for f in WEIGHTS_FIELDS)}") from None
+    if len(set(paths.values())) < len(paths):
+        raise SuiteError(f"{source}: the 'weights' pattern {config.weights!r} names the same file for several models; "
+                         f"use {', '.join('{' + f + '}' for f in WEIGHTS_FIELDS)} to give each its own")
+    missing = [f"{p} (k={k}, {w}, seed {s})" for (k, w, s), p in paths.items() if not p.is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise SuiteError(f"{source}: 'weights' names files that do not exist: {'; '.join(missing[:3])}{more} "
+                         f"(paths are relative to the current folder, {Path.cwd()})")
 
 
 def _reject_unknown(table: dict[str, Any], known: Any, source: str, prefix: str) -> None:
@@ -434,3 +470,36 @@ def _value(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def weights_suite(*, model: str, weights: Path | str, dataset: str, attacks: list[str],
+                  model_args: dict[str, Any] | None = None, attack_samples: int = 100,
+                  radii: tuple[float, ...] = DEFAULT_RADII) -> SuiteConfig:
+    """A one-model suite that evaluates a model trained elsewhere (``robustbench-win attack``).
+
+    Args:
+        model: Registered model name.
+        weights: Its state-dict file.
+        dataset: Registered data set name (or ``imagefolder:PATH``).
+        attacks: Registered attack names, run with their defaults.
+        model_args: The model's arguments; ``kernel_size`` (default 3) and ``window`` (default
+            "none") label its records.
+        attack_samples: Test images attacked.
+        radii: L2 radii for robust accuracy.
+
+    Raises:
+        SuiteError: As :func:`suite_from_dict`, e.g. a missing weights file or an unknown attack.
+    """
+    args = dict(model_args or {})
+    kernel_size, window = args.pop("kernel_size", 3), args.pop("window", "none")
+    path = Path(weights)
+    raw = {
+        "name": f"attack-{path.stem}", "description": f"{model} with weights from {path}, trained elsewhere",
+        "dataset": dataset, "kernel_sizes": [kernel_size], "windows": [window], "seeds": [0],
+        "attack_samples": attack_samples, "weights": str(path.absolute()),
+        "notes": [f"weights loaded from {path} (trained elsewhere, not by this suite); seed 0 is a label only"],
+        "model": {"name": model, "args": args}, "attacks": [{"name": name} for name in attacks],
+        "report": {"radii": list(radii)},
+    }
+    return suite_from_dict(raw, source="robustbench-win attack")
+

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_win import minimal_norm as mn
 from robustbench_win import tables
 from robustbench_win.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
 from robustbench_win.ordering import attack_order, ordered, window_order
@@ -99,10 +100,11 @@ def _figure_link(drawn: dict[str, Path], name: str, alt: str, out: Path) -> list
     return ["", f"![{alt}]({drawn[name].relative_to(out).as_posix()})"]
 
 
-def _attack_notes(results: Results, family: str) -> list[str]:
-    """One bullet per attack of ``family`` in the records, with its own description."""
+def _attack_notes(results: Results, family: str | tuple[str, ...]) -> list[str]:
+    """One bullet per attack of ``family`` (or of any of several) in the records, with its own description."""
+    families = (family,) if isinstance(family, str) else family
     descriptions = attack_descriptions(results)
-    names = ordered(results.samples.loc[results.samples["family"] == family, "attack"].unique(), attack_order())
+    names = ordered(results.samples.loc[results.samples["family"].isin(families), "attack"].unique(), attack_order())
     notes = [f"- `{name}`: {descriptions[name]}" for name in names if descriptions.get(name)]
     return [""] + notes if notes else []
 
@@ -122,7 +124,9 @@ def _clean_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: 
 def _deepfool_section(results: Results, built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
     radii = ", ".join(f"{r:g}" for r in results.radii)
     return [
-        "## DeepFool", "",
+        "## DeepFool (the seed's metric: DeepFool alone)", "",
+        "These numbers come from DeepFool alone, the metric the suite started from; the minimal-norm "
+        "section below uses the smallest norm any minimal-norm attack found instead. "
         "Only samples the model classifies correctly are attacked. Success rate: % of attacked "
         "samples whose adversarial example was verified (misclassified, inside [0, 1]). Median "
         "and mean ‖r‖₂ and mean ρ_adv = ‖r‖₂ / ‖x‖₂ are over successful samples only; failed "
@@ -152,6 +156,55 @@ def _spatial_section(results: Results, built: dict[str, pd.DataFrame], drawn: di
         *_attack_notes(results, "spatial"), "",
         *_markdown_tables(built["spatial"]),
         *_figure_link(drawn, "spatial", "Spatial robust accuracy vs kernel size", out),
+    ]
+
+
+def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], drawn: dict[str, Path],
+                          out: Path) -> list[str]:
+    """Best-known norms compared across configurations, and the security-evaluation figure."""
+    attacks = mn.minimal_norm_attacks(results.samples)
+    if not attacks:
+        return []
+    table = built["minimal_norm"]
+    radii = ", ".join(f"{r:g}" for r in results.radii)
+    ranges = ", ".join(f"{u:.3g}" for u in table["robust_auc_upper"].dropna().unique()) or "undefined"
+    groups = [mn.baseline_group(w, k) for w, k in mn.DEFAULT_BASELINES]
+    shown = table.drop(columns=["norms_from", "robust_auc_upper", *(f"{g}:test" for g in groups)], errors="ignore")
+    return [
+        "## Minimal-norm robustness (best-known norms)", "",
+        f"Best-known norm of a test image: the smallest verified ‖r‖₂ that any of {', '.join(f'`{a}`' for a in attacks)} "
+        "found for it on that model. An attacked image that no attack fooled counts as ∞ (never dropped), an image "
+        "the model misclassifies as 0. Median ‖r‖₂ is over the attacked images, failures included (∞ when half or "
+        "more failed); \"mean ‖r‖₂ (successes only)\" is the mean over fooled images only. Robust accuracy at ε "
+        f"(ε ∈ {{{radii}}}) is the % of all evaluated images whose best-known norm exceeds ε; AUC is the exact "
+        f"area under that curve on [0, {ranges}] (the largest finite best-known norm). Per seed, then mean ± std "
+        "over seeds.", "",
+        f"Paired comparison ({', '.join(groups)}): {mn.PAIRED_TEST}, on the images both models attack, paired by "
+        "(seed, test index), so both sides use the same samples; \"median Δ‖r‖₂\" is the median of this model − "
+        f"the baseline (positive: this model needs larger perturbations). No p-value below "
+        f"{tables.MIN_WILCOXON_PAIRS} pairs.",
+        *_attack_notes(results, mn.MINIMAL_NORM_FAMILIES), "",
+        *_markdown_tables(shown),
+        *_figure_link(drawn, "security_curves", "Robust accuracy vs L2 radius from best-known norms", out),
+    ]
+
+
+def _attack_quality_section(built: dict[str, pd.DataFrame]) -> list[str]:
+    """Each minimal-norm attack per model against the best-known norms."""
+    table = built["attack_quality"]
+    if table.empty:
+        return []
+    shown = table.drop(columns=["dataset", "model", "kernel_size", "window", "seed", "n_evaluated", "d_max"],
+                       errors="ignore")
+    return [
+        "## Attack quality", "",
+        "Per model and minimal-norm attack: success (% of attacked images), median ‖r‖₂ with failures as ∞, "
+        "and optimality against the best-known norms (AttackBench: 1 − (A − A*) / (clean_acc · d_max − A*), "
+        "A the area under the attack's robust-accuracy curve and A* that of the best-known norms on [0, d_max], "
+        f"d_max the largest finite best-known norm; `{mn.BEST_KNOWN}` scores 1, an attack that never succeeds 0). "
+        "Passes count the images put through the model (forward) and input gradients (backward) by the "
+        "algorithm per attacked image; seconds are the attack's wall time on that model. – : not recorded.", "",
+        *_markdown_tables(shown),
     ]
 
 
@@ -223,6 +276,8 @@ def render_summary(results: Results, built: dict[str, pd.DataFrame], drawn: dict
         _clean_section(built, drawn, out),
         _deepfool_section(results, built, drawn, out),
         _spatial_section(results, built, drawn, out),
+        _minimal_norm_section(results, built, drawn, out),
+        _attack_quality_section(built),
         _failures_section(results),
         _environment_section(results),
         _timings_section(results),

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from matplotlib.text import Text
 
+from robustbench_win import figures
 from robustbench_win import minimal_norm as mn
 
 INF = math.inf
@@ -328,7 +329,7 @@ def test_security_curves_per_model(samples):
 
 def test_security_curve_figure_keeps_every_text_inside(samples, tmp_path):
     curves = mn.security_curves(samples)
-    fig = mn.draw_security_curves(curves)
+    fig = figures.draw_security_curves(curves)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
@@ -346,5 +347,5 @@ def test_security_curve_figure_keeps_every_text_inside(samples, tmp_path):
     for ax in fig.axes:  # the tick labels actually drawn (within the view limits)
         for axis in (ax.xaxis, ax.yaxis):
             assert_inside(axis.get_tightbbox(renderer), f"tick labels of {ax.get_title()}")
-    path = mn.plot_security_curves(curves, tmp_path / "figures" / "security.png")
+    path = figures.plot_security_curves(curves, tmp_path / "figures" / "security.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -137,9 +137,10 @@ def test_malformed_csv_names_the_file(tmp_path):
 def test_report_writes_every_file(built):
     out, written = built
     names = {p.relative_to(out).as_posix() for p in written}
-    expected = {"clean.csv", "samples.csv", "summary.md", "figures/clean_accuracy.png",
-                "figures/deepfool_rho.png", "figures/spatial_robust_accuracy.png"}
-    expected |= {f"table_{t}.{ext}" for t in ("clean_accuracy", "deepfool", "spatial") for ext in ("csv", "md")}
+    expected = {"clean.csv", "samples.csv", "costs.csv", "summary.md", "figures/clean_accuracy.png",
+                "figures/deepfool_rho.png", "figures/spatial_robust_accuracy.png", "figures/security_curves.png"}
+    expected |= {f"table_{t}.{ext}" for t in report.TABLE_NAMES for ext in ("csv", "md")}
+    assert set(report.TABLE_NAMES) >= {"clean_accuracy", "deepfool", "spatial", "minimal_norm", "attack_quality"}
     assert names == expected
     for path in written:
         assert path.stat().st_size > 0
