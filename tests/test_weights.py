@@ -92,7 +92,7 @@ def test_a_suite_evaluates_named_weights_instead_of_training(tmp_path: Path) -> 
     for window, model in models.items():
         row = results.clean.set_index("window").loc[window]
         assert row["accuracy"] == pytest.approx(float(evaluate(model, data).float().mean()))
-        assert row["checkpoint"] == f"weights/k3_{window}_s0.pt"
+        assert row["checkpoint"] == str(Path(f"weights/k3_{window}_s0.pt").resolve())  # absolute, for workers elsewhere
     assert not (tmp_path / "checkpoints").exists()  # nothing was trained
     assert len(results.samples) == 2 * 5
 
