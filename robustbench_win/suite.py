@@ -58,12 +58,13 @@ TOP_LEVEL_KEYS = {
     "seeds": "training seeds, integers >= 0; several give mean +- std",
     "notes": "what the report should say about this suite (e.g. reductions from the paper)",
     "device": "auto, cpu or cuda",
-    "model": "table: name (registry) and args (factory arguments)",
+    "model": "table: name (registry), args (factory arguments) and param_match (true: scale each model's width "
+             "to the parameter count of its k = 3 model)",
     "train": "table: training configuration",
     "attacks": "array of tables: name (registry) and the attack's parameters",
     "report": "table: radii (L2 radii for robust accuracy)",
 }
-MODEL_KEYS = {"name", "args"}
+MODEL_KEYS = {"name", "args", "param_match"}
 REPORT_KEYS = {"radii"}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -101,6 +102,7 @@ class SuiteConfig:
     notes: tuple[str, ...] = ()
     description: str = ""
     device: str = "auto"
+    param_match: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_toml(self) -> str:
@@ -201,6 +203,7 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> SuiteConfig:
         notes=tuple(str(n) for n in _list(raw, "notes", source, default=[])),
         description=str(raw.get("description", "")),
         device=_device(raw.get("device", "auto"), source),
+        param_match=_bool(model, "param_match", source, "model."),
         raw=raw,
     )
     _check_models_build(config, source)
@@ -280,6 +283,13 @@ def _positive_int(value: Any, key: str, source: str) -> int:
 
 def _optional_positive_int(raw: dict[str, Any], key: str, source: str) -> int | None:
     return None if raw.get(key) is None else _positive_int(raw[key], key, source)
+
+
+def _bool(table: dict[str, Any], key: str, source: str, prefix: str = "") -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise SuiteError(f"{source}: '{prefix}{key}' must be true or false, got {value!r}")
+    return value
 
 
 def _device(value: Any, source: str) -> str:
