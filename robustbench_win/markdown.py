@@ -48,6 +48,14 @@ _LABELS = {
     "wilcoxon_median_diff": f"median Δ‖r‖₂ (win − {BASELINE_WINDOW})",
     "wilcoxon_p": "Wilcoxon p",
     "wilcoxon_note": "note",
+    "n_params": "params",
+    "n_paired_k3": "paired seeds (k3)",
+    "diff_k3": f"Δ vs {BASELINE_WINDOW} k=3",
+    "leakage": "leakage",
+    "consistency": "consistency (%)",
+    "unshifted_acc": "unshifted acc. (%)",
+    "mean_shift_acc": "mean shift acc. (%)",
+    "worst_shift_acc": "worst shift acc. (%)",
 }
 _DECIMALS = {
     "acc": 2,
@@ -60,9 +68,15 @@ _DECIMALS = {
     "median_abs_angle": 1,
     "median_shift": 2,
     "wilcoxon_median_diff": 3,
+    "diff_k3": 2,
+    "consistency": 1,
+    "unshifted_acc": 1,
+    "mean_shift_acc": 1,
+    "worst_shift_acc": 1,
 }
-_SIGNED = {"diff", "wilcoxon_median_diff"}
-_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note"}
+_SIGNED = {"diff", "wilcoxon_median_diff", "diff_k3"}
+_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "claim", "effect [95% CI]",
+                 "test", "n", "verdict"}
 _MISSING = "–"
 
 
