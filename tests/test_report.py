@@ -139,7 +139,8 @@ def test_report_writes_every_file(built):
     names = {p.relative_to(out).as_posix() for p in written}
     expected = {"clean.csv", "samples.csv", "summary.md", "figures/clean_accuracy.png",
                 "figures/deepfool_rho.png", "figures/spatial_robust_accuracy.png"}
-    expected |= {f"table_{t}.{ext}" for t in ("clean_accuracy", "deepfool", "spatial") for ext in ("csv", "md")}
+    expected |= {f"{kind}.csv" for kind in ("leakage", "kernels", "shift", "shift_accuracy")}
+    expected |= {f"table_{t}.{ext}" for t in report.TABLE_NAMES for ext in ("csv", "md")}
     assert names == expected
     for path in written:
         assert path.stat().st_size > 0
