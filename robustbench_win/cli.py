@@ -1,4 +1,4 @@
-"""Command line: ``robustbench-win list|train|run|attack|report`` (also ``python -m robustbench_win``).
+"""Command line: ``robustbench-win list|train|run|attack|report|leakage`` (also ``python -m robustbench_win``).
 
 Each command is a thin wrapper over an importable function that returns data:
 :func:`robustbench_win.runner.run_suite`, :func:`robustbench_win.training.obtain_model`,
@@ -19,10 +19,12 @@ from typing import Any
 import torch
 
 from robustbench_win.atomic import WriteError
-from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec
+from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec, load_model
 from robustbench_win.datasets import DatasetNotFoundError
 from robustbench_win.executors import EXECUTORS, ExecutorError
 from robustbench_win.folder_lock import RunFolderBusyError
+from robustbench_win.leakage import N_FFT, leakage_table, overall_leakage
+from robustbench_win.markdown import pipe_table
 from robustbench_win.models.windows import WINDOWS
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
 from robustbench_win.report import build_report
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", parents=[common], help="rebuild tables, figures and summary from stored results")
     report.add_argument("out", type=Path, help="a run folder written by 'robustbench-win run'")
+    _add_leakage_parser(commands, common)
     return parser
 
 
@@ -109,6 +112,14 @@ def _model_args(items: list[str]) -> dict[str, Any]:
             raise ValueError(f"--arg expects KEY=VALUE, got '{item}'")
         kwargs[key.strip().replace("-", "_")] = parse_value(value.strip())
     return kwargs
+
+
+def _add_leakage_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    leakage = commands.add_parser("leakage", parents=[common],
+                                  help="spectral leakage of every conv layer of one checkpoint")
+    leakage.add_argument("checkpoint", type=Path, help="a checkpoint file (.pt) written by 'train' or 'run'")
+    leakage.add_argument("--n-fft", type=_positive_int, default=N_FFT, metavar="N",
+                         help=f"zero-padded DFT size, at least the largest kernel (default {N_FFT})")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -285,6 +296,22 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_leakage(args: argparse.Namespace) -> int:
+    """Print the spectral leakage of each conv layer of a checkpoint's model, and the model's overall."""
+    if not args.checkpoint.is_file():
+        raise CheckpointError(f"no checkpoint file at {args.checkpoint}")
+    model, payload = load_model(args.checkpoint)
+    table = leakage_table(model, n_fft=args.n_fft)
+    spec = payload["spec"]
+    print(f"{spec['model']} {spec['model_kwargs']} trained on {spec['dataset']} (seed {spec['seed']})")
+    header = ["layer", "k", "window", "slices", "median", "q25", "q75", "mean"]
+    rows = [[r.layer, r.kernel_size, r.window, r.n_slices, *(f"{v:.4f}" for v in
+             (r.leakage_median, r.leakage_q25, r.leakage_q75, r.leakage_mean))] for r in table.itertuples()]
+    print(pipe_table(header, rows, numeric=5))
+    print(f"overall leakage (mean of the layers' medians, N = {args.n_fft}): {overall_leakage(table):.4f}")
+    return 0
+
+
 def _print_report(out: Path, written: list[Path]) -> None:
     summary = next((p for p in written if p.name == "summary.md"), None)
     if summary is not None:
@@ -293,7 +320,7 @@ def _print_report(out: Path, written: list[Path]) -> None:
 
 
 _COMMANDS = {"list": command_list, "train": command_train, "run": command_run, "attack": command_attack,
-             "report": command_report}
+             "report": command_report, "leakage": command_leakage}
 
 if __name__ == "__main__":
     raise SystemExit(main())

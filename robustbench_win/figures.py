@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from robustbench_win import tables
 from robustbench_win.atomic import write_atomic
+from robustbench_win.leakage import N_FFT, centred_spectrum_db
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
 
 KERNEL_LABEL = "kernel size k (pixels)"
@@ -245,3 +247,96 @@ def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str |
         ValueError: ``curves`` is empty.
     """
     return _save(draw_security_curves(curves, title=title), path)
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def _long_metric_panels(table: pd.DataFrame, title: str, panels: list[tuple[str, str]]) -> Figure:
+    """One panel per ``(metric, y label)`` of a long table (a row per configuration), a line per window."""
+    fig, axes = _new_figure(len(panels), title)
+    windows = ordered(table["window"], window_order())
+    for ax, (metric, ylabel) in zip(axes, panels):
+        for label, window, rows, offset in _lines(table, windows):
+            rows = rows[rows["window"] == window]
+            _draw(ax, rows["kernel_size"], rows[f"{metric}_mean"], rows[f"{metric}_std"], offset, label)
+        _finish(ax, table["kernel_size"], ylabel)
+    return fig
+
+
+def leakage_figure(table: pd.DataFrame, title: str) -> Figure:
+    """Spectral leakage (mean over layers of the median over kernels) against k, a line per window.
+
+    Args:
+        table: :func:`robustbench_win.diagnostic_tables.leakage_table`.
+        title: Figure title (should name the data set).
+    """
+    _require(table, "leakage")
+    return _long_metric_panels(table, title, [("leakage", "leakage (energy share outside the main lobe)")])
+
+
+def shift_figure(table: pd.DataFrame, title: str) -> Figure:
+    """Shift consistency and worst single-shift accuracy against k, a line per window.
+
+    Args:
+        table: :func:`robustbench_win.diagnostic_tables.shift_table`.
+        title: Figure title (should name the data set).
+    """
+    _require(table, "shift consistency")
+    return _long_metric_panels(table, title, [("consistency", "shift consistency (%)"),
+                                              ("worst_shift_acc", "accuracy under the worst single shift (%)")])
+
+
+def kernel_examples_figure(kernels: pd.DataFrame, title: str, *, n_fft: int = N_FFT) -> Figure:
+    """Example effective kernels and their power spectra (dB) of the largest-k models, windows side by side.
+
+    For the largest kernel size in ``kernels``, the lowest seed and each window: the strongest
+    stored slices (rows) as the kernel (diverging colours, symmetric about 0) next to its
+    zero-padded power spectrum relative to its peak, DC in the centre.
+
+    Args:
+        kernels: Stored example-kernel records (:data:`robustbench_win.store.KERNEL_RECORDS`).
+        title: Figure title (should name the data set).
+        n_fft: Zero-padded DFT size of the spectra.
+    """
+    _require(kernels, "example kernels")
+    large = kernels[kernels["kernel_size"] == kernels["kernel_size"].max()]
+    large = large[large["seed"] == large["seed"].min()]
+    windows = ordered(large["window"], window_order())
+    slices = sorted(large["slice"].unique())
+    fig = Figure(figsize=(2.2 * 2 * len(windows), 2.1 * len(slices) + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(slices), 2 * len(windows), squeeze=False)
+    _fit_title(fig, title)
+    for column, window in enumerate(windows):
+        rows = large[large["window"] == window]
+        for row, index in enumerate(slices):
+            taps = rows[rows["slice"] == index].pivot(index="row", columns="col", values="weight").to_numpy()
+            limit = float(np.abs(taps).max()) or 1.0
+            spectrum = centred_spectrum_db(torch.tensor(taps)[None], n_fft=n_fft)[0].numpy()
+            kernel_ax, spectrum_ax = axes[row, 2 * column], axes[row, 2 * column + 1]
+            kernel_ax.imshow(taps, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            spectrum_ax.imshow(spectrum, cmap="magma", vmin=-60.0, vmax=0.0)
+            for ax in (kernel_ax, spectrum_ax):
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if row == 0:
+                k = int(rows["kernel_size"].iloc[0])
+                kernel_ax.set_title(f"{window}: kernel {k}×{k}", fontsize="small")
+                spectrum_ax.set_title(f"{window}: power (dB)", fontsize="small")
+    return fig
+
+
+def plot_leakage(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """:func:`leakage_figure` written as a PNG to ``path``; returns ``path``."""
+    return _save(leakage_figure(table, title), path)
+
+
+def plot_shift(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """:func:`shift_figure` written as a PNG to ``path``; returns ``path``."""
+    return _save(shift_figure(table, title), path)
+
+
+def plot_kernel_examples(kernels: pd.DataFrame, path: Path | str, title: str) -> Path:
+    """:func:`kernel_examples_figure` written as a PNG to ``path``; returns ``path``."""
+    return _save(kernel_examples_figure(kernels, title), path)

@@ -68,6 +68,14 @@ _LABELS = {
     "forward_passes_per_sample": "fwd passes / sample",
     "backward_passes_per_sample": "bwd passes / sample",
     "seconds": "seconds",
+    "n_params": "params",
+    "n_paired_k3": "paired seeds (k3)",
+    "diff_k3": f"Δ vs {BASELINE_WINDOW} k=3",
+    "leakage": "leakage",
+    "consistency": "consistency (%)",
+    "unshifted_acc": "unshifted acc. (%)",
+    "mean_shift_acc": "mean shift acc. (%)",
+    "worst_shift_acc": "worst shift acc. (%)",
 }
 _DECIMALS = {
     "acc": 2,
@@ -89,6 +97,15 @@ _SIGNED = {"diff", "wilcoxon_median_diff", "median_diff"}
 _P_VALUES = {"wilcoxon_p", "p"}
 _TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
                  "optimality_note"}
+    "diff_k3": 2,
+    "consistency": 1,
+    "unshifted_acc": 1,
+    "mean_shift_acc": 1,
+    "worst_shift_acc": 1,
+}
+_SIGNED = {"diff", "wilcoxon_median_diff", "diff_k3"}
+_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "claim", "effect [95% CI]",
+                 "test", "n", "verdict"}
 _MISSING = "–"
 
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustbench_win import figures, tables
+from robustbench_win import claims, diagnostic_tables, figures, tables
 from robustbench_win import minimal_norm as mn
 from robustbench_win.atomic import write_atomic
 from robustbench_win.markdown import to_markdown
-from robustbench_win.store import Results, RunFolder
+from robustbench_win.store import KERNEL_RECORDS, LEAKAGE_RECORDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS, Results, RunFolder
 from robustbench_win.summary import dataset_name, render_summary
 
-TABLE_NAMES = ("clean_accuracy", "deepfool", "spatial", "minimal_norm", "attack_quality")
+TABLE_NAMES = ("verdict", "clean_accuracy", "deepfool", "minimal_norm", "attack_quality", "spatial", "leakage", "shift")
 SECURITY_FIGURE = "figures/security_curves.png"  # robust accuracy vs L2 from the best-known norms
 # Table name -> (figure file, drawing function, what it shows).
 FIGURES = {
@@ -28,7 +28,10 @@ FIGURES = {
     "deepfool": ("figures/deepfool_rho.png", figures.plot_deepfool_rho, "DeepFool ρ_adv vs kernel size"),
     "spatial": ("figures/spatial_robust_accuracy.png", figures.plot_spatial_robust_accuracy,
                 "spatial robust accuracy vs kernel size"),
+    "leakage": ("figures/leakage.png", figures.plot_leakage, "spectral leakage of the learned kernels vs kernel size"),
+    "shift": ("figures/shift_consistency.png", figures.plot_shift, "shift consistency vs kernel size"),
 }
+KERNEL_FIGURE = "figures/kernel_examples.png"
 
 
 def build_tables(results: Results) -> dict[str, pd.DataFrame]:
@@ -37,6 +40,10 @@ def build_tables(results: Results) -> dict[str, pd.DataFrame]:
         "clean_accuracy": tables.clean_accuracy_table(results.clean),
         "deepfool": tables.deepfool_table(results.samples, results.radii),
         "spatial": tables.spatial_table(results.samples),
+        "leakage": diagnostic_tables.leakage_table(results.records[LEAKAGE_RECORDS.name]),
+        "shift": diagnostic_tables.shift_table(results.records[SHIFT_RECORDS.name],
+                                               results.records[SHIFT_ACCURACY_RECORDS.name]),
+        "verdict": claims.verdict_table(results),
         "minimal_norm": mn.comparison_table(results.samples, radii=results.radii, clean=results.clean),
         "attack_quality": mn.attack_quality_table(results.samples, costs=results.costs),
     }
@@ -51,8 +58,12 @@ def _draw_security_curves(out: Path, results: Results, dataset: str) -> dict[str
         f"{dataset}: robust accuracy vs L2 radius (best-known norms; band: min-max over seeds)"))}
 
 
-def _draw_figures(out: Path, built: dict[str, pd.DataFrame], dataset: str) -> dict[str, Path]:
+def _draw_figures(out: Path, built: dict[str, pd.DataFrame], dataset: str, results: Results) -> dict[str, Path]:
     drawn = {}
+    kernels = results.records[KERNEL_RECORDS.name]
+    if not kernels.empty:
+        drawn["kernels"] = figures.plot_kernel_examples(
+            kernels, out / KERNEL_FIGURE, f"{dataset}: example kernels and spectra at the largest kernel size")
     for name, (file, plot, what) in FIGURES.items():
         table = built[name]
         if name == "spatial" and not tables.spatial_attacks(table):
@@ -82,8 +93,9 @@ def build_report(out_dir: Path | str) -> list[Path]:
     written = folder.write_consolidated(results)
     for name in TABLE_NAMES:
         written.append(write_atomic(out / f"table_{name}.csv", built[name].to_csv(index=False, lineterminator="\n")))
-        written.append(write_atomic(out / f"table_{name}.md", to_markdown(built[name]) + "\n"))
-    drawn = _draw_figures(out, built, dataset_name(results)) | _draw_security_curves(out, results, dataset_name(results))
+        shown = claims.display_table(built[name]) if name == "verdict" else built[name]
+        written.append(write_atomic(out / f"table_{name}.md", to_markdown(shown) + "\n"))
+    drawn = _draw_figures(out, built, dataset_name(results), results) | _draw_security_curves(out, results, dataset_name(results))
     written += list(drawn.values())
     written.append(write_atomic(out / "summary.md", render_summary(results, built, drawn, out)))
     return written

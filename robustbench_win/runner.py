@@ -34,10 +34,18 @@ from robustbench_win.atomic import WriteError
 from robustbench_win.attacks.base import Attack
 from robustbench_win.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.datasets import ImageData, stratified_subset
+from robustbench_win.diagnostics import (
+    DIAGNOSTICS, LEAKAGE_DIAGNOSTIC, LEAKAGE_MEASURE, SHIFT_GRID_MEASURE, SHIFT_MEASURE, Diagnostic,
+    kernel_example_rows, leakage_rows, shift_rows,
+)
 from robustbench_win.executors import Task, WorkerSetup, default_threads, run_cells
 from robustbench_win.folder_lock import hold_run_folder
+from robustbench_win.models.param_match import DEFAULT_TOLERANCE, REFERENCE_KERNEL_SIZE, match_width
 from robustbench_win.registry import ATTACKS
-from robustbench_win.store import ATTACK_RECORDS, AttackCost, CleanResult, ModelIdentity, RunFolder, failure_fields
+from robustbench_win.store import (
+    ATTACK_RECORDS, KERNEL_RECORDS, LEAKAGE_RECORDS, RECORD_KINDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS,
+    AttackCost, CleanResult, ModelIdentity, RunFolder, failure_fields,
+)
 from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
 from robustbench_win.training import TrainedModel, obtain_model, prepare_data
 from robustbench_win.weights import load_weights
@@ -61,19 +69,45 @@ class Cell:
     weights: Path | None = None
 
 
-def cells(config: SuiteConfig) -> list[Cell]:
-    """Every (kernel size, window, seed) of the suite, in table order."""
+def cells(config: SuiteConfig, *, in_channels: int | None = None, num_classes: int | None = None) -> list[Cell]:
+    """Every (kernel size, window, seed) of the suite, in table order.
+
+    Args:
+        config: The suite.
+        in_channels: Image channels of the data; needed only with ``model.param_match``.
+        num_classes: Classes of the data; needed only with ``model.param_match``.
+
+    Raises:
+        ValueError: ``model.param_match`` without the data's shape, or no width matches.
+    """
     matrix = []
     for kernel_size in config.kernel_sizes:
         for window in config.windows:
+            kwargs = model_kwargs(config, kernel_size, window, in_channels=in_channels, num_classes=num_classes)
             for seed in config.seeds:
-                spec = ModelSpec(config.model, {"kernel_size": kernel_size, "window": window, **config.model_args},
-                                 config.dataset, config.train, seed=seed, train_size=config.train_size)
+                spec = ModelSpec(config.model, kwargs, config.dataset, config.train, seed=seed,
+                                 train_size=config.train_size)
                 identity = ModelIdentity(spec.slug(), config.dataset, config.model, kernel_size, window, seed)
                 weights = weights_path(config, kernel_size=kernel_size, window=window, seed=seed)
                 # Absolute: a worker may run in another folder (or on another node).
                 matrix.append(Cell(identity, spec, weights.resolve() if weights is not None else None))
     return matrix
+
+
+def model_kwargs(config: SuiteConfig, kernel_size: int, window: str, *, in_channels: int | None,
+                 num_classes: int | None) -> dict[str, Any]:
+    """The factory arguments of one configuration; with ``model.param_match`` the width (and stem
+    width) scaled by :func:`~robustbench_win.models.param_match.match_width` so that the model has
+    the parameter count of the same model at k = 3."""
+    kwargs = {"kernel_size": kernel_size, "window": window, **config.model_args}
+    if not config.param_match:
+        return kwargs
+    if in_channels is None or num_classes is None:
+        raise ValueError("model.param_match needs the data's in_channels and num_classes to count parameters")
+    shape = {"in_channels": in_channels, "num_classes": num_classes}
+    base = {k: v for k, v in kwargs.items() if k != "kernel_size"} | shape
+    matched = match_width(config.model, model_kwargs=base, kernel_size=kernel_size).kwargs
+    return {k: v for k, v in matched.items() if k not in shape}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -195,7 +229,7 @@ def run_suite(
         indices = tuple(attack_indices(data, config.attack_samples).tolist())
         tasks = [Task(cell.identity.model_id, CellTask(cell, config.attacks, request, indices, setup.run_folder,
                                                        checkpoint_dir, str(torch_device), progress and in_process))
-                 for cell in cells(config)]
+                 for cell in cells(config, in_channels=data.in_channels, num_classes=data.num_classes)]
         run_cells(execute_cell, tasks, setup, jobs=jobs, executor=executor, ray_address=ray_address,
                   progress=progress, desc=f"suite {config.name}")
         folder.finish(meta, time.perf_counter() - started)
@@ -215,7 +249,7 @@ def check_weights(config: SuiteConfig, data: ImageData) -> None:
     """
     if config.weights is None:
         return
-    for cell in cells(config):
+    for cell in cells(config, in_channels=data.in_channels, num_classes=data.num_classes):
         load_weights(cell.spec, data, cell.weights, evaluate_test=False)
 
 
@@ -244,8 +278,9 @@ def run_cell(
     """
     model_id = cell.identity.model_id
     pending = [a for a in attacks if not folder.step_done(ATTACK_RECORDS, model_id, a.name)]
+    diagnostics = pending_diagnostics(folder, model_id)
     clean = folder.read_clean(model_id)
-    if clean is not None and (clean["status"] == "failed" or not pending):
+    if clean is not None and (clean["status"] == "failed" or not (pending or diagnostics)):
         return
     try:
         start = time.perf_counter()
@@ -265,6 +300,44 @@ def run_cell(
         start = time.perf_counter()
         _run_attack(attack, trained.model, data, indices, cell.identity, folder, device, progress)
         folder.add_timings(model_id, {"attack_seconds": {attack.name: time.perf_counter() - start}})
+    for diagnostic in diagnostics:
+        start = time.perf_counter()
+        _run_diagnostic(diagnostic, trained.model, data, indices, cell.identity, folder, device)
+        folder.add_timings(model_id, {"diagnostic_seconds": {diagnostic.name: time.perf_counter() - start}})
+
+
+def pending_diagnostics(folder: RunFolder, model_id: str) -> list[Diagnostic]:
+    """The diagnostics (:data:`~robustbench_win.diagnostics.DIAGNOSTICS`) whose records are not all stored."""
+    kinds = {kind.name: kind for kind in RECORD_KINDS}
+    return [d for d in DIAGNOSTICS if not all(folder.step_done(kinds[name], model_id, step) for name, step in d.kinds)]
+
+
+def _run_diagnostic(
+    diagnostic: Diagnostic,
+    model: torch.nn.Module,
+    data: ImageData,
+    indices: torch.Tensor,
+    identity: ModelIdentity,
+    folder: RunFolder,
+    device: torch.device,
+) -> None:
+    """Spectral leakage (from the weights) or shift consistency (on the attacked images) of one model."""
+    first_kind, first_step = (LEAKAGE_RECORDS, LEAKAGE_MEASURE) if diagnostic is LEAKAGE_DIAGNOSTIC else (
+        SHIFT_RECORDS, SHIFT_MEASURE)
+    try:
+        model = model.to(device)
+        if diagnostic is LEAKAGE_DIAGNOSTIC:
+            folder.write_step(LEAKAGE_RECORDS, identity, {"measure": LEAKAGE_MEASURE}, leakage_rows(model))
+            folder.write_step(KERNEL_RECORDS, identity, {"measure": LEAKAGE_MEASURE}, kernel_example_rows(model))
+        else:
+            images, labels = data.test_tensors(indices)
+            samples, accuracies = shift_rows(model, images, labels, indices.tolist())
+            folder.write_step(SHIFT_RECORDS, identity, {"measure": SHIFT_MEASURE}, samples)
+            folder.write_step(SHIFT_ACCURACY_RECORDS, identity, {"measure": SHIFT_GRID_MEASURE}, accuracies)
+    except WriteError:
+        raise
+    except Exception as error:  # recorded in the report; the other steps still run
+        folder.write_step_error(first_kind, identity.model_id, first_step, error)
 
 
 def _obtain(cell: Cell, data: ImageData, store: CheckpointStore, device: torch.device, progress: bool, *,
@@ -282,7 +355,12 @@ def clean_result(trained: TrainedModel) -> CleanResult:
         raise ValueError("the model was not evaluated on the test split (obtain it with evaluate_test=True)")
     return CleanResult(status="ok", error=None, accuracy=float(correct.float().mean()), n_test=len(correct),
                        n_correct=int(correct.sum()), train_seconds=float(trained.metrics.get("train_seconds", 0.0)),
-                       checkpoint=str(trained.checkpoint))
+                       checkpoint=str(trained.checkpoint), n_params=trainable_parameters(trained.model))
+
+
+def trainable_parameters(model: torch.nn.Module) -> int:
+    """Trainable parameters of a built model (as :func:`~robustbench_win.models.param_match.count_parameters`)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _run_attack(
@@ -320,6 +398,10 @@ def attack_cost(name: str, attack: Attack) -> AttackCost:
 def run_facts(config: SuiteConfig, data: ImageData, device: torch.device, threads: int | None = None) -> dict[str, Any]:
     """What ``meta.json`` says about a run: names, notes and descriptions from the objects themselves."""
     notes = [*config.notes, *data.notes, f"{config.attack_samples} test images attacked, the same ones for every model"]
+    if config.param_match:
+        notes.append(f"parameter-matched: each model's width is scaled so that its parameter count is within "
+                     f"{DEFAULT_TOLERANCE:.0%} of the same model's at k = {REFERENCE_KERNEL_SIZE} (n_params in the "
+                     f"clean-accuracy table)")
     return {
         "suite_name": config.name, "dataset_name": data.display_name, "notes": notes,
         "attacks": attack_info(config.attacks), "versions": _versions(), "device": _device_name(device, threads),

@@ -138,13 +138,28 @@ def predict_shifted(model: nn.Module, x: Tensor, shifts: Tensor, batch_size: int
     Returns:
         ``(N,)`` int64 predictions on ``x``'s device.
     """
+    common = len(shifts) == 1 and bool((shifts == shifts.round()).all())
     shifts = shifts.expand(len(x), 2)
     parts = []
     for start in range(0, len(x), batch_size):
         chunk = slice(start, start + batch_size)
-        shifted = warp(x[chunk], 0.0, shifts[chunk, 0], shifts[chunk, 1])
+        if common:  # one whole-pixel shift for all: moving the pixels is exact and much cheaper than warp
+            shifted = integer_shift(x[chunk], int(shifts[0, 0]), int(shifts[0, 1]))
+        else:
+            shifted = warp(x[chunk], 0.0, shifts[chunk, 0], shifts[chunk, 1])
         parts.append(predict(model, shifted, batch_size))
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=x.device)
+
+
+def integer_shift(x: Tensor, dx: int, dy: int) -> Tensor:
+    """``(N, C, H, W)`` images moved ``dx`` pixels right and ``dy`` down, zeros shifted in
+    (what :func:`~robustbench_win.attacks.spatial.warp` gives for a whole-pixel translation)."""
+    height, width = x.shape[-2:]
+    out = torch.zeros_like(x)
+    if abs(dx) < width and abs(dy) < height:
+        out[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+            x[..., max(-dy, 0):height - max(dy, 0), max(-dx, 0):width - max(dx, 0)]
+    return out
 
 
 def consistency(samples: pd.DataFrame) -> float:

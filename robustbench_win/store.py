@@ -10,6 +10,10 @@ Layout of a run folder ``OUT`` (``robustbench-win run SUITE --out OUT``)::
     OUT/runs/<model_id>/attack-<attack>.csv         one row per attacked test image
     OUT/runs/<model_id>/attack-<attack>.error.json  an attack that crashed on this model
     OUT/runs/<model_id>/attack-<attack>.costs.json  what the attack cost on this model (passes, seconds)
+    OUT/runs/<model_id>/leakage-spectral.csv        spectral leakage, one row per conv layer
+    OUT/runs/<model_id>/kernels-spectral.csv        example effective kernels, one row per tap
+    OUT/runs/<model_id>/shift-consistency.csv       predictions under two random shifts, per image
+    OUT/runs/<model_id>/shift_accuracy-grid.csv     accuracy under each single grid shift
 
 Everything under ``runs/<model_id>/`` is written only by the process that handles that model,
 and every file is written atomically, so several processes can work on different models of one
@@ -39,6 +43,7 @@ import pandas as pd
 
 from robustbench_win.atomic import write_atomic
 from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
+from robustbench_win.leakage import LayerLeakage
 from robustbench_win.ordering import sort_records
 from robustbench_win.suite import DEFAULT_RADII
 
@@ -91,6 +96,8 @@ class CleanResult:
         n_correct: Of those, classified correctly.
         train_seconds: Seconds the model took to train (when it was trained, possibly earlier).
         checkpoint: Path of the model's checkpoint.
+        n_params: Trainable parameters of the model (``None`` in records written before it
+            was stored).
     """
 
     status: str
@@ -100,6 +107,7 @@ class CleanResult:
     n_correct: int
     train_seconds: float
     checkpoint: str
+    n_params: int | None = None
 
 
 @dataclass(frozen=True)
@@ -291,7 +299,98 @@ ATTACK_RECORDS = RecordKind(
     unique=("model_id", "attack", "index"),
     sort=("dataset", "model", "kernel_size", "window", "seed", "attack", "index"),
 )
-RECORD_KINDS: tuple[RecordKind, ...] = (ATTACK_RECORDS,)
+
+
+@dataclass(frozen=True)
+class DiagnosticIdentity:
+    """Which per-model diagnostic a record comes from (the step of a diagnostic record kind)."""
+
+    measure: str
+
+
+@dataclass(frozen=True)
+class KernelExample:
+    """One tap of an example kernel slice of a model (the report draws kernels and spectra from these).
+
+    Attributes:
+        layer: Module name of the conv layer.
+        layer_index: Position among the model's measured conv layers, from 0.
+        slice: Rank of the slice by energy in its layer (0: the strongest).
+        row: Tap row, 0..k-1.
+        col: Tap column, 0..k-1.
+        weight: The effective weight (raw weight times the window).
+    """
+
+    layer: str
+    layer_index: int
+    slice: int
+    row: int
+    col: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class ShiftSample:
+    """One image under two random shifts (:data:`robustbench_win.shift_consistency.SAMPLE_COLUMNS`)."""
+
+    index: int
+    label: int
+    dx_a: int
+    dy_a: int
+    dx_b: int
+    dy_b: int
+    pred_a: int
+    pred_b: int
+    consistent: bool
+
+
+@dataclass(frozen=True)
+class ShiftAccuracy:
+    """Accuracy under one grid shift (:data:`robustbench_win.shift_consistency.SHIFT_ACCURACY_COLUMNS`)."""
+
+    dx: int
+    dy: int
+    n_samples: int
+    n_correct: int
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """A conv layer's own kernel size and window (the stem's differ from the model's k and window)."""
+
+    layer_kernel_size: int
+    layer_window: str
+
+
+LEAKAGE_LAYER_FIELDS = ("layer", "layer_index")
+LEAKAGE_VALUE_FIELDS = ("n_fft", "n_slices", "n_empty", "leakage_median", "leakage_q25", "leakage_q75", "leakage_mean")
+_DIAGNOSTIC_SORT = ("dataset", "model", "kernel_size", "window", "seed", "measure")
+LEAKAGE_RECORDS = RecordKind(
+    name="leakage", prefix="leakage", step="measure",
+    schema=(IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(LayerLeakage, LEAKAGE_LAYER_FIELDS)
+            + Schema.of(LayerShape) + Schema.of(LayerLeakage, LEAKAGE_VALUE_FIELDS)),
+    unique=("model_id", "measure", "layer_index"), sort=(*_DIAGNOSTIC_SORT, "layer_index"),
+)
+KERNEL_RECORDS = RecordKind(
+    name="kernels", prefix="kernels", step="measure",
+    schema=IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(KernelExample),
+    unique=("model_id", "measure", "layer_index", "slice", "row", "col"),
+    sort=(*_DIAGNOSTIC_SORT, "layer_index", "slice", "row", "col"),
+)
+SHIFT_RECORDS = RecordKind(
+    name="shift", prefix="shift", step="measure",
+    schema=IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(ShiftSample),
+    unique=("model_id", "measure", "index"), sort=(*_DIAGNOSTIC_SORT, "index"),
+)
+SHIFT_ACCURACY_RECORDS = RecordKind(
+    name="shift_accuracy", prefix="shift_accuracy", step="measure",
+    schema=IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(ShiftAccuracy),
+    unique=("model_id", "measure", "dx", "dy"), sort=(*_DIAGNOSTIC_SORT, "dx", "dy"),
+)
+RECORD_KINDS: tuple[RecordKind, ...] = (
+    ATTACK_RECORDS, LEAKAGE_RECORDS, KERNEL_RECORDS, SHIFT_RECORDS, SHIFT_ACCURACY_RECORDS,
+)
 
 
 def failure_fields(error: BaseException) -> dict[str, Any]:

@@ -58,7 +58,8 @@ TOP_LEVEL_KEYS = {
     "seeds": "training seeds, integers >= 0; several give mean +- std",
     "notes": "what the report should say about this suite (e.g. reductions from the paper)",
     "device": "auto, cpu or cuda",
-    "model": "table: name (registry) and args (factory arguments)",
+    "model": "table: name (registry), args (factory arguments) and param_match (true: scale each model's width "
+             "to the parameter count of its k = 3 model)",
     "train": "table: training configuration",
     "attacks": "array of tables: name (registry) and the attack's parameters",
     "report": "table: radii (L2 radii for robust accuracy)",
@@ -66,7 +67,7 @@ TOP_LEVEL_KEYS = {
                "pattern such as \"weights/k{kernel_size}_{window}_s{seed}.pt\" (relative to the current folder)",
 }
 WEIGHTS_FIELDS = ("kernel_size", "window", "seed")  # the placeholders a weights pattern may use
-MODEL_KEYS = {"name", "args"}
+MODEL_KEYS = {"name", "args", "param_match"}
 REPORT_KEYS = {"radii"}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -105,6 +106,7 @@ class SuiteConfig:
     description: str = ""
     device: str = "auto"
     weights: str | None = None
+    param_match: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_toml(self) -> str:
@@ -206,6 +208,7 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> SuiteConfig:
         description=str(raw.get("description", "")),
         device=_device(raw.get("device", "auto"), source),
         weights=raw.get("weights"),
+        param_match=_bool(model, "param_match", source, "model."),
         raw=raw,
     )
     _check_models_build(config, source)
@@ -316,6 +319,13 @@ def _positive_int(value: Any, key: str, source: str) -> int:
 
 def _optional_positive_int(raw: dict[str, Any], key: str, source: str) -> int | None:
     return None if raw.get(key) is None else _positive_int(raw[key], key, source)
+
+
+def _bool(table: dict[str, Any], key: str, source: str, prefix: str = "") -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise SuiteError(f"{source}: '{prefix}{key}' must be true or false, got {value!r}")
+    return value
 
 
 def _device(value: Any, source: str) -> str:

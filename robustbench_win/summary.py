@@ -14,12 +14,14 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_win import claims, tables
 from robustbench_win import minimal_norm as mn
-from robustbench_win import tables
 from robustbench_win.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.registry import ATTACKS
+from robustbench_win.leakage import N_FFT
 from robustbench_win.store import Results
+from robustbench_win.verdict import VERDICT_RULE
 
 _MIN_ERROR_CHARS = 40  # an error cell is cut to fit the screen, never below this
 
@@ -115,7 +117,9 @@ def _clean_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: 
         "Test accuracy of each trained model in %, mean ± std over seeds (sample std, n − 1; a "
         "single seed shows no ±). \"Δ vs none\" is the mean ± std over seeds of the per-seed "
         "difference to the unwindowed model with the same kernel size and seed, in percentage "
-        "points. Failed models are left out of the numbers and listed under Failures.", "",
+        "points; \"Δ vs none k=3\" the same against the unwindowed k = 3 model (the paper's standard "
+        "network). \"params\": trainable parameters of the model. Failed models are left out of the "
+        "numbers and listed under Failures.", "",
         *_markdown_tables(built["clean_accuracy"]),
         *_figure_link(drawn, "clean_accuracy", "Clean accuracy vs kernel size", out),
     ]
@@ -205,6 +209,50 @@ def _attack_quality_section(built: dict[str, pd.DataFrame]) -> list[str]:
         "Passes count the images put through the model (forward) and input gradients (backward) by the "
         "algorithm per attacked image; seconds are the attack's wall time on that model. – : not recorded.", "",
         *_markdown_tables(shown),
+
+
+def _verdict_section(results: Results, built: dict[str, pd.DataFrame]) -> list[str]:
+    if built["verdict"].empty:
+        return ["## Verdict", "", "No windowed and unwindowed models to compare in this run."]
+    return [
+        "## Verdict", "", claims.design_text(results), "", f"Rule: {VERDICT_RULE}", "",
+        *_markdown_tables(claims.display_table(built["verdict"])), "",
+        *[f"- {row.claim}: {row.verdict}, {row.reason}." for row in built["verdict"].itertuples()],
+    ]
+
+
+_DIFFERENCES = ("\"diff\" is the mean ± std over seeds of the per-seed difference to the unwindowed model "
+                "with the same seed at the same k, \"diff_k3\" the same against the unwindowed k = 3 model.")
+
+
+def _leakage_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
+    if built["leakage"].empty:
+        return []
+    return [
+        "## Spectral leakage of the learned kernels", "",
+        f"Leakage of one k × k slice of an effective kernel (raw weight × window): the share of its "
+        f"power spectrum, zero-padded to {N_FFT} × {N_FFT}, outside the main lobe (the basins of the "
+        "spectral peak and its mirror, bounded by the spectrum's minima; see the README). Per layer: the "
+        "median over its slices (layer0 is the first conv in module order, the stem); per model: the mean "
+        "of its layers' medians. Fractions 0..1, mean ± std over seeds. " + _DIFFERENCES, "",
+        *_markdown_tables(built["leakage"]),
+        *_figure_link(drawn, "leakage", "Leakage vs kernel size", out),
+        *_figure_link(drawn, "kernels", "Example kernels and their spectra", out),
+    ]
+
+
+def _shift_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
+    if built["shift"].empty:
+        return []
+    return [
+        "## Shift consistency", "",
+        "On the attacked test images (the same for every model): consistency is the % of images whose "
+        "predicted class is the same under two different random integer shifts of 1-3 pixels (seeded per "
+        "image, so every model sees the same shifts; Zhang, ICML 2019), right or wrong. Accuracy (%) under "
+        "each single shift of the grid -3..3 × -3..3 px, summarised as the unshifted accuracy and the mean "
+        "and the minimum over the 48 non-zero shifts. Mean ± std over seeds. " + _DIFFERENCES, "",
+        *_markdown_tables(built["shift"]),
+        *_figure_link(drawn, "shift", "Shift consistency vs kernel size", out),
     ]
 
 
@@ -271,13 +319,17 @@ def render_summary(results: Results, built: dict[str, pd.DataFrame], drawn: dict
     """
     suite = results.meta.get("suite_name") or out.name
     sections = [
-        [f"# {suite}: {dataset_name(results)}", "", *_overview(results)],
+        [f"# {suite}: {dataset_name(results)}"],
+        _verdict_section(results, built),
+        ["## Overview", "", *_overview(results)],
         _notes(results),
         _clean_section(built, drawn, out),
         _deepfool_section(results, built, drawn, out),
         _spatial_section(results, built, drawn, out),
         _minimal_norm_section(results, built, drawn, out),
         _attack_quality_section(built),
+        _leakage_section(built, drawn, out),
+        _shift_section(built, drawn, out),
         _failures_section(results),
         _environment_section(results),
         _timings_section(results),

@@ -31,6 +31,7 @@ from robustbench_win.ordering import attack_order, ordered, sort_records, window
 from robustbench_win.suite import DEFAULT_RADII
 
 BASELINE_WINDOW = "none"
+REFERENCE_KERNEL_SIZE = 3  # the standard small-kernel network the paper compares against
 # Below 6 pairs a two-sided exact signed-rank test cannot reach p < 0.05 (its smallest
 # p-value is 2 / 2**n), so no p-value is reported.
 MIN_WILCOXON_PAIRS = 6
@@ -103,6 +104,39 @@ def _spread(long: pd.DataFrame, row_keys: list[str], group_key: str,
 # --------------------------------------------------------------------------- clean accuracy
 
 
+def seed_differences(per_seed: pd.DataFrame, metric: str, *, reference_kernel_size: int | None = None,
+                     tag: str = "diff") -> pd.DataFrame:
+    """Per configuration: mean and std over seeds of its per-seed difference to an unwindowed model.
+
+    Args:
+        per_seed: One row per trained model: ``dataset, model, kernel_size, window, seed`` and
+            ``metric``.
+        metric: The column compared.
+        reference_kernel_size: ``None``: the baseline is the unwindowed model of the same
+            kernel size; an integer (3, the paper's standard network): the unwindowed model of
+            that kernel size, for every configuration.
+        tag: Prefix of the output columns, ``"diff"`` or ``"diff_<suffix>"``.
+
+    Returns:
+        Columns ``dataset, model, kernel_size, window, <tag>_mean, <tag>_std, n_paired<suffix>``
+        (``n_paired`` for ``"diff"``, ``n_paired_k3`` for ``"diff_k3"``): differences paired by seed (the same seed
+        on both sides); the baseline itself has no row.
+    """
+    count = "n_paired" + tag.removeprefix("diff")
+    join = ROW_KEYS if reference_kernel_size is None else ["dataset", "model"]
+    base = per_seed[per_seed["window"] == BASELINE_WINDOW]
+    if reference_kernel_size is not None:
+        base = base[base["kernel_size"] == reference_kernel_size]
+    paired = per_seed.merge(base[join + ["seed", metric]], on=join + ["seed"], suffixes=("", "_base"))
+    is_base = paired["window"] == BASELINE_WINDOW
+    if reference_kernel_size is not None:
+        is_base &= paired["kernel_size"] == reference_kernel_size
+    paired = paired[~is_base].assign(**{tag: lambda f: f[metric] - f[f"{metric}_base"]})
+    if paired.empty:
+        return pd.DataFrame(columns=MODEL_KEYS + [f"{tag}_mean", f"{tag}_std", count])
+    return _over_seeds(paired, MODEL_KEYS, [tag]).rename(columns={"n_seeds": count})
+
+
 def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
     """Clean accuracy per (data set, model, kernel size, window), over the seeds that trained.
 
@@ -111,22 +145,26 @@ def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
             window, seed, status, accuracy`` (accuracy as a fraction 0..1).
 
     Returns:
-        Columns ``dataset, model, kernel_size, window, n_seeds, acc_mean, acc_std,
-        diff_mean, diff_std, n_paired``: accuracy in %, and the mean and std over seeds of the
-        per-seed difference to the baseline with the same seed, in percentage points (NaN
-        for the baseline rows). Failed models are left out (they are listed as failures).
+        Columns ``dataset, model, kernel_size, window, n_params, n_seeds, acc_mean, acc_std,
+        diff_mean, diff_std, n_paired, diff_k3_mean, diff_k3_std, n_paired_k3``: the
+        trainable parameters of the models (the largest over seeds; missing in records stored
+        without it), accuracy in %, and the mean and std over seeds of the per-seed difference
+        to the unwindowed model with the same seed, at the same kernel size (``diff``) and at
+        k = 3 (``diff_k3``), in percentage points (NaN for the baseline rows). Failed models
+        are left out (they are listed as failures).
     """
     ok = clean[(clean["status"].astype(str) == "ok") & clean["accuracy"].notna()].copy()
     ok["acc"] = 100.0 * ok["accuracy"].astype(float)
     long = _over_seeds(ok, MODEL_KEYS, ["acc"])
-    base = ok[ok["window"] == BASELINE_WINDOW][ROW_KEYS + ["seed", "acc"]]
-    paired = ok.merge(base, on=ROW_KEYS + ["seed"], suffixes=("", "_base"))
-    paired["diff"] = paired["acc"] - paired["acc_base"]
-    paired = paired[paired["window"] != BASELINE_WINDOW]
-    diffs = _over_seeds(paired, MODEL_KEYS, ["diff"]).rename(columns={"n_seeds": "n_paired"})
-    long = long.merge(diffs, how="left", on=MODEL_KEYS)
-    long = long[MODEL_KEYS + ["n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired"]]
-    return _int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_seeds", "n_paired"])
+    if "n_params" not in ok:  # records of a run that did not store it
+        ok["n_params"] = pd.Series(pd.NA, index=ok.index, dtype="Int64")
+    long = long.merge(ok.groupby(MODEL_KEYS)["n_params"].max().reset_index(), how="left", on=MODEL_KEYS)
+    for diffs in (seed_differences(ok, "acc"),
+                  seed_differences(ok, "acc", reference_kernel_size=REFERENCE_KERNEL_SIZE, tag="diff_k3")):
+        long = long.merge(diffs, how="left", on=MODEL_KEYS)
+    long = long[MODEL_KEYS + ["n_params", "n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired",
+                              "diff_k3_mean", "diff_k3_std", "n_paired_k3"]]
+    return _int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_params", "n_seeds", "n_paired", "n_paired_k3"])
 
 
 def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
@@ -137,16 +175,18 @@ def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Columns ``dataset, model, kernel_size``, then for each window ``w`` (baseline
-        first): ``w:n_seeds, w:acc_mean, w:acc_std`` and, for windowed models,
-        ``w:diff_mean, w:diff_std, w:n_paired`` (paired per-seed difference to ``none``,
-        percentage points).
+        first): ``w:n_params, w:n_seeds, w:acc_mean, w:acc_std``, for windowed models
+        ``w:diff_mean, w:diff_std, w:n_paired`` (paired per-seed difference to ``none`` at the
+        same k, percentage points), and ``w:diff_k3_mean, w:diff_k3_std, w:n_paired_k3`` (the
+        same against ``none`` at k = 3).
     """
     long = clean_accuracy_long(clean)
     columns = {}
     for window in ordered(long["window"], window_order()):
-        columns[window] = ["n_seeds", "acc_mean", "acc_std"]
+        columns[window] = ["n_params", "n_seeds", "acc_mean", "acc_std"]
         if window != BASELINE_WINDOW:
             columns[window] += ["diff_mean", "diff_std", "n_paired"]
+        columns[window] += ["diff_k3_mean", "diff_k3_std", "n_paired_k3"]
     return _spread(long, ROW_KEYS, "window", columns)
 
 

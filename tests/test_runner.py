@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 import robustbench_win.runner as runner
+from robustbench_win.checkpoints import load_model
 from robustbench_win.cli import main
+from robustbench_win.leakage import leakage_table
 from robustbench_win.report import build_report
 
 TINY_SUITE = """
@@ -47,7 +49,8 @@ name = "spatial-random"
 [report]
 radii = [0.5, 1.0]
 """
-TABLES = ("table_clean_accuracy", "table_deepfool", "table_spatial")
+TABLES = ("table_clean_accuracy", "table_deepfool", "table_spatial", "table_leakage", "table_shift", "table_verdict")
+DIAGNOSTIC_FIGURES = ("leakage", "kernel_examples", "shift_consistency")
 MODEL_IDS = [f"paper-cnn_k{k}_{w}_s0" for k in (3, 5) for w in ("none", "hamming")]
 
 
@@ -329,15 +332,15 @@ def test_a_full_disk_stops_the_run_with_one_message_and_keeps_every_result(
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = workspace / "disk-full"
-    written = no_space_after(5, monkeypatch)
+    written = no_space_after(10, monkeypatch)  # 7 files per model: 3 attacks, leakage, kernels and 2 of shifts
     assert run_cli(workspace, out) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"robustbench-win: error: cannot write {out / 'runs'}") and "No space left on device" in err
-    assert f"Every finished result is saved in {out / 'runs'} (2 models with clean accuracy, 5 per-sample result files)" in err
+    assert f"Every finished result is saved in {out / 'runs'} (2 models with clean accuracy, 10 per-sample result files)" in err
     assert "run the same command again" in err and f"robustbench-win report {out}" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     kept = {p: p.read_bytes() for p in written}
-    assert sorted(p.relative_to(out) for p in (out / "runs").rglob("attack-*.csv")) == sorted(p.relative_to(out) for p in kept)
+    assert sorted(p.relative_to(out) for p in (out / "runs").rglob("*.csv")) == sorted(p.relative_to(out) for p in kept)
 
     monkeypatch.undo()
     assert run_cli(workspace, out) == 0  # resumes once there is space again
@@ -376,3 +379,44 @@ def test_bad_values_name_the_key_and_the_expected_type(workspace: Path, tmp_path
     assert run_cli(workspace, out, "--set", "seeds=[0, -1]") == 2
     assert "seeds must be integers >= 0, got -1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_leakage_and_shift_are_stored_for_every_model_and_rebuilt_from_records_alone(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    for name in ("leakage", "kernels", "shift", "shift_accuracy"):
+        assert set(pd.read_csv(finished_run / f"{name}.csv")["model_id"]) == set(MODEL_IDS)
+    # A copy holding only the consolidated records (a committed report) rebuilds every table and figure.
+    copy = tmp_path / "records-only"
+    copy.mkdir()
+    for name in ("suite.toml", "meta.json", "clean.csv", "samples.csv", "leakage.csv", "kernels.csv", "shift.csv",
+                 "shift_accuracy.csv"):
+        shutil.copy(finished_run / name, copy / name)
+    assert main(["report", str(copy)]) == 0
+    assert read_tables(copy) == read_tables(finished_run)
+    for figure in DIAGNOSTIC_FIGURES:
+        assert (copy / "figures" / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (copy / "summary.md").read_text()
+    assert summary.index("## Verdict") < summary.index("## Spectral leakage") < summary.index("## Shift consistency")
+
+
+def test_stored_leakage_is_the_leakage_of_each_checkpoint(finished_run: Path) -> None:
+    clean = pd.read_csv(finished_run / "clean.csv").set_index("model_id")
+    stored = pd.read_csv(finished_run / "leakage.csv")
+    for model_id in MODEL_IDS:
+        model, _ = load_model(Path(clean.loc[model_id, "checkpoint"]))
+        expected = leakage_table(model)["leakage_median"].to_numpy()
+        assert np.allclose(stored[stored["model_id"] == model_id]["leakage_median"], expected, rtol=1e-8)
+        assert clean.loc[model_id, "n_params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_leakage_command_prints_each_layer_of_a_checkpoint(finished_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(pd.read_csv(finished_run / "clean.csv").set_index("model_id").loc[MODEL_IDS[-1], "checkpoint"])
+    assert main(["leakage", str(path)]) == 0
+    output = capsys.readouterr().out
+    model, _ = load_model(path)
+    table = leakage_table(model)
+    for row in table.itertuples():
+        assert f"| {row.layer} " in output and f"{row.leakage_median:.4f}" in output
+    assert f"{table['leakage_median'].mean():.4f}" in output.splitlines()[-1]
+    assert main(["leakage", str(path.with_name("missing.pt"))]) == 2

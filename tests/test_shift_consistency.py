@@ -148,3 +148,19 @@ def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
     images, labels = random_images(2)
     with pytest.raises(ValueError, match=message):
         shift_consistency(FixedPixel(), images, labels, **kwargs)
+
+
+def test_integer_shift_moves_pixels_as_the_spatial_warp_does() -> None:
+    from robustbench_win.attacks.spatial import warp
+    from robustbench_win.shift_consistency import integer_shift
+
+    x = torch.rand(3, 2, 9, 7, generator=torch.Generator().manual_seed(0))
+    for dx in range(-3, 4):
+        for dy in range(-3, 4):
+            expected = warp(x, 0.0, float(dx), float(dy))
+            assert torch.allclose(integer_shift(x, dx, dy), expected, atol=1e-6), (dx, dy)
+    # Hand-checked: a single pixel one step right and two down.
+    one = torch.zeros(1, 1, 4, 4)
+    one[0, 0, 1, 1] = 1.0
+    moved = integer_shift(one, 1, 2)
+    assert moved[0, 0, 3, 2] == 1.0 and moved.sum() == 1.0

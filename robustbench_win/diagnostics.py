@@ -1,0 +1,87 @@
+"""Per-model diagnostics the runner stores next to the attacks: spectral leakage and shift consistency.
+
+Each function takes one trained model and returns plain records (one mapping per row) in the
+schemas of :mod:`robustbench_win.store` (:data:`~robustbench_win.store.LEAKAGE_RECORDS`,
+:data:`~robustbench_win.store.KERNEL_RECORDS`, :data:`~robustbench_win.store.SHIFT_RECORDS`,
+:data:`~robustbench_win.store.SHIFT_ACCURACY_RECORDS`), without the model identity, which the
+run folder adds. The measures themselves live in :mod:`robustbench_win.leakage` and
+:mod:`robustbench_win.shift_consistency`; this module only turns them into rows, so that a
+report is rebuilt from stored rows alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustbench_win.leakage import N_FFT, effective_kernels, layer_leakage, strongest_slices
+from robustbench_win.shift_consistency import shift_accuracy_table, shift_consistency
+
+LEAKAGE_MEASURE = "spectral"  # step name of the leakage and kernel records
+SHIFT_MEASURE = "consistency"  # step name of the per-image shift records
+SHIFT_GRID_MEASURE = "grid"  # step name of the per-shift accuracy records
+SHIFT_SEED = 4321  # fixed: every model of every run sees the same two shifts of each image
+EXAMPLE_SLICES = 4  # strongest kernel slices stored per model for the kernel figure
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One diagnostic step: what it is called in timings and failures, and its stored steps.
+
+    Attributes:
+        name: Name in ``timings.json`` and in the failures table.
+        kinds: ``(record kind name, step)`` of every file the step writes.
+    """
+
+    name: str
+    kinds: tuple[tuple[str, str], ...]
+
+
+LEAKAGE_DIAGNOSTIC = Diagnostic("leakage", (("leakage", LEAKAGE_MEASURE), ("kernels", LEAKAGE_MEASURE)))
+SHIFT_DIAGNOSTIC = Diagnostic("shift", (("shift", SHIFT_MEASURE), ("shift_accuracy", SHIFT_GRID_MEASURE)))
+DIAGNOSTICS: tuple[Diagnostic, ...] = (LEAKAGE_DIAGNOSTIC, SHIFT_DIAGNOSTIC)
+
+
+def leakage_rows(model: nn.Module, *, n_fft: int = N_FFT) -> list[dict[str, Any]]:
+    """One row per conv layer: :func:`robustbench_win.leakage.layer_leakage`, the layer's own
+    kernel size and window as ``layer_kernel_size`` and ``layer_window``."""
+    rows = []
+    for summary in layer_leakage(model, n_fft=n_fft):
+        row = asdict(summary)
+        row["layer_kernel_size"], row["layer_window"] = row.pop("kernel_size"), row.pop("window")
+        rows.append(row)
+    return rows
+
+
+def kernel_example_rows(model: nn.Module, *, count: int = EXAMPLE_SLICES) -> list[dict[str, Any]]:
+    """The ``count`` strongest effective kernel slices of the model's last measured conv layer, one row per tap.
+
+    The last layer is a block layer of the model's own kernel size in the paper CNN and the
+    ResNet (the stem keeps its 7 x 7).
+    """
+    layers = effective_kernels(model)
+    if not layers:
+        return []
+    layer = layers[-1]
+    rows = []
+    for rank, slice_index in enumerate(strongest_slices(layer.kernels, count).tolist()):
+        kernel = layer.kernels[slice_index].cpu()
+        rows += [{"layer": layer.layer, "layer_index": layer.layer_index, "slice": rank, "row": r, "col": c,
+                  "weight": float(kernel[r, c])}
+                 for r in range(kernel.shape[0]) for c in range(kernel.shape[1])]
+    return rows
+
+
+def shift_rows(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               indices: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-image records under two random shifts and per-shift accuracies (seed :data:`SHIFT_SEED`).
+
+    Returns:
+        ``(samples, accuracies)``: rows of :data:`~robustbench_win.shift_consistency.SAMPLE_COLUMNS`
+        and of :data:`~robustbench_win.shift_consistency.SHIFT_ACCURACY_COLUMNS`.
+    """
+    result = shift_consistency(model, images, labels, indices, seed=SHIFT_SEED)
+    return result.samples.to_dict("records"), shift_accuracy_table(result.grid).to_dict("records")
