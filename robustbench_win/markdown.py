@@ -92,20 +92,16 @@ _DECIMALS = {
     "forward_passes": 1,
     "backward_passes": 1,
     "seconds": 2,
-}
-_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff"}
-_P_VALUES = {"wilcoxon_p", "p"}
-_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
-                 "optimality_note"}
     "diff_k3": 2,
     "consistency": 1,
     "unshifted_acc": 1,
     "mean_shift_acc": 1,
     "worst_shift_acc": 1,
 }
-_SIGNED = {"diff", "wilcoxon_median_diff", "diff_k3"}
-_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "claim", "effect [95% CI]",
-                 "test", "n", "verdict"}
+_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", "diff_k3"}
+_P_VALUES = {"wilcoxon_p", "p"}
+_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
+                 "optimality_note", "claim", "effect [95% CI]", "n", "verdict"}
 _MISSING = "–"
 
 

@@ -209,6 +209,7 @@ def _attack_quality_section(built: dict[str, pd.DataFrame]) -> list[str]:
         "Passes count the images put through the model (forward) and input gradients (backward) by the "
         "algorithm per attacked image; seconds are the attack's wall time on that model. – : not recorded.", "",
         *_markdown_tables(shown),
+    ]
 
 
 def _verdict_section(results: Results, built: dict[str, pd.DataFrame]) -> list[str]:
