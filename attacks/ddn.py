@@ -52,12 +52,9 @@ class DDN(MinimalNormL2Attack):
         initial_norm: Norm of the first step.
         alpha_init: First step length.
         alpha_final: Last step length.
-        box_aware: Drop the gradient components that push pixels at 0 or 1 out of [0, 1].
-        init: ``"deepfool"``: start from projected DeepFool's point pulled back to the boundary;
-            ``"none"``: from the clean image, as in the paper.
-        patience: Steps without improvement after which a fooled sample is done and leaves
-            the batch; 0: every sample runs all ``steps``.
-        tolerance: Relative decrease of the best norm that counts as an improvement.
+        **common: ``box_aware`` (default off), ``init`` (default ``"deepfool"``; ``"none"``: from
+            the clean image, as in the paper), ``patience`` and ``tolerance``, as
+            :class:`~robustbench_win.attacks.minimal_norm.MinimalNormL2Attack` takes them.
     """
 
     name: ClassVar[str] = "ddn"
@@ -70,12 +67,9 @@ class DDN(MinimalNormL2Attack):
         initial_norm: float = 1.0,
         alpha_init: float = 1.0,
         alpha_final: float = 0.01,
-        box_aware: bool = False,
-        init: str = "deepfool",
-        patience: int = 0,
-        tolerance: float = 1e-3,
+        **common: Any,
     ) -> None:
-        super().__init__(steps=steps, box_aware=box_aware, init=init, patience=patience, tolerance=tolerance)
+        super().__init__(steps=steps, **common)
         self.gamma = check_fraction("gamma", gamma)
         self.initial_norm = check_positive("initial_norm", initial_norm)
         self.alpha_init = check_positive("alpha_init", alpha_init)

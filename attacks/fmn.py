@@ -62,11 +62,9 @@ class FMN(MinimalNormL2Attack):
         gamma_final: Last relative change of the budget per step.
         overshoot: Relative overshoot of the linearised distance before the first success.
         box_aware: Drop the gradient components that push pixels at 0 or 1 out of [0, 1].
-        init: ``"deepfool"``: start from projected DeepFool's point pulled back to the boundary;
-            ``"none"``: from the clean image, as in the paper.
-        patience: Steps without improvement after which a fooled sample is done and leaves
-            the batch; 0: every sample runs all ``steps``.
-        tolerance: Relative decrease of the best norm that counts as an improvement.
+        **common: ``init`` (default ``"deepfool"``; ``"none"``: from the clean image, as in the
+            paper), ``patience`` and ``tolerance``, as
+            :class:`~robustbench_win.attacks.minimal_norm.MinimalNormL2Attack` takes them.
     """
 
     name: ClassVar[str] = "fmn"
@@ -81,11 +79,9 @@ class FMN(MinimalNormL2Attack):
         gamma_final: float = 0.001,
         overshoot: float = 0.02,
         box_aware: bool = True,
-        init: str = "deepfool",
-        patience: int = 0,
-        tolerance: float = 1e-3,
+        **common: Any,
     ) -> None:
-        super().__init__(steps=steps, box_aware=box_aware, init=init, patience=patience, tolerance=tolerance)
+        super().__init__(steps=steps, box_aware=box_aware, **common)
         self.alpha_init = check_positive("alpha_init", alpha_init)
         self.alpha_final = self.alpha_init / 100 if alpha_final is None else check_positive("alpha_final", alpha_final)
         self.gamma_init = check_fraction("gamma_init", gamma_init)

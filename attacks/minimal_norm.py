@@ -236,7 +236,10 @@ class MinimalNormL2Attack(Attack):
 
     family: ClassVar[str] = "minimal-norm"
 
-    def __init__(self, *, steps: int, box_aware: bool, init: str, patience: int, tolerance: float) -> None:
+    def __init__(
+        self, *, steps: int = 200, box_aware: bool = False, init: str = "deepfool", patience: int = 0,
+        tolerance: float = 1e-3,
+    ) -> None:
         self.steps = check_positive_int("steps", steps)
         self.box_aware = check_bool("box_aware", box_aware)
         self.init = check_init(init)
