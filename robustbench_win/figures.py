@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,16 @@ def _save(fig: Figure, path: Path | str) -> Path:
     # No "Software" entry: the bytes then depend on the data and the matplotlib version only.
     fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
     return write_atomic(path, buffer.getvalue())
+
+
+def _png_writer(draw: Callable[[pd.DataFrame, str], Figure]) -> Callable[[pd.DataFrame, Path | str, str], Path]:
+    """A ``plot_*`` function: ``draw(table, title)`` written as a PNG to ``path``, which it returns."""
+
+    def plot(table: pd.DataFrame, path: Path | str, title: str) -> Path:
+        return _save(draw(table, title), path)
+
+    plot.__doc__ = f":func:`{draw.__name__}` written as a PNG to ``path``; returns ``path``."
+    return plot
 
 
 def _lines(table: pd.DataFrame, windows: list[str]) -> Iterator[tuple[str, str, pd.DataFrame, float]]:
@@ -170,19 +180,9 @@ def spatial_robust_accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def plot_clean_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
-    """:func:`clean_accuracy_figure` written as a PNG to ``path``; returns ``path``."""
-    return _save(clean_accuracy_figure(table, title), path)
-
-
-def plot_deepfool_rho(table: pd.DataFrame, path: Path | str, title: str) -> Path:
-    """:func:`deepfool_rho_figure` written as a PNG to ``path``; returns ``path``."""
-    return _save(deepfool_rho_figure(table, title), path)
-
-
-def plot_spatial_robust_accuracy(table: pd.DataFrame, path: Path | str, title: str) -> Path:
-    """:func:`spatial_robust_accuracy_figure` written as a PNG to ``path``; returns ``path``."""
-    return _save(spatial_robust_accuracy_figure(table, title), path)
+plot_clean_accuracy = _png_writer(clean_accuracy_figure)
+plot_deepfool_rho = _png_writer(deepfool_rho_figure)
+plot_spatial_robust_accuracy = _png_writer(spatial_robust_accuracy_figure)
 
 
 # --------------------------------------------------------------------------- security curves
@@ -327,16 +327,6 @@ def kernel_examples_figure(kernels: pd.DataFrame, title: str, *, n_fft: int = N_
     return fig
 
 
-def plot_leakage(table: pd.DataFrame, path: Path | str, title: str) -> Path:
-    """:func:`leakage_figure` written as a PNG to ``path``; returns ``path``."""
-    return _save(leakage_figure(table, title), path)
-
-
-def plot_shift(table: pd.DataFrame, path: Path | str, title: str) -> Path:
-    """:func:`shift_figure` written as a PNG to ``path``; returns ``path``."""
-    return _save(shift_figure(table, title), path)
-
-
-def plot_kernel_examples(kernels: pd.DataFrame, path: Path | str, title: str) -> Path:
-    """:func:`kernel_examples_figure` written as a PNG to ``path``; returns ``path``."""
-    return _save(kernel_examples_figure(kernels, title), path)
+plot_leakage = _png_writer(leakage_figure)
+plot_shift = _png_writer(shift_figure)
+plot_kernel_examples = _png_writer(kernel_examples_figure)
