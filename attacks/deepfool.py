@@ -199,11 +199,7 @@ class ProjectedDeepFool(DeepFool):
     Moosavi-Dezfooli, Fawzi & Frossard, "DeepFool: a simple and accurate method to fool deep
     neural networks", CVPR 2016 (https://arxiv.org/abs/1511.04599).
 
-    Args:
-        steps: Maximum number of DeepFool steps.
-        candidates: Classes considered: the true class and the ``candidates - 1`` most likely
-            others at the clean input (capped at the number of classes).
-        overshoot: ``eta`` in ``x0 + (1 + eta) * r_tot``.
+    Takes the arguments of :class:`DeepFool` (``steps``, ``candidates``, ``overshoot``).
     """
 
     name: ClassVar[str] = "deepfool-projected"
