@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -44,7 +45,7 @@ from robustbench_win.models.param_match import DEFAULT_TOLERANCE, REFERENCE_KERN
 from robustbench_win.registry import ATTACKS
 from robustbench_win.store import (
     ATTACK_RECORDS, KERNEL_RECORDS, LEAKAGE_RECORDS, RECORD_KINDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS,
-    AttackCost, CleanResult, ModelIdentity, RunFolder, failure_fields,
+    AttackCost, CleanResult, ModelIdentity, RecordKind, RunFolder, failure_fields,
 )
 from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
 from robustbench_win.training import TrainedModel, obtain_model, prepare_data
@@ -324,7 +325,7 @@ def _run_diagnostic(
     """Spectral leakage (from the weights) or shift consistency (on the attacked images) of one model."""
     first_kind, first_step = (LEAKAGE_RECORDS, LEAKAGE_MEASURE) if diagnostic is LEAKAGE_DIAGNOSTIC else (
         SHIFT_RECORDS, SHIFT_MEASURE)
-    try:
+    with _failure_recorded(folder, first_kind, identity.model_id, first_step):
         model = model.to(device)
         if diagnostic is LEAKAGE_DIAGNOSTIC:
             folder.write_step(LEAKAGE_RECORDS, identity, {"measure": LEAKAGE_MEASURE}, leakage_rows(model))
@@ -334,10 +335,6 @@ def _run_diagnostic(
             samples, accuracies = shift_rows(model, images, labels, indices.tolist())
             folder.write_step(SHIFT_RECORDS, identity, {"measure": SHIFT_MEASURE}, samples)
             folder.write_step(SHIFT_ACCURACY_RECORDS, identity, {"measure": SHIFT_GRID_MEASURE}, accuracies)
-    except WriteError:
-        raise
-    except Exception as error:  # recorded in the report; the other steps still run
-        folder.write_step_error(first_kind, identity.model_id, first_step, error)
 
 
 def _obtain(cell: Cell, data: ImageData, store: CheckpointStore, device: torch.device, progress: bool, *,
@@ -373,17 +370,27 @@ def _run_attack(
     device: torch.device,
     progress: bool,
 ) -> None:
-    try:
+    with _failure_recorded(folder, ATTACK_RECORDS, identity.model_id, attack.name):
         instance = ATTACKS.create(attack.name, **attack.params)
         images, labels = data.test_tensors(indices)
         results = instance(model.to(device), images, labels, indices.tolist(), progress=progress)
         folder.write_cost(identity, attack_cost(attack.name, instance))  # first: a stored step has its cost
         folder.write_step(ATTACK_RECORDS, identity, {"attack": attack.name, "family": instance.family},
                           (result.record() for result in results))
+
+
+@contextmanager
+def _failure_recorded(folder: RunFolder, kind: RecordKind, model_id: str, step: str) -> Iterator[None]:
+    """Record an exception of the block as the failure of ``step``, so that the other steps still run.
+
+    A :class:`~robustbench_win.atomic.WriteError` is raised on: the folder itself is broken.
+    """
+    try:
+        yield
     except WriteError:
         raise
-    except Exception as error:  # recorded in the report; the other attacks still run
-        folder.write_step_error(ATTACK_RECORDS, identity.model_id, attack.name, error)
+    except Exception as error:  # recorded in the report; the other steps still run
+        folder.write_step_error(kind, model_id, step, error)
 
 
 def attack_cost(name: str, attack: Attack) -> AttackCost:
