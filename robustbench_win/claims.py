@@ -166,15 +166,20 @@ _SHORT_UNITS = {"percentage points": "pp", "L2 norm": "L2", "leakage (fraction)"
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The verdict table for reading: effect with its interval and unit, p, n, verdict."""
+    """The verdict table for reading: claim, verdict, effect with its interval and unit, test, p, n.
+
+    The verdict comes right after the claim, so it stays in the first part when a narrow page
+    splits the table.
+    """
     def effect(row: pd.Series) -> str:
         unit = _SHORT_UNITS.get(row["unit"], row["unit"])
         interval = "" if pd.isna(row["ci_low"]) else f" [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}]"
         return f"{row['effect']:+.3g}{interval} {unit}".rstrip()
 
     return pd.DataFrame({
-        "claim": table["claim"], "effect [95% CI]": [effect(row) for _, row in table.iterrows()],
-        "p": table["p_value"],
+        "claim": table["claim"], "verdict": table["verdict"],
+        "effect [95% CI]": [effect(row) for _, row in table.iterrows()],
+        "p-value": table["p_value"],
         "n": table["n"].astype(str) + " " + table["n_label"].str.replace("paired ", ""),
-        "verdict": table["verdict"],
+        "test": table["test"].str.split(" (", regex=False).str[0],  # in full in the paragraph above
     })

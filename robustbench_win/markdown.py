@@ -99,7 +99,7 @@ _DECIMALS = {
     "worst_shift_acc": 1,
 }
 _SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", "diff_k3"}
-_P_VALUES = {"wilcoxon_p", "p"}
+_P_VALUES = {"wilcoxon_p", "p", "p-value"}
 _TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
                  "optimality_note", "claim", "effect [95% CI]", "n", "verdict"}
 _MISSING = "–"
