@@ -97,7 +97,7 @@ class FMN(MinimalNormL2Attack):
         return (
             f"Fast Minimum-Norm L2 attack (Pintor et al. 2021): {self.steps} steps, step length "
             f"{self.alpha_init:g} -> {self.alpha_final:g}, budget factor {self.gamma_init:g} -> {self.gamma_final:g}, "
-            f"overshoot {self.overshoot:g}{', box-aware steps' if self.box_aware else ''}, "
+            f"overshoot {self.overshoot:g}, "
             f"{self._describe_common()}."
         )
 
