@@ -52,8 +52,8 @@ def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Columns ``dataset, model, kernel_size, window, n_seeds, leakage_mean, leakage_std``,
-        the paired differences (``diff_mean, diff_std, n_paired, diff_k3_mean, diff_k3_std,
-        n_paired_k3``; negative: the model leaks less than the baseline), then per conv layer
+        the paired differences (``leakage_diff_mean, leakage_diff_std, n_paired, diff_k3_mean,
+        diff_k3_std, n_paired_k3``; negative: the model leaks less than the baseline), then per conv layer
         ``i`` (0 is the first in module order) ``layer<i>_mean, layer<i>_std``: the layer's
         median leakage over its kernel slices, over seeds. Leakage is a fraction 0..1.
     """
@@ -61,6 +61,8 @@ def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*MODEL_KEYS, "n_seeds", "leakage_mean", "leakage_std"])
     per_seed = leakage_per_seed(leakage)
     long = _with_differences(per_seed, "leakage", _over_seeds(per_seed, MODEL_KEYS, ["leakage"]))
+    # A difference of fractions, not of percentages: named apart so no view labels it "pp".
+    long = long.rename(columns={"diff_mean": "leakage_diff_mean", "diff_std": "leakage_diff_std"})
     layers = leakage.pivot_table(index=SEED_KEYS, columns="layer_index", values="leakage_median", aggfunc="first")
     layers = layers.rename(columns=lambda i: f"layer{i}").reset_index()
     names = [c for c in layers.columns if c not in SEED_KEYS]

@@ -71,6 +71,7 @@ _LABELS = {
     "n_params": "params",
     "n_paired_k3": "paired seeds (k3)",
     "diff_k3": f"Δ vs {BASELINE_WINDOW} k=3",
+    "leakage_diff": f"Δ vs {BASELINE_WINDOW}",
     "leakage": "leakage",
     "consistency": "consistency (%)",
     "unshifted_acc": "unshifted acc. (%)",
@@ -93,12 +94,13 @@ _DECIMALS = {
     "backward_passes": 1,
     "seconds": 2,
     "diff_k3": 2,
+    "leakage_diff": 3,
     "consistency": 1,
     "unshifted_acc": 1,
     "mean_shift_acc": 1,
     "worst_shift_acc": 1,
 }
-_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", "diff_k3"}
+_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", "diff_k3", "leakage_diff"}
 _P_VALUES = {"wilcoxon_p", "p", "p-value"}
 _TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
                  "optimality_note", "claim", "effect [95% CI]", "n", "verdict"}
