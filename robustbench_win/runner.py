@@ -438,4 +438,5 @@ def _versions() -> dict[str, str]:
 def _device_name(device: torch.device, threads: int | None = None) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {threads or torch.get_num_threads()} threads)"
+    count = threads or torch.get_num_threads()
+    return f"cpu ({platform.processor() or platform.machine()}, {count} thread{'s' if count != 1 else ''})"

@@ -281,7 +281,7 @@ def _environment_section(results: Results) -> list[str]:
     lines += [pipe_table(["package", "version"], [[k, v] for k, v in versions.items()])] if versions else [
         "Versions were not recorded."]
     threads = meta.get("threads")
-    used = f"this run used {threads} torch threads" if threads is not None else "this run did not record its thread count"
+    used = f"this run used {threads} torch thread{'s' if threads != 1 else ''}" if threads is not None else "this run did not record its thread count"
     lines += ["", f"Device: {meta.get('device') or 'not recorded'}.", "",
               f"On a CPU the numbers repeat exactly for the same suite, seeds, torch version and thread count "
               f"({used}; `--threads N` sets it). Another thread count adds numbers in another order and trains "

@@ -90,7 +90,8 @@ def test_run_writes_every_table_figure_and_the_summary(finished_run: Path) -> No
 
     meta = json.loads((finished_run / "meta.json").read_text())
     assert meta["threads"] == torch.get_num_threads()
-    assert f"this run used {meta['threads']} torch threads" in summary
+    plural = "s" if meta["threads"] != 1 else ""
+    assert f"this run used {meta['threads']} torch thread{plural}" in summary
     # What the summary says about each attack is what the attack says about itself.
     assert meta["attacks"]["spatial-grid"]["description"] == runner.ATTACKS.create("spatial-grid").describe()
     assert f"- `spatial-grid`: {meta['attacks']['spatial-grid']['description']}" in summary
