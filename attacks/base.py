@@ -143,7 +143,7 @@ class Attack(ABC):
             ValueError: Inputs of the wrong shape, type or range, or a bad ``batch_size``.
         """
         started = time.perf_counter()
-        indices = _check_inputs(images, labels, indices, batch_size)
+        indices = check_inputs(images, labels, indices, batch_size)
         device = model_device(model)
         x = images.detach().to(device=device, dtype=torch.float32)
         y = labels.detach().to(device=device, dtype=torch.long)
@@ -354,7 +354,8 @@ def check_non_negative(name: str, value: Any) -> float:
     return float(value)
 
 
-def _check_inputs(images: Any, labels: Any, indices: Sequence[int] | None, batch_size: Any) -> list[int]:
+def check_inputs(images: Any, labels: Any, indices: Sequence[int] | None, batch_size: Any) -> list[int]:
+    """Validate an attack's inputs and return the indices to attack; raise ValueError naming the problem."""
     check_positive_int("batch_size", batch_size)
     if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__

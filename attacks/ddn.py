@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from robustbench_win.attacks.minimal_norm import (
+from robustbench_win.attacks.minimal_norm_loop import (
     MinimalNormL2Attack, StepInput, check_fraction, check_positive, cosine_annealing, rescale_and_clip, unit_directions,
 )
 
@@ -43,7 +43,7 @@ class DDN(MinimalNormL2Attack):
     ``init="none"``) starts from the clean image with ``epsilon = initial_norm``. From the
     clean image, DDN ends on the boundary its cross-entropy pulls towards, which on an affine
     classifier can be 10-30 % farther than the closest one; see
-    :class:`~robustbench_win.attacks.minimal_norm.MinimalNormL2Attack` for the start, the
+    :class:`~robustbench_win.attacks.minimal_norm_loop.MinimalNormL2Attack` for the start, the
     box-aware option and when a sample is done.
 
     Args:
@@ -54,7 +54,7 @@ class DDN(MinimalNormL2Attack):
         alpha_final: Last step length.
         **common: ``box_aware`` (default off), ``init`` (default ``"deepfool"``; ``"none"``: from
             the clean image, as in the paper), ``patience`` and ``tolerance``, as
-            :class:`~robustbench_win.attacks.minimal_norm.MinimalNormL2Attack` takes them.
+            :class:`~robustbench_win.attacks.minimal_norm_loop.MinimalNormL2Attack` takes them.
     """
 
     name: ClassVar[str] = "ddn"

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from robustbench_win.attacks.base import check_non_negative
-from robustbench_win.attacks.minimal_norm import (
+from robustbench_win.attacks.minimal_norm_loop import (
     MinimalNormL2Attack, StepInput, check_fraction, check_positive, cosine_annealing, l2_norms, logit_margin,
     rescale_and_clip, unit_directions,
 )
@@ -46,7 +46,7 @@ class FMN(MinimalNormL2Attack):
       distance, so on a model that is affine around the sample (any ReLU network, locally)
       every step lands on the boundary from inside and never crosses it. Overshooting it
       as DeepFool does lets the first success happen.
-    - ``box_aware`` (see :class:`~robustbench_win.attacks.minimal_norm.MinimalNormL2Attack`):
+    - ``box_aware`` (see :class:`~robustbench_win.attacks.minimal_norm_loop.MinimalNormL2Attack`):
       on digits, whose pixels are mostly exactly 0 or 1, clipping absorbs much of every
       step; with the paper's algorithm and adv-lib's defaults, 200 steps leave about half of
       the quick preset's digits unfooled, with box-aware steps none.
@@ -64,7 +64,7 @@ class FMN(MinimalNormL2Attack):
         box_aware: Drop the gradient components that push pixels at 0 or 1 out of [0, 1].
         **common: ``init`` (default ``"deepfool"``; ``"none"``: from the clean image, as in the
             paper), ``patience`` and ``tolerance``, as
-            :class:`~robustbench_win.attacks.minimal_norm.MinimalNormL2Attack` takes them.
+            :class:`~robustbench_win.attacks.minimal_norm_loop.MinimalNormL2Attack` takes them.
     """
 
     name: ClassVar[str] = "fmn"

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from robustbench_win.attacks.base import Attack, BatchOutput, check_positive_int
 from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
 from robustbench_win.attacks.deepfool import DeepFoolParameters
-from robustbench_win.attacks.minimal_norm import check_fraction, check_positive
+from robustbench_win.attacks.minimal_norm_loop import check_fraction, check_positive
 from robustbench_win.attacks.spatial import grid_fact, grid_parameters, set_grid_parameters
 
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).

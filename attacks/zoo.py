@@ -15,7 +15,7 @@ from robustbench_win.attacks.ddn import DDN
 from robustbench_win.attacks.deepfool import DeepFool, ProjectedDeepFool
 from robustbench_win.attacks.fmn import FMN
 from robustbench_win.attacks.foolbox_backend import FoolboxDDN, FoolboxDeepFool, FoolboxFMN, FoolboxSpatial
-from robustbench_win.attacks.minimal_norm import check_bool
+from robustbench_win.attacks.minimal_norm_loop import check_bool
 from robustbench_win.attacks.spatial import SpatialGrid, SpatialRandom
 from robustbench_win.registry import register_attack
 

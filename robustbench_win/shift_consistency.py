@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-# _check_inputs validates exactly what an attack's __call__ does; shared so the messages agree.
-from robustbench_win.attacks.base import _check_inputs, check_positive_int, frozen, full_fp32, model_device, predict
+# check_inputs validates exactly what an attack's __call__ does; shared so the messages agree.
+from robustbench_win.attacks.base import check_inputs, check_positive_int, frozen, full_fp32, model_device, predict
 from robustbench_win.attacks.spatial import warp
 
 MAX_SHIFT = 3  # pixels, the spatial attack's translation range
@@ -85,7 +85,7 @@ def shift_consistency(
     Raises:
         ValueError: Bad inputs, ``seed`` or ``max_shift``.
     """
-    indices = _check_inputs(images, labels, indices, batch_size)
+    indices = check_inputs(images, labels, indices, batch_size)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_positive_int("max_shift", max_shift)
