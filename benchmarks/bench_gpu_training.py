@@ -47,12 +47,12 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's packages, however the project was installed
 
-from robustbench_win.batches import BatchSource  # noqa: E402
-from robustbench_win.datasets import DatasetNotFoundError, load_dataset, subsample  # noqa: E402
+from robustbench_win.train.batches import BatchSource  # noqa: E402
+from robustbench_win.data.datasets import DatasetNotFoundError, load_dataset, subsample  # noqa: E402
 from robustbench_win.registry import ATTACKS, MODELS  # noqa: E402
-from robustbench_win.speed import COMPILE_MIN_STEPS, SpeedSettings, accelerated  # noqa: E402
+from robustbench_win.train.speed import COMPILE_MIN_STEPS, SpeedSettings, accelerated  # noqa: E402
 from robustbench_win.suite import SuiteConfig, load_suite  # noqa: E402
-from robustbench_win.training import _train_step, bf16_autocast_available  # noqa: E402
+from robustbench_win.train.loop import train_step, bf16_autocast_available  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 OVERHEAD_TARGET = 0.03  # hamming / none time - 1
@@ -132,7 +132,7 @@ class Trial:
 
     def step(self) -> None:
         images, labels = next(self.batches)
-        _train_step(self.module, self.optimizer, images, labels, self.variant.precision)
+        train_step(self.module, self.optimizer, images, labels, self.variant.precision)
 
     @property
     def median(self) -> float:

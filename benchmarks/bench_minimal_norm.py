@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))  # the checkout's packages, however the project wa
 
 from robustbench_win.attacks import Attack, BatchOutput, SampleResult  # noqa: E402
 from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED  # noqa: E402
-from robustbench_win.checkpoints import CheckpointStore, ModelSpec, obtain_model, prepare_data  # noqa: E402
-from robustbench_win.datasets import ImageData, stratified_subset  # noqa: E402
+from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec, obtain_model, prepare_data  # noqa: E402
+from robustbench_win.data.datasets import ImageData, stratified_subset  # noqa: E402
 from robustbench_win.registry import ATTACKS  # noqa: E402
 from robustbench_win.suite import SuiteConfig, load_suite  # noqa: E402
 

@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from robustbench_win.models import PaperCNN  # noqa: E402
-from robustbench_win.datasets import load_dataset  # noqa: E402
-from robustbench_win.training import TrainConfig, _train_step, evaluate, seed_everything, train  # noqa: E402
+from robustbench_win.data.datasets import load_dataset  # noqa: E402
+from robustbench_win.train.config import TrainConfig  # noqa: E402
+from robustbench_win.train.loop import train_step, evaluate, seed_everything, train  # noqa: E402
 
 KERNEL_SIZES = (3, 5, 7, 9, 11)
 WINDOWS = ("none", "hamming")
@@ -131,14 +132,14 @@ def measure_throughput(args: argparse.Namespace) -> list[Timing]:
                 model = build(args, images.shape[1], k, window).train()
                 optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
                 for _ in range(args.warmup):
-                    _train_step(model, optimizer, images, labels, precision)
+                    train_step(model, optimizer, images, labels, precision)
                 runs.append((Timing(k, window, precision), model, optimizer))
     for repeat in range(args.repeats):
         for timing, model, optimizer in runs:
             steps = steps_of(args, timing.precision)
             start = time.perf_counter()
             for _ in range(steps):
-                _train_step(model, optimizer, images, labels, timing.precision)
+                train_step(model, optimizer, images, labels, timing.precision)
             timing.samples.append(steps * len(labels) / (time.perf_counter() - start))
         print(f"  repeat {repeat + 1}/{args.repeats} done", file=sys.stderr, flush=True)
     return [timing for timing, _, _ in runs]

@@ -19,11 +19,12 @@ import time
 import numpy as np
 import torch
 
-from robustbench_win.batches import BatchSource
-from robustbench_win.checkpoints import ModelSpec, build_model
-from robustbench_win.datasets import load_dataset, stratified_subset
+from robustbench_win.train.batches import BatchSource
+from robustbench_win.train.checkpoints import ModelSpec, build_model
+from robustbench_win.data.datasets import load_dataset, stratified_subset
 from robustbench_win.registry import ATTACKS
-from robustbench_win.training import TrainConfig, evaluate, seed_everything, train
+from robustbench_win.train.config import TrainConfig
+from robustbench_win.train.loop import evaluate, seed_everything, train
 
 SPEED_CHOICES = {  # label -> (channels_last, data_on_device, compile)
     "off": (False, False, False),

@@ -1,7 +1,7 @@
 """Command line: ``robustbench-win list|train|run|attack|report|leakage`` (also ``python -m robustbench_win``).
 
 Each command is a thin wrapper over an importable function that returns data:
-:func:`robustbench_win.runner.run_suite`, :func:`robustbench_win.training.obtain_model`,
+:func:`robustbench_win.run.runner.run_suite`, :func:`robustbench_win.train.obtain.obtain_model`,
 :func:`robustbench_win.report.build_report`. An error a user can cause is printed as one line
 saying what was expected (exit status 2), never as a traceback.
 """
@@ -19,19 +19,21 @@ from typing import Any
 import torch
 
 from robustbench_win.atomic import WriteError
-from robustbench_win.checkpoints import CheckpointError, CheckpointStore, ModelSpec, load_model
-from robustbench_win.datasets import DatasetNotFoundError
-from robustbench_win.executors import EXECUTORS, ExecutorError
-from robustbench_win.folder_lock import RunFolderBusyError
-from robustbench_win.leakage import N_FFT, leakage_table, overall_leakage
-from robustbench_win.markdown import pipe_table
+from robustbench_win.train.checkpoints import CheckpointError, CheckpointStore, ModelSpec, load_model
+from robustbench_win.data.datasets import DatasetNotFoundError
+from robustbench_win.run.executors import EXECUTORS, ExecutorError
+from robustbench_win.run.folder_lock import RunFolderBusyError
+from robustbench_win.measure.leakage import N_FFT, leakage_table, overall_leakage
+from robustbench_win.report.markdown import pipe_table
 from robustbench_win.models.windows import WINDOWS
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
-from robustbench_win.report import build_report
-from robustbench_win.runner import DataRequest, check_weights, load_data, resolve_device, run_suite
-from robustbench_win.store import RunFolder, RunFolderError
+from robustbench_win.report.build import build_report
+from robustbench_win.run.runner import DataRequest, check_weights, load_data, resolve_device, run_suite
+from robustbench_win.store.run_folder import RunFolder, RunFolderError
 from robustbench_win.suite import DEFAULT_RADII, load_suite, parse_value, shipped_suites, weights_suite
-from robustbench_win.training import PRECISIONS, TrainConfig, obtain_model, prepare_data
+from robustbench_win.data.prepare import prepare_data
+from robustbench_win.train.config import PRECISIONS, TrainConfig
+from robustbench_win.train.obtain import obtain_model
 
 # Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (

@@ -8,10 +8,10 @@ A factory is registered with a decorator::
     def my_cnn(*, in_channels: int, num_classes: int, kernel_size: int = 3, window: str = "none"):
         ...
 
-Built-in entries live in :mod:`models`, :mod:`attacks` and :mod:`robustbench_win.datasets`;
+Built-in entries live in :mod:`models`, :mod:`attacks` and :mod:`robustbench_win.data.datasets`;
 they are imported the first time a registry is read, never at package import. Third-party
 packages register through the entry-point groups ``robustbench_win.models``,
-``robustbench_win.datasets`` and ``robustbench_win.attacks``: each entry point names a module
+``robustbench_win.data.datasets`` and ``robustbench_win.attacks``: each entry point names a module
 (or a callable) whose import registers its factories.
 """
 
@@ -36,7 +36,7 @@ ENTRY_POINT_PREFIX = "robustbench_win."
 # Modules whose import registers the built-in entries of each registry.
 _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "models": ("robustbench_win.models.zoo",),
-    "datasets": ("robustbench_win.datasets",),
+    "datasets": ("robustbench_win.data.datasets",),
     "attacks": ("robustbench_win.attacks.zoo",),
 }
 

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from robustbench_win.models.windows import WINDOWS, check_kernel_size, check_window
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, UnknownNameError
-from robustbench_win.training import TrainConfig
+from robustbench_win.train.config import TrainConfig
 
 DEFAULT_SUITE = "quick"
 DEFAULT_RADII = (0.1, 0.25, 0.5, 1.0)

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from robustbench_win.models import PaperCNN
-from robustbench_win.batches import BatchSource, CropDraws, crop_and_flip, draw_epoch
-from robustbench_win.datasets import ImageData, load_dataset, subsample
-from robustbench_win.training import TrainConfig, augment_batch, seed_everything, train, training_batches
+from robustbench_win.train.batches import BatchSource, CropDraws, crop_and_flip, draw_epoch
+from robustbench_win.data.datasets import ImageData, load_dataset, subsample
+from robustbench_win.train.config import TrainConfig
+from robustbench_win.train.loop import augment_batch, seed_everything, train, training_batches
 
 
 def reference_augment(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:

@@ -13,8 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_win import checkpoints, training
-from robustbench_win.checkpoints import (
+from robustbench_win.train import checkpoints
+from robustbench_win.train import obtain
+from robustbench_win.train.checkpoints import (
     CheckpointError,
     CheckpointStore,
     ModelSpec,
@@ -22,8 +23,9 @@ from robustbench_win.checkpoints import (
     load_model,
     read_checkpoint,
 )
-from robustbench_win.datasets import ImageData
-from robustbench_win.training import TrainConfig, obtain_model
+from robustbench_win.data.datasets import ImageData
+from robustbench_win.train.config import TrainConfig
+from robustbench_win.train.obtain import obtain_model
 
 CONFIG = TrainConfig(epochs=1, batch_size=16, lr=0.05, milestones=())
 
@@ -93,7 +95,7 @@ def test_second_obtain_loads_instead_of_training(data: ImageData, store: Checkpo
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained again although a checkpoint exists")
 
-    monkeypatch.setattr(training, "train", no_training)
+    monkeypatch.setattr(obtain, "train", no_training)
     second = obtain_model(spec, data, store, progress=False)
     assert second.reused and second.checkpoint == first.checkpoint
     assert second.metrics == first.metrics
@@ -259,7 +261,7 @@ def test_gpu_sized_training_on_a_cpu_is_announced_with_its_time(data: ImageData,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     quiet = obtain_model(make_spec(), data, CheckpointStore(tmp_path / "a"), progress=False)
     assert not caplog.records  # a small model trains without a word
-    monkeypatch.setattr(training, "CPU_WARNING_SECONDS", 0.0)
+    monkeypatch.setattr(obtain, "CPU_WARNING_SECONDS", 0.0)
     with caplog.at_level("WARNING", logger="robustbench_win"):
         announced = obtain_model(make_spec(), data, CheckpointStore(tmp_path / "b"), progress=False)
     (record,) = caplog.records
@@ -274,7 +276,7 @@ def test_the_estimate_leaves_the_model_and_the_random_state_alone(data: ImageDat
     model = build_model(make_spec(), data)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.random.get_rng_state()
-    seconds, per_step = training.estimate_train_seconds(model, data, CONFIG, device=torch.device("cpu"), threshold=1e-9)
+    seconds, per_step = obtain.estimate_train_seconds(model, data, CONFIG, device=torch.device("cpu"), threshold=1e-9)
     assert seconds == pytest.approx(per_step * 3) and per_step > 0  # 1 epoch of 3 steps
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(torch.random.get_rng_state(), rng)

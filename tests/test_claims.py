@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustbench_win.report import build_report
-from robustbench_win.store import ATTACK_RECORDS, LEAKAGE_RECORDS, CleanResult, ModelIdentity, RunFolder
+from robustbench_win.report.build import build_report
+from robustbench_win.store.records import ATTACK_RECORDS, LEAKAGE_RECORDS, CleanResult, ModelIdentity
+from robustbench_win.store.run_folder import RunFolder
 
 SEEDS = range(5)
 N_IMAGES = 30

@@ -184,9 +184,9 @@ def test_missing_plugin_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_a_long_cpu_training_is_announced_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from robustbench_win import training
+    from robustbench_win.train import obtain
 
-    monkeypatch.setattr(training, "CPU_WARNING_SECONDS", 0.0)
+    monkeypatch.setattr(obtain, "CPU_WARNING_SECONDS", 0.0)
     assert main(["train", *TRAIN_ARGS, "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
     err = capsys.readouterr().err
     assert err.startswith("robustbench-win: warning: paper-cnn_k5_hamming_s0 is GPU-sized: training it on this CPU")

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from robustbench_win import datasets
-from robustbench_win.datasets import (
+from robustbench_win.data import datasets
+from robustbench_win.data.datasets import (
     DatasetError,
     DatasetNotFoundError,
     ImageData,

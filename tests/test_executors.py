@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import executor_cells
-from robustbench_win.executors import (
+from robustbench_win.run.executors import (
     ExecutorError, RunFolderNotVisibleError, Task, WorkerSetup, default_threads, run_cells,
 )
-from robustbench_win.folder_lock import RunFolderBusyError, hold_run_folder
+from robustbench_win.run.folder_lock import RunFolderBusyError, hold_run_folder
 
 
 def _cells(folder: Path, seeds: range) -> list[Task[tuple[str, int]]]:

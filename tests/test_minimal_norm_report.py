@@ -24,8 +24,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from robustbench_win import report
-from robustbench_win.store import ATTACK_RECORDS, CLEAN, COSTS, AttackCost, CleanResult, ModelIdentity, RunFolder
+from robustbench_win.report import build as report
+from robustbench_win.store.records import ATTACK_RECORDS, CLEAN, COSTS, AttackCost, CleanResult, ModelIdentity
+from robustbench_win.store.run_folder import RunFolder
 
 INF, MISS = math.inf, None
 NORMS = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from robustbench_win.cli import main
-from robustbench_win.folder_lock import hold_run_folder
+from robustbench_win.run.folder_lock import hold_run_folder
 
 SMALL_SUITE = """
 name = "small"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from robustbench_win.registry import MODELS
-from robustbench_win.runner import cells
+from robustbench_win.run.runner import cells
 from robustbench_win.suite import SuiteError, suite_from_dict
 
 SUITE = {"name": "matched", "dataset": "mnist5k", "kernel_sizes": [3, 5, 7, 9, 11], "windows": ["none", "hamming"],

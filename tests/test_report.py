@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from robustbench_win import figures, report, tables
-from robustbench_win.markdown import to_markdown_parts
-from robustbench_win.store import ATTACK_RECORDS, ResultsNotFoundError, RunFolder
+from robustbench_win.report import figures
+from robustbench_win.report import build as report
+from robustbench_win.analysis import tables
+from robustbench_win.report.markdown import to_markdown_parts
+from robustbench_win.store.records import ATTACK_RECORDS
+from robustbench_win.store.run_folder import ResultsNotFoundError, RunFolder
 
 SAMPLE_COLUMNS = ATTACK_RECORDS.schema.names
 
@@ -250,7 +253,7 @@ def test_unfinished_model_folder_is_listed_as_failure(tmp_path):
 
 
 def test_summary_tables_fit_a_normal_screen(built):
-    from robustbench_win.markdown import SCREEN_WIDTH
+    from robustbench_win.report.markdown import SCREEN_WIDTH
 
     out, _ = built
     text = (out / "summary.md").read_text(encoding="utf-8")

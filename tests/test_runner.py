@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import robustbench_win.runner as runner
-from robustbench_win.checkpoints import load_model
+import robustbench_win.run.runner as runner
+from robustbench_win.train.checkpoints import load_model
 from robustbench_win.cli import main
-from robustbench_win.leakage import leakage_table
-from robustbench_win.report import build_report
+from robustbench_win.measure.leakage import leakage_table
+from robustbench_win.report.build import build_report
 
 TINY_SUITE = """
 name = "tiny"
@@ -185,7 +185,7 @@ def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tab
         return real_run_attack(attack, model, data, indices, identity, *args, **kwargs)
 
     monkeypatch.setattr(runner, "_run_attack", count)
-    monkeypatch.setattr("robustbench_win.training.train", _must_not_train)
+    monkeypatch.setattr("robustbench_win.train.obtain.train", _must_not_train)
     assert run_cli(workspace, out) == 0
     assert len(resumed) == 3 * len(MODEL_IDS) - 4  # nothing finished is redone
     assert {p: (out / p).stat().st_mtime_ns for p in finished} == stamps
@@ -312,7 +312,7 @@ def no_space_after(count: int, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Let ``count`` per-sample files be written, then fail every write as a full disk does."""
     import errno
 
-    import robustbench_win.store as store
+    import robustbench_win.store.run_folder as store
     from robustbench_win.atomic import WriteError
 
     real_write = store.write_atomic

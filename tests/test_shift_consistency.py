@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from robustbench_win.shift_consistency import (
+from robustbench_win.measure.shift_consistency import (
     GRID_COLUMNS,
     SAMPLE_COLUMNS,
     consistency,
@@ -152,7 +152,7 @@ def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
 
 def test_integer_shift_moves_pixels_as_the_spatial_warp_does() -> None:
     from robustbench_win.attacks.spatial import warp
-    from robustbench_win.shift_consistency import integer_shift
+    from robustbench_win.measure.shift_consistency import integer_shift
 
     x = torch.rand(3, 2, 9, 7, generator=torch.Generator().manual_seed(0))
     for dx in range(-3, 4):

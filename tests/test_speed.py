@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from robustbench_win.models import PaperCNN
-from robustbench_win.checkpoints import ModelSpec
-from robustbench_win.datasets import ImageData, load_dataset, subsample
-from robustbench_win.speed import Accelerator, SpeedSettings, accelerated, resolve_speed_settings
+from robustbench_win.train.checkpoints import ModelSpec
+from robustbench_win.data.datasets import ImageData, load_dataset, subsample
+from robustbench_win.train.speed import Accelerator, SpeedSettings, accelerated, resolve_speed_settings
 from robustbench_win.suite import SuiteError, load_suite
-from robustbench_win.training import TrainConfig, seed_everything, train
+from robustbench_win.train.config import TrainConfig
+from robustbench_win.train.loop import seed_everything, train
 
 GIB = 2**30
 CIFAR10_TRAIN_BYTES = 50_000 * 3 * 32 * 32

@@ -12,14 +12,9 @@ import pandas as pd
 import pytest
 
 from robustbench_win.attacks.result import SampleResult
-from robustbench_win.report import build_report
-from robustbench_win.store import (
-    ATTACK_RECORDS,
-    CLEAN,
-    CleanResult,
-    ModelIdentity,
-    RunFolder,
-)
+from robustbench_win.report.build import build_report
+from robustbench_win.store.records import ATTACK_RECORDS, CLEAN, CleanResult, ModelIdentity
+from robustbench_win.store.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-run"

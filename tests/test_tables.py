@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from robustbench_win import tables
+from robustbench_win.analysis import tables
 
 RADII = (0.1, 0.25, 0.5, 1.0)
 

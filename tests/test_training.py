@@ -11,17 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustbench_win.models import PaperCNN
-from robustbench_win import training
-from robustbench_win.datasets import ImageData, load_dataset, subsample
-from robustbench_win.training import (
-    TrainConfig,
-    augment_batch,
-    evaluate,
-    predict,
-    seed_everything,
-    train,
-    training_batches,
-)
+from robustbench_win.train import loop
+from robustbench_win.data.datasets import ImageData, load_dataset, subsample
+from robustbench_win.train.config import TrainConfig
+from robustbench_win.train.loop import augment_batch, evaluate, predict, seed_everything, train, training_batches
 
 
 @pytest.fixture(scope="module")
@@ -173,13 +166,13 @@ def test_training_updates_weights_and_returns_eval_mode() -> None:
 
 def test_learning_rate_schedule_follows_milestones(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[float] = []
-    original = training._train_step
+    original = loop.train_step
 
     def recording_step(model, optimizer, images, labels, precision):  # type: ignore[no-untyped-def]
         seen.append(optimizer.param_groups[0]["lr"])
         return original(model, optimizer, images, labels, precision)
 
-    monkeypatch.setattr(training, "_train_step", recording_step)
+    monkeypatch.setattr(loop, "train_step", recording_step)
     config = TrainConfig(epochs=4, batch_size=64, lr=0.1, milestones=(1, 3), lr_gamma=0.5)
     train(small_model(0), synthetic_data(n_train=64), config, seed=0, progress=False)
     assert seen == pytest.approx([0.1, 0.05, 0.05, 0.025])
@@ -202,7 +195,7 @@ def test_bf16_training_step_keeps_an_fp32_model() -> None:
 
 
 def test_bf16_is_refused_where_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(training, "bf16_autocast_available", lambda device: False)
+    monkeypatch.setattr(loop, "bf16_autocast_available", lambda device: False)
     with pytest.raises(ValueError, match="bf16 autocast is not supported on cpu"):
         train(small_model(0), synthetic_data(), TrainConfig(epochs=1, precision="bf16"), seed=0, progress=False)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from robustbench_win.verdict import (
+from robustbench_win.analysis.verdict import (
     ALPHA,
     CLAIM_COLUMNS,
     CONFIDENCE,

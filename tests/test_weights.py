@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from robustbench_win.cli import main
-from robustbench_win.datasets import load_dataset
+from robustbench_win.data.datasets import load_dataset
 from robustbench_win.registry import MODELS
-from robustbench_win.runner import run_suite
-from robustbench_win.store import RunFolder
+from robustbench_win.run.runner import run_suite
+from robustbench_win.store.run_folder import RunFolder
 from robustbench_win.suite import SuiteError, suite_from_dict
-from robustbench_win.training import evaluate
+from robustbench_win.train.loop import evaluate
 
 TINY_ARGS = {"depth": 2, "width": 4}
 

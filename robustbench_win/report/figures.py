@@ -1,6 +1,6 @@
 """Figures of the report: metrics against kernel size, one line per window.
 
-Each ``*_figure`` function takes a table from :mod:`robustbench_win.tables` (or the raw
+Each ``*_figure`` function takes a table from :mod:`robustbench_win.analysis.tables` (or the raw
 records it is computed from) and draws one line per window with error bars of one standard
 deviation over seeds; each ``plot_*`` function also writes it as a PNG, atomically. Figures are
 drawn on matplotlib's Agg canvas directly (no pyplot, no display, no global backend change).
@@ -24,9 +24,9 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from robustbench_win import tables
+from robustbench_win.analysis import tables
 from robustbench_win.atomic import write_atomic
-from robustbench_win.leakage import N_FFT, centred_spectrum_db
+from robustbench_win.measure.leakage import N_FFT, centred_spectrum_db
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
 
 KERNEL_LABEL = "kernel size k (pixels)"
@@ -232,11 +232,11 @@ def draw_security_curves(curves: pd.DataFrame, *, title: str | None = None) -> F
 def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str | None = None) -> Path:
     """Security-evaluation curves: robust accuracy vs L2, a panel per kernel size, a line per window.
 
-    Lines are the mean over seeds of :func:`~robustbench_win.minimal_norm.security_curves` (steps: the curve is a step
+    Lines are the mean over seeds of :func:`~robustbench_win.analysis.norms.security_curves` (steps: the curve is a step
     function), bands the min-max over seeds. Constrained layout keeps every label inside.
 
     Args:
-        curves: Output of :func:`robustbench_win.minimal_norm.security_curves`.
+        curves: Output of :func:`robustbench_win.analysis.norms.security_curves`.
         path: PNG file to write (atomically).
         title: Figure title; default names the attacks the best-known norms come from.
 
@@ -268,7 +268,7 @@ def leakage_figure(table: pd.DataFrame, title: str) -> Figure:
     """Spectral leakage (mean over layers of the median over kernels) against k, a line per window.
 
     Args:
-        table: :func:`robustbench_win.diagnostic_tables.leakage_table`.
+        table: :func:`robustbench_win.analysis.diagnostic_tables.leakage_table`.
         title: Figure title (should name the data set).
     """
     _require(table, "leakage")
@@ -279,7 +279,7 @@ def shift_figure(table: pd.DataFrame, title: str) -> Figure:
     """Shift consistency and worst single-shift accuracy against k, a line per window.
 
     Args:
-        table: :func:`robustbench_win.diagnostic_tables.shift_table`.
+        table: :func:`robustbench_win.analysis.diagnostic_tables.shift_table`.
         title: Figure title (should name the data set).
     """
     _require(table, "shift consistency")
@@ -295,7 +295,7 @@ def kernel_examples_figure(kernels: pd.DataFrame, title: str, *, n_fft: int = N_
     zero-padded power spectrum relative to its peak, DC in the centre.
 
     Args:
-        kernels: Stored example-kernel records (:data:`robustbench_win.store.KERNEL_RECORDS`).
+        kernels: Stored example-kernel records (:data:`robustbench_win.store.records.KERNEL_RECORDS`).
         title: Figure title (should name the data set).
         n_fft: Zero-padded DFT size of the spectra.
     """

@@ -1,11 +1,11 @@
 """Per-model diagnostics the runner stores next to the attacks: spectral leakage and shift consistency.
 
 Each function takes one trained model and returns plain records (one mapping per row) in the
-schemas of :mod:`robustbench_win.store` (:data:`~robustbench_win.store.LEAKAGE_RECORDS`,
-:data:`~robustbench_win.store.KERNEL_RECORDS`, :data:`~robustbench_win.store.SHIFT_RECORDS`,
-:data:`~robustbench_win.store.SHIFT_ACCURACY_RECORDS`), without the model identity, which the
-run folder adds. The measures themselves live in :mod:`robustbench_win.leakage` and
-:mod:`robustbench_win.shift_consistency`; this module only turns them into rows, so that a
+schemas of :mod:`robustbench_win.store.records` (:data:`~robustbench_win.store.records.LEAKAGE_RECORDS`,
+:data:`~robustbench_win.store.records.KERNEL_RECORDS`, :data:`~robustbench_win.store.records.SHIFT_RECORDS`,
+:data:`~robustbench_win.store.records.SHIFT_ACCURACY_RECORDS`), without the model identity, which the
+run folder adds. The measures themselves live in :mod:`robustbench_win.measure.leakage` and
+:mod:`robustbench_win.measure.shift_consistency`; this module only turns them into rows, so that a
 report is rebuilt from stored rows alone.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_win.leakage import N_FFT, effective_kernels, layer_leakage, strongest_slices
-from robustbench_win.shift_consistency import shift_accuracy_table, shift_consistency
+from robustbench_win.measure.leakage import N_FFT, effective_kernels, layer_leakage, strongest_slices
+from robustbench_win.measure.shift_consistency import shift_accuracy_table, shift_consistency
 
 LEAKAGE_MEASURE = "spectral"  # step name of the leakage and kernel records
 SHIFT_MEASURE = "consistency"  # step name of the per-image shift records
@@ -46,7 +46,7 @@ DIAGNOSTICS: tuple[Diagnostic, ...] = (LEAKAGE_DIAGNOSTIC, SHIFT_DIAGNOSTIC)
 
 
 def leakage_rows(model: nn.Module, *, n_fft: int = N_FFT) -> list[dict[str, Any]]:
-    """One row per conv layer: :func:`robustbench_win.leakage.layer_leakage`, the layer's own
+    """One row per conv layer: :func:`robustbench_win.measure.leakage.layer_leakage`, the layer's own
     kernel size and window as ``layer_kernel_size`` and ``layer_window``."""
     rows = []
     for summary in layer_leakage(model, n_fft=n_fft):
@@ -80,8 +80,8 @@ def shift_rows(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """Per-image records under two random shifts and per-shift accuracies (seed :data:`SHIFT_SEED`).
 
     Returns:
-        ``(samples, accuracies)``: rows of :data:`~robustbench_win.shift_consistency.SAMPLE_COLUMNS`
-        and of :data:`~robustbench_win.shift_consistency.SHIFT_ACCURACY_COLUMNS`.
+        ``(samples, accuracies)``: rows of :data:`~robustbench_win.measure.shift_consistency.SAMPLE_COLUMNS`
+        and of :data:`~robustbench_win.measure.shift_consistency.SHIFT_ACCURACY_COLUMNS`.
     """
     result = shift_consistency(model, images, labels, indices, seed=SHIFT_SEED)
     return result.samples.to_dict("records"), shift_accuracy_table(result.grid).to_dict("records")

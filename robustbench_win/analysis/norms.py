@@ -1,7 +1,7 @@
 """Minimal-norm robustness from per-sample records: failures as +inf, best-known norms, optimality.
 
-Every function here is pure (figures live in :mod:`robustbench_win.figures`): it takes the
-per-sample attack records of a run folder (columns of ``report.SAMPLE_COLUMNS``) and returns
+Every function here is pure (figures live in :mod:`robustbench_win.report.figures`): it takes the
+per-sample attack records of a run folder (columns of :data:`~robustbench_win.store.records.ATTACK_RECORDS`) and returns
 numbers or DataFrames. Definitions (DESIGN.md, "Minimal-norm evaluation beyond DeepFool"):
 
 - **Per-sample norm** of a minimal-norm L2 attack on one test image:
@@ -47,7 +47,7 @@ from scipy import stats
 
 from robustbench_win.ordering import attack_order, ordered, sort_records
 from robustbench_win.suite import DEFAULT_RADII
-from robustbench_win.tables import BASELINE_WINDOW, MIN_WILCOXON_PAIRS, radius_column
+from robustbench_win.analysis.tables import BASELINE_WINDOW, MIN_WILCOXON_PAIRS, radius_column
 
 # Attack families whose per-sample ``l2`` is a minimal L2 perturbation: DeepFool and its
 # variants, and the other minimal-norm L2 attacks (FMN, DDN) under "minimal-norm".
@@ -108,7 +108,7 @@ def _check_columns(samples: pd.DataFrame) -> None:
     for name in ("attacked", "success"):
         if not pd.api.types.is_bool_dtype(samples[name]):
             raise ValueError(f"column '{name}' must hold booleans, got dtype {samples[name].dtype} "
-                             f"(read run folders with robustbench_win.report.collect_results)")
+                             f"(read run folders with robustbench_win.store.run_folder.RunFolder.collect)")
 
 
 def _resolve_attacks(samples: pd.DataFrame, attacks: Iterable[str] | None) -> list[str]:
@@ -139,7 +139,7 @@ def sample_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = None)
     """Per-sample norms with failures as +inf: ``l2`` if fooled, +inf if attacked and not, 0 if misclassified.
 
     Args:
-        samples: Per-sample attack records (columns of ``report.SAMPLE_COLUMNS``, booleans
+        samples: Per-sample attack records (columns of :data:`~robustbench_win.store.records.ATTACK_RECORDS`, booleans
             parsed).
         attacks: Attacks to keep; default: every attack of a :data:`MINIMAL_NORM_FAMILIES` family.
 
@@ -378,7 +378,7 @@ def paired_norm_test(model: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, A
     Returns:
         ``n_pairs``, ``n_both_failed``, ``median_diff`` (median of model - baseline, may be
         ±inf; positive: the model needs larger perturbations), ``p`` (NaN with a ``note``
-        below :data:`~robustbench_win.tables.MIN_WILCOXON_PAIRS` pairs or with all
+        below :data:`~robustbench_win.analysis.tables.MIN_WILCOXON_PAIRS` pairs or with all
         differences zero), ``test`` (:data:`PAIRED_TEST`) and ``note``.
     """
     pairs = paired_differences(model, baseline)

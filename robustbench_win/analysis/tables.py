@@ -1,8 +1,8 @@
 """Comparison tables computed from stored per-model and per-sample records.
 
 Every function here is pure: it takes the typed records (as read by
-:meth:`robustbench_win.store.RunFolder.collect`) and returns a new DataFrame. Numbers stay
-numeric; :mod:`robustbench_win.markdown` renders a table for reading.
+:meth:`robustbench_win.store.run_folder.RunFolder.collect`) and returns a new DataFrame. Numbers stay
+numeric; :mod:`robustbench_win.report.markdown` renders a table for reading.
 
 Conventions shared by all tables:
 
@@ -59,7 +59,7 @@ def _percent(count: float, total: float) -> float:
     return 100.0 * count / total if total else math.nan
 
 
-def _over_seeds(per_seed: pd.DataFrame, keys: list[str], metrics: list[str],
+def over_seeds(per_seed: pd.DataFrame, keys: list[str], metrics: list[str],
                 counts: Sequence[str] = ()) -> pd.DataFrame:
     """Summarise one-row-per-seed metrics as mean and std over seeds, per ``keys``.
 
@@ -76,7 +76,8 @@ def _over_seeds(per_seed: pd.DataFrame, keys: list[str], metrics: list[str],
     return out.reset_index()
 
 
-def _int_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+def int_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """``df`` with the named columns (those present) as nullable integers, for tables that print counts."""
     for name in names:
         if name in df:
             df[name] = df[name].astype("Int64")
@@ -134,7 +135,7 @@ def seed_differences(per_seed: pd.DataFrame, metric: str, *, reference_kernel_si
     paired = paired[~is_base].assign(**{tag: lambda f: f[metric] - f[f"{metric}_base"]})
     if paired.empty:
         return pd.DataFrame(columns=MODEL_KEYS + [f"{tag}_mean", f"{tag}_std", count])
-    return _over_seeds(paired, MODEL_KEYS, [tag]).rename(columns={"n_seeds": count})
+    return over_seeds(paired, MODEL_KEYS, [tag]).rename(columns={"n_seeds": count})
 
 
 def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
@@ -155,7 +156,7 @@ def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
     """
     ok = clean[(clean["status"].astype(str) == "ok") & clean["accuracy"].notna()].copy()
     ok["acc"] = 100.0 * ok["accuracy"].astype(float)
-    long = _over_seeds(ok, MODEL_KEYS, ["acc"])
+    long = over_seeds(ok, MODEL_KEYS, ["acc"])
     if "n_params" not in ok:  # records of a run that did not store it
         ok["n_params"] = pd.Series(pd.NA, index=ok.index, dtype="Int64")
     long = long.merge(ok.groupby(MODEL_KEYS)["n_params"].max().reset_index(), how="left", on=MODEL_KEYS)
@@ -164,7 +165,7 @@ def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
         long = long.merge(diffs, how="left", on=MODEL_KEYS)
     long = long[MODEL_KEYS + ["n_params", "n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired",
                               "diff_k3_mean", "diff_k3_std", "n_paired_k3"]]
-    return _int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_params", "n_seeds", "n_paired", "n_paired_k3"])
+    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_params", "n_seeds", "n_paired", "n_paired_k3"])
 
 
 def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
@@ -316,13 +317,13 @@ def deepfool_table(samples: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII
     rows = _prepare_samples(samples, "deepfool")
     integers = ["kernel_size", "n_seeds", *_DEEPFOOL_COUNTS, "wilcoxon_n_pairs"]
     if rows.empty:
-        return _int_columns(pd.DataFrame(columns=deepfool_columns(radii)), integers)
+        return int_columns(pd.DataFrame(columns=deepfool_columns(radii)), integers)
     keys = _ATTACK_KEYS
     per_seed = [dict(zip(keys + ["seed"], key)) | deepfool_seed_metrics(group, radii)
                 for key, group in rows.groupby(keys + ["seed"], sort=False)]
-    table = _over_seeds(pd.DataFrame(per_seed), keys, _deepfool_metrics(radii), _DEEPFOOL_COUNTS)
+    table = over_seeds(pd.DataFrame(per_seed), keys, _deepfool_metrics(radii), _DEEPFOOL_COUNTS)
     table = table.merge(_wilcoxon_rows(rows), how="left", on=keys)[deepfool_columns(radii)]
-    return _int_columns(sort_records(table, keys), integers)
+    return int_columns(sort_records(table, keys), integers)
 
 
 # --------------------------------------------------------------------------- spatial
@@ -366,16 +367,16 @@ def spatial_table(samples: pd.DataFrame) -> pd.DataFrame:
     """
     rows = _prepare_samples(samples, "spatial")
     if rows.empty:
-        return _int_columns(pd.DataFrame(columns=MODEL_KEYS), ["kernel_size"])
+        return int_columns(pd.DataFrame(columns=MODEL_KEYS), ["kernel_size"])
     keys = _ATTACK_KEYS
     per_seed = [dict(zip(keys + ["seed"], key)) | spatial_seed_metrics(group)
                 for key, group in rows.groupby(keys + ["seed"], sort=False)]
-    long = _over_seeds(pd.DataFrame(per_seed), keys, _SPATIAL_METRICS, _SPATIAL_COUNTS)
+    long = over_seeds(pd.DataFrame(per_seed), keys, _SPATIAL_METRICS, _SPATIAL_COUNTS)
     names = ["n_seeds", *_SPATIAL_COUNTS] + [f"{m}_{s}" for m in _SPATIAL_METRICS for s in ("mean", "std")]
     attacks = ordered(long["attack"], attack_order())
     table = _spread(long, MODEL_KEYS, "attack", {attack: names for attack in attacks})
     counts = [f"{a}:{c}" for a in attacks for c in ("n_seeds", *_SPATIAL_COUNTS)]
-    return _int_columns(table, ["kernel_size", *counts])
+    return int_columns(table, ["kernel_size", *counts])
 
 
 def spatial_attacks(table: pd.DataFrame) -> list[str]:

@@ -1,6 +1,6 @@
 """Markdown views of the comparison tables and of the summary's own small tables.
 
-A table of :mod:`robustbench_win.tables` keeps every column numeric; here each
+A table of :mod:`robustbench_win.analysis.tables` keeps every column numeric; here each
 ``<metric>_mean`` / ``<metric>_std`` pair becomes one "mean ± std" column with a readable
 header, and missing values show as "–". :func:`to_markdown` renders every column (the
 ``table_*.md`` files); :func:`to_markdown_parts` splits a wide table into tables at most about
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robustbench_win.tables import BASELINE_WINDOW
+from robustbench_win.analysis.tables import BASELINE_WINDOW
 
 SCREEN_WIDTH = 120  # characters: what a table in summary.md may take
 _KEY_COLUMNS = ("dataset", "model", "model_id", "attack", "kernel_size", "window")
@@ -48,7 +48,7 @@ _LABELS = {
     "wilcoxon_median_diff": f"median Δ‖r‖₂ (win − {BASELINE_WINDOW})",
     "wilcoxon_p": "Wilcoxon p",
     "wilcoxon_note": "note",
-    # minimal-norm tables (robustbench_win.minimal_norm): failures count as an infinite norm
+    # minimal-norm tables (robustbench_win.analysis.norms): failures count as an infinite norm
     "norms_from": "norms from",
     "robust_auc_upper": "AUC range",
     "median_norm": "median ‖r‖₂ (fail = ∞)",
@@ -187,12 +187,12 @@ def _width(text: str) -> int:
 
 
 def to_markdown(df: pd.DataFrame, *, drop_constant_keys: bool = True) -> str:
-    """Render a table of :mod:`robustbench_win.tables` as one markdown (pipe) table.
+    """Render a table of :mod:`robustbench_win.analysis.tables` as one markdown (pipe) table.
 
     Args:
-        df: A table from :func:`~robustbench_win.tables.clean_accuracy_table`,
-            :func:`~robustbench_win.tables.deepfool_table` or
-            :func:`~robustbench_win.tables.spatial_table` (any DataFrame works).
+        df: A table from :func:`~robustbench_win.analysis.tables.clean_accuracy_table`,
+            :func:`~robustbench_win.analysis.tables.deepfool_table` or
+            :func:`~robustbench_win.analysis.tables.spatial_table` (any DataFrame works).
         drop_constant_keys: Leave out the ``dataset`` and ``model`` columns where they hold
             a single value (the report names them in its heading).
 

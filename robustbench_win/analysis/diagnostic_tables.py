@@ -1,8 +1,8 @@
 """Tables of the per-model diagnostics: spectral leakage and shift consistency.
 
-Pure functions of the stored records (:data:`robustbench_win.store.LEAKAGE_RECORDS`,
-:data:`~robustbench_win.store.SHIFT_RECORDS`, :data:`~robustbench_win.store.SHIFT_ACCURACY_RECORDS`),
-following the conventions of :mod:`robustbench_win.tables`: one row per (data set, model,
+Pure functions of the stored records (:data:`robustbench_win.store.records.LEAKAGE_RECORDS`,
+:data:`~robustbench_win.store.records.SHIFT_RECORDS`, :data:`~robustbench_win.store.records.SHIFT_ACCURACY_RECORDS`),
+following the conventions of :mod:`robustbench_win.analysis.tables`: one row per (data set, model,
 kernel size, window), a metric computed once per seed and summarised as ``<metric>_mean`` and
 ``<metric>_std`` over seeds, and the paired per-seed difference to the unwindowed model of the
 same kernel size (``diff_*``, ``n_paired``) and to the unwindowed k = 3 model (``diff_k3_*``,
@@ -14,8 +14,8 @@ from __future__ import annotations
 import pandas as pd
 
 from robustbench_win.ordering import sort_records
-from robustbench_win.tables import (
-    MODEL_KEYS, REFERENCE_KERNEL_SIZE, _int_columns, _over_seeds, seed_differences,
+from robustbench_win.analysis.tables import (
+    MODEL_KEYS, REFERENCE_KERNEL_SIZE, int_columns, over_seeds, seed_differences,
 )
 
 SEED_KEYS = [*MODEL_KEYS, "seed"]  # one trained model
@@ -35,7 +35,7 @@ def _with_differences(per_seed: pd.DataFrame, metric: str, long: pd.DataFrame) -
 
 def leakage_per_seed(leakage: pd.DataFrame) -> pd.DataFrame:
     """A model's leakage: the mean of its layers' median leakages
-    (:func:`robustbench_win.leakage.overall_leakage`), one row per trained model.
+    (:func:`robustbench_win.measure.leakage.overall_leakage`), one row per trained model.
 
     Returns:
         Columns ``dataset, model, kernel_size, window, seed, leakage`` (a fraction 0..1).
@@ -60,15 +60,15 @@ def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
     if leakage.empty:
         return pd.DataFrame(columns=[*MODEL_KEYS, "n_seeds", "leakage_mean", "leakage_std"])
     per_seed = leakage_per_seed(leakage)
-    long = _with_differences(per_seed, "leakage", _over_seeds(per_seed, MODEL_KEYS, ["leakage"]))
+    long = _with_differences(per_seed, "leakage", over_seeds(per_seed, MODEL_KEYS, ["leakage"]))
     # A difference of fractions, not of percentages: named apart so no view labels it "pp".
     long = long.rename(columns={"diff_mean": "leakage_diff_mean", "diff_std": "leakage_diff_std"})
     layers = leakage.pivot_table(index=SEED_KEYS, columns="layer_index", values="leakage_median", aggfunc="first")
     layers = layers.rename(columns=lambda i: f"layer{i}").reset_index()
     names = [c for c in layers.columns if c not in SEED_KEYS]
-    per_layer = _over_seeds(layers, MODEL_KEYS, names).drop(columns="n_seeds")
+    per_layer = over_seeds(layers, MODEL_KEYS, names).drop(columns="n_seeds")
     long = long.merge(per_layer, how="left", on=MODEL_KEYS)
-    return _int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_seeds", *_COUNTS])
+    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_seeds", *_COUNTS])
 
 
 # --------------------------------------------------------------------------- shift consistency
@@ -109,5 +109,5 @@ def shift_table(shift: pd.DataFrame, shift_accuracy: pd.DataFrame) -> pd.DataFra
     if shift.empty or shift_accuracy.empty:
         return pd.DataFrame(columns=[*MODEL_KEYS, "n_seeds"])
     per_seed = shift_per_seed(shift, shift_accuracy)
-    long = _with_differences(per_seed, "consistency", _over_seeds(per_seed, MODEL_KEYS, SHIFT_METRICS))
-    return _int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_seeds", *_COUNTS])
+    long = _with_differences(per_seed, "consistency", over_seeds(per_seed, MODEL_KEYS, SHIFT_METRICS))
+    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_seeds", *_COUNTS])

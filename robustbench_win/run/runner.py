@@ -3,7 +3,7 @@
 Each model of the matrix is one *cell*: train it or load it from the checkpoint store, measure
 its clean accuracy on the whole test split, then run every pending attack on the same test
 images as every other model. A cell writes each result through
-:class:`~robustbench_win.store.RunFolder` as soon as it finishes, and only under its own
+:class:`~robustbench_win.store.run_folder.RunFolder` as soon as it finishes, and only under its own
 ``runs/<model_id>/``, so cells may run in any order, or side by side. A stopped run resumes
 from those files: nothing finished is redone, and trained models are reloaded. The report is
 built from the folder afterwards (:func:`robustbench_win.report.build_report`).
@@ -13,8 +13,8 @@ matrix still runs; a result that cannot be written (disk full, read-only folder)
 since every later write would fail too.
 
 Cells run one after another in this process, in local worker processes (``jobs``) or as Ray
-tasks (``executor="ray"``), see :mod:`robustbench_win.executors`; every way writes the same
-files. One run at a time holds a run folder (:mod:`robustbench_win.folder_lock`).
+tasks (``executor="ray"``), see :mod:`robustbench_win.run.executors`; every way writes the same
+files. One run at a time holds a run folder (:mod:`robustbench_win.run.folder_lock`).
 """
 
 from __future__ import annotations
@@ -33,23 +33,34 @@ import torch
 
 from robustbench_win.atomic import WriteError
 from robustbench_win.attacks.base import Attack
-from robustbench_win.checkpoints import CheckpointStore, ModelSpec
-from robustbench_win.datasets import ImageData, stratified_subset
-from robustbench_win.diagnostics import (
+from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
+from robustbench_win.data.datasets import ImageData, stratified_subset
+from robustbench_win.measure.diagnostics import (
     DIAGNOSTICS, LEAKAGE_DIAGNOSTIC, LEAKAGE_MEASURE, SHIFT_GRID_MEASURE, SHIFT_MEASURE, Diagnostic,
     kernel_example_rows, leakage_rows, shift_rows,
 )
-from robustbench_win.executors import Task, WorkerSetup, default_threads, run_cells
-from robustbench_win.folder_lock import hold_run_folder
+from robustbench_win.run.executors import Task, WorkerSetup, default_threads, run_cells
+from robustbench_win.run.folder_lock import hold_run_folder
 from robustbench_win.models.param_match import DEFAULT_TOLERANCE, REFERENCE_KERNEL_SIZE, match_width
 from robustbench_win.registry import ATTACKS
-from robustbench_win.store import (
-    ATTACK_RECORDS, KERNEL_RECORDS, LEAKAGE_RECORDS, RECORD_KINDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS,
-    AttackCost, CleanResult, ModelIdentity, RecordKind, RunFolder, failure_fields,
+from robustbench_win.store.records import (
+    ATTACK_RECORDS,
+    KERNEL_RECORDS,
+    LEAKAGE_RECORDS,
+    RECORD_KINDS,
+    SHIFT_ACCURACY_RECORDS,
+    SHIFT_RECORDS,
+    AttackCost,
+    CleanResult,
+    ModelIdentity,
+    RecordKind,
+    failure_fields,
 )
+from robustbench_win.store.run_folder import RunFolder
 from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
-from robustbench_win.training import TrainedModel, obtain_model, prepare_data
-from robustbench_win.weights import load_weights
+from robustbench_win.data.prepare import prepare_data
+from robustbench_win.train.obtain import TrainedModel, obtain_model
+from robustbench_win.train.weights import load_weights
 
 ATTACK_SAMPLE_SEED = 1234  # fixed: every model of every suite run attacks the same images
 VERSIONED_PACKAGES = ("robustbench-win", "torch", "torchvision", "foolbox", "adversarial-robustness-toolbox", "numpy", "pandas", "scipy")
@@ -308,7 +319,7 @@ def run_cell(
 
 
 def pending_diagnostics(folder: RunFolder, model_id: str) -> list[Diagnostic]:
-    """The diagnostics (:data:`~robustbench_win.diagnostics.DIAGNOSTICS`) whose records are not all stored."""
+    """The diagnostics (:data:`~robustbench_win.measure.diagnostics.DIAGNOSTICS`) whose records are not all stored."""
     kinds = {kind.name: kind for kind in RECORD_KINDS}
     return [d for d in DIAGNOSTICS if not all(folder.step_done(kinds[name], model_id, step) for name, step in d.kinds)]
 

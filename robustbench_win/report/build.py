@@ -1,6 +1,6 @@
 """Build a run folder's report from its stored results alone.
 
-:func:`build_report` reads the run folder through :class:`robustbench_win.store.RunFolder`
+:func:`build_report` reads the run folder through :class:`robustbench_win.store.run_folder.RunFolder`
 and writes, next to the stored results, the consolidated records (``clean.csv``,
 ``samples.csv``), the comparison tables (``table_*.csv`` with every column, ``table_*.md``),
 the figures (``figures/*.png``) and ``summary.md``. Every file is written atomically; building
@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustbench_win import claims, diagnostic_tables, figures, tables
-from robustbench_win import minimal_norm as mn
+from robustbench_win.analysis import claims
+from robustbench_win.analysis import diagnostic_tables
+from robustbench_win.report import figures
+from robustbench_win.analysis import tables
+from robustbench_win.analysis import norms as mn
 from robustbench_win.atomic import write_atomic
-from robustbench_win.markdown import to_markdown
-from robustbench_win.store import KERNEL_RECORDS, LEAKAGE_RECORDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS, Results, RunFolder
-from robustbench_win.summary import dataset_name, render_summary
+from robustbench_win.report.markdown import to_markdown
+from robustbench_win.store.records import KERNEL_RECORDS, LEAKAGE_RECORDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS
+from robustbench_win.store.run_folder import Results, RunFolder
+from robustbench_win.report.summary import dataset_name, render_summary
 
 TABLE_NAMES = ("verdict", "clean_accuracy", "deepfool", "minimal_norm", "attack_quality", "spatial", "leakage", "shift")
 SECURITY_FIGURE = "figures/security_curves.png"  # robust accuracy vs L2 from the best-known norms

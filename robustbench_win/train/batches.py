@@ -5,9 +5,9 @@ the GPU with ``data_on_device``). Each batch is sliced, cropped and flipped ther
 then turned into float32, so the GPU never waits for the host to build a batch.
 
 Repeatability: the random draws (shuffle order, crop offsets, flips) always come from the
-CPU generator of :func:`robustbench_win.training.seed_everything`, in the same order as the
+CPU generator of :func:`robustbench_win.train.loop.seed_everything`, in the same order as the
 original per-batch code, and the uint8 -> float conversion is a 256-entry table computed by
-:func:`robustbench_win.datasets.to_float` on the CPU. Cropping, flipping and table look-up
+:func:`robustbench_win.data.datasets.to_float` on the CPU. Cropping, flipping and table look-up
 only move values, so a batch is bit for bit the same on every device and placement.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from robustbench_win.datasets import to_float
+from robustbench_win.data.datasets import to_float
 
 CROP_PADDING = 4  # pixels of zero padding for the random crop (the CIFAR recipe)
 

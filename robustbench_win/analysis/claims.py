@@ -11,11 +11,11 @@ less, than unwindowed networks. Each claim is tested here in two comparisons, fi
   unwindowed k = 3 model (the standard network the paper's headline compares against).
 
 Values are paired by seed (clean accuracy, spatial robust accuracy of the first spatial attack
-in display order, leakage; :func:`robustbench_win.verdict.seed_effect`) or by (seed, test image)
+in display order, leakage; :func:`robustbench_win.analysis.verdict.seed_effect`) or by (seed, test image)
 (best-known minimal norm over every attack of the families in
-:data:`robustbench_win.minimal_norm.MINIMAL_NORM_FAMILIES`, failures as +inf, on the test images
-both models classify correctly; :func:`robustbench_win.verdict.sample_effect`). The verdict of each row
-comes from :func:`robustbench_win.verdict.decide` alone (:data:`~robustbench_win.verdict.VERDICT_RULE`).
+:data:`robustbench_win.analysis.norms.MINIMAL_NORM_FAMILIES`, failures as +inf, on the test images
+both models classify correctly; :func:`robustbench_win.analysis.verdict.sample_effect`). The verdict of each row
+comes from :func:`robustbench_win.analysis.verdict.decide` alone (:data:`~robustbench_win.analysis.verdict.VERDICT_RULE`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from robustbench_win.diagnostic_tables import leakage_per_seed
-from robustbench_win.minimal_norm import MINIMAL_NORM_FAMILIES, best_known_norms
+from robustbench_win.analysis.diagnostic_tables import leakage_per_seed
+from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES, best_known_norms
 from robustbench_win.ordering import attack_order, ordered, window_order
-from robustbench_win.store import LEAKAGE_RECORDS, Results
-from robustbench_win.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_seed_metrics
-from robustbench_win.verdict import (
+from robustbench_win.store.records import LEAKAGE_RECORDS
+from robustbench_win.store.run_folder import Results
+from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_seed_metrics
+from robustbench_win.analysis.verdict import (
     SAMPLE_ESTIMATOR, SAMPLE_TEST, SEED_ESTIMATOR, SEED_TEST, ClaimResult, Direction, claim_table, sample_effect,
     seed_effect,
 )
@@ -162,7 +163,7 @@ def claim_results(results: Results) -> list[ClaimResult]:
 
 
 def verdict_table(results: Results) -> pd.DataFrame:
-    """:func:`claim_results` as a table, columns :data:`robustbench_win.verdict.CLAIM_COLUMNS`."""
+    """:func:`claim_results` as a table, columns :data:`robustbench_win.analysis.verdict.CLAIM_COLUMNS`."""
     return claim_table(claim_results(results))
 
 

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import traceback
-import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,20 +40,28 @@ from typing import Any
 import pandas as pd
 
 from robustbench_win.atomic import write_atomic
-from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
-from robustbench_win.leakage import LayerLeakage
 from robustbench_win.ordering import sort_records
+from robustbench_win.store.records import (
+    ATTACK_RECORDS,
+    CLEAN,
+    COSTS,
+    FAILURES,
+    IDENTITY,
+    MODEL_SORT,
+    RECORD_KINDS,
+    AttackCost,
+    CleanResult,
+    ModelIdentity,
+    RecordKind,
+    failure_fields,
+)
+
 from robustbench_win.suite import DEFAULT_RADII
 
 SUITE_FILE, META_FILE, RUNS_DIR = "suite.toml", "meta.json", "runs"
 CLEAN_FILE, TIMINGS_FILE, CLEAN_TABLE = "clean.json", "timings.json", "clean.csv"
 COSTS_SUFFIX, COSTS_TABLE = ".costs.json", "costs.csv"  # per (model, attack) file; consolidated records
-TRUE_TEXT, FALSE_TEXT = ("True", "true"), ("False", "false")
 STEP_FLOAT_FORMAT = "%.9g"  # per-model record files; tables are computed from these values
-_TRACEBACK_FRAMES = 5
-# Floats must read back exactly as written: pandas 3 does so by default (and deprecates the
-# option); pandas 2 needs to be asked.
-_EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
 class ResultsNotFoundError(FileNotFoundError):
@@ -64,339 +70,6 @@ class ResultsNotFoundError(FileNotFoundError):
 
 class RunFolderError(RuntimeError):
     """The output folder holds results of a different suite configuration."""
-
-
-# --------------------------------------------------------------------------- schemas
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which trained model a record belongs to; the first columns of every stored record."""
-
-    model_id: str
-    dataset: str
-    model: str
-    kernel_size: int
-    window: str
-    seed: int
-
-    def fields(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class CleanResult:
-    """One model's clean accuracy on the whole test split, or why it has none.
-
-    Attributes:
-        status: ``"ok"``, or ``"failed"`` when training or evaluation raised.
-        error: ``"<exception type>: <message>"`` of a failure; ``None`` when ok.
-        accuracy: Fraction of test images classified correctly (0..1); ``None`` when failed.
-        n_test: Test images evaluated.
-        n_correct: Of those, classified correctly.
-        train_seconds: Seconds the model took to train (when it was trained, possibly earlier).
-        checkpoint: Path of the model's checkpoint.
-        n_params: Trainable parameters of the model (``None`` in records written before it
-            was stored).
-    """
-
-    status: str
-    error: str | None
-    accuracy: float | None
-    n_test: int
-    n_correct: int
-    train_seconds: float
-    checkpoint: str
-    n_params: int | None = None
-
-
-@dataclass(frozen=True)
-class AttackIdentity:
-    """Which attack a per-sample record comes from, and the report table it feeds (``family``)."""
-
-    attack: str
-    family: str
-
-
-@dataclass(frozen=True)
-class AttackCost:
-    """What one attack cost on one model: the totals of its :class:`~robustbench_win.attacks.base.CallStats`.
-
-    Attributes:
-        attack: The attack's registry name.
-        n_attacked: Samples attacked (classified correctly).
-        forward_passes: Sample rows the algorithm put through the model.
-        backward_passes: Sample rows whose input gradient the algorithm computed.
-        seconds: Wall time of the attack call.
-    """
-
-    attack: str
-    n_attacked: int
-    forward_passes: int
-    backward_passes: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A model that did not finish, or a step that crashed on it (for the summary).
-
-    Attributes:
-        stage: ``"model"`` (training or clean accuracy), or a record kind's prefix (``"attack"``).
-        step: The step that crashed (an attack's name); empty for a model.
-        error: What went wrong, in one line.
-    """
-
-    stage: str
-    step: str
-    error: str
-
-
-_DTYPES: dict[type, str] = {bool: "bool", int: "Int64", float: "float64", str: "str"}
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a stored record.
-
-    Attributes:
-        name: Column name.
-        dtype: pandas dtype (``"Int64"``: integers that may be missing).
-        required: Every stored file has it; an optional column missing from an older file
-            reads as missing values.
-    """
-
-    name: str
-    dtype: str
-    required: bool = True
-
-
-def _dtype(hint: Any) -> str:
-    """pandas dtype of a field annotation: ``int``, ``float``, ``bool``, ``str`` or ``X | None``."""
-    inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-    if len(inner) == 1:
-        return "boolean" if inner[0] is bool else _DTYPES[inner[0]]
-    if hint not in _DTYPES:
-        raise TypeError(f"no record dtype for a field of type {hint!r}")
-    return _DTYPES[hint]
-
-
-@dataclass(frozen=True)
-class Schema:
-    """Columns and dtypes of one kind of record, in file order; reads and writes it typed."""
-
-    columns: tuple[Column, ...]
-
-    @classmethod
-    def of(cls, record_type: type, names: Sequence[str] | None = None) -> Schema:
-        """The schema of a dataclass's fields (``names``: a subset, in that order).
-
-        Field types map to dtypes (``int`` -> ``Int64``, ``float`` -> ``float64``, ``bool``,
-        ``str``); a field with a default is optional when reading.
-        """
-        hints = typing.get_type_hints(record_type)
-        fields = {f.name: f for f in dataclasses.fields(record_type)}
-        has_default = {n for n, f in fields.items() if f.default is not dataclasses.MISSING
-                       or f.default_factory is not dataclasses.MISSING}
-        return cls(tuple(Column(n, _dtype(hints[n]), n not in has_default) for n in names or list(fields)))
-
-    def __add__(self, other: Schema) -> Schema:
-        return Schema(self.columns + other.columns)
-
-    @property
-    def names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    @property
-    def dtypes(self) -> dict[str, str]:
-        return {c.name: c.dtype for c in self.columns}
-
-    def frame(self, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-        """Records (mappings holding at least the schema's columns) as a typed DataFrame."""
-        frame = pd.DataFrame.from_records([{n: row.get(n) for n in self.names} for row in rows], columns=self.names)
-        return frame.astype({c.name: c.dtype for c in self.columns if c.dtype != "str"})
-
-    def read_csv(self, path: Path) -> pd.DataFrame:
-        """Read a CSV file of these records, typed.
-
-        Raises:
-            ValueError: Empty file, a required column missing, or a value of the wrong type;
-                the message names the file and the column.
-        """
-        try:
-            frame = pd.read_csv(path, dtype=self.dtypes, true_values=list(TRUE_TEXT), false_values=list(FALSE_TEXT),
-                                keep_default_na=False, na_values=[""], **_EXACT_FLOATS)
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{path}: empty file; expected a header row {self.names}") from None
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"{path}: {self._bad_column(path) or error}") from None
-        missing = [c.name for c in self.columns if c.required and c.name not in frame.columns]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}; expected {self.names}, got {list(frame.columns)}")
-        for column in self.columns:
-            if column.name not in frame.columns:
-                frame[column.name] = pd.Series([None] * len(frame), dtype=object).astype(column.dtype)
-        return frame[self.names]
-
-    def _bad_column(self, path: Path) -> str | None:
-        """Which column of ``path`` holds a value its dtype cannot take, said plainly."""
-        text = pd.read_csv(path, dtype=str, keep_default_na=False)
-        for column in self.columns:
-            if column.name not in text.columns or column.dtype == "str":
-                continue
-            values = text[column.name]
-            if column.dtype in ("bool", "boolean"):
-                allowed = set(TRUE_TEXT + FALSE_TEXT) | ({""} if column.dtype == "boolean" else set())
-                bad = sorted(set(values) - allowed)
-            else:
-                bad = [v for v in values if v and pd.isna(pd.to_numeric(v, errors="coerce"))]
-            if bad:
-                return f"column '{column.name}' must hold {column.dtype} values, got {bad[0]!r}"
-        return None
-
-    def to_csv(self, frame: pd.DataFrame, float_format: str | None = None) -> str:
-        """CSV text of ``frame``'s schema columns (floats at full precision unless ``float_format``)."""
-        return frame[self.names].to_csv(index=False, lineterminator="\n", float_format=float_format)
-
-
-IDENTITY = Schema.of(ModelIdentity)
-CLEAN = IDENTITY + Schema.of(CleanResult)
-FAILURES = IDENTITY + Schema.of(Failure)
-COSTS = IDENTITY + Schema.of(AttackCost)
-MODEL_SORT = ("dataset", "model", "kernel_size", "window", "seed", "model_id")
-
-
-@dataclass(frozen=True)
-class RecordKind:
-    """A kind of per-sample record: every model runs its steps, each writing one file.
-
-    Attributes:
-        name: Stem of the consolidated file (``"samples"``: ``OUT/samples.csv``).
-        prefix: Per-model file prefix: step ``s`` of model ``m`` writes ``runs/<m>/<prefix>-<s>.csv``,
-            and a crash of it ``runs/<m>/<prefix>-<s>.error.json``.
-        step: The column naming the step (``"attack"``).
-        schema: Columns and dtypes, the model identity first.
-        unique: Columns identifying one record; a duplicate is an error.
-        sort: Columns ordering the consolidated records.
-    """
-
-    name: str
-    prefix: str
-    step: str
-    schema: Schema
-    unique: tuple[str, ...]
-    sort: tuple[str, ...]
-
-    def step_of(self, path: Path) -> str:
-        """The step name in a per-model file name (``attack-deepfool.csv`` -> ``deepfool``)."""
-        name = path.name.removesuffix(".error.json").removesuffix(".csv")
-        return name[len(self.prefix) + 1:]
-
-
-ATTACK_RECORDS = RecordKind(
-    name="samples", prefix="attack", step="attack",
-    schema=IDENTITY + Schema.of(AttackIdentity) + Schema.of(SampleResult, RECORD_FIELDS),
-    unique=("model_id", "attack", "index"),
-    sort=("dataset", "model", "kernel_size", "window", "seed", "attack", "index"),
-)
-
-
-@dataclass(frozen=True)
-class DiagnosticIdentity:
-    """Which per-model diagnostic a record comes from (the step of a diagnostic record kind)."""
-
-    measure: str
-
-
-@dataclass(frozen=True)
-class KernelExample:
-    """One tap of an example kernel slice of a model (the report draws kernels and spectra from these).
-
-    Attributes:
-        layer: Module name of the conv layer.
-        layer_index: Position among the model's measured conv layers, from 0.
-        slice: Rank of the slice by energy in its layer (0: the strongest).
-        row: Tap row, 0..k-1.
-        col: Tap column, 0..k-1.
-        weight: The effective weight (raw weight times the window).
-    """
-
-    layer: str
-    layer_index: int
-    slice: int
-    row: int
-    col: int
-    weight: float
-
-
-@dataclass(frozen=True)
-class ShiftSample:
-    """One image under two random shifts (:data:`robustbench_win.shift_consistency.SAMPLE_COLUMNS`)."""
-
-    index: int
-    label: int
-    dx_a: int
-    dy_a: int
-    dx_b: int
-    dy_b: int
-    pred_a: int
-    pred_b: int
-    consistent: bool
-
-
-@dataclass(frozen=True)
-class ShiftAccuracy:
-    """Accuracy under one grid shift (:data:`robustbench_win.shift_consistency.SHIFT_ACCURACY_COLUMNS`)."""
-
-    dx: int
-    dy: int
-    n_samples: int
-    n_correct: int
-    accuracy: float
-
-
-@dataclass(frozen=True)
-class LayerShape:
-    """A conv layer's own kernel size and window (the stem's differ from the model's k and window)."""
-
-    layer_kernel_size: int
-    layer_window: str
-
-
-LEAKAGE_LAYER_FIELDS = ("layer", "layer_index")
-LEAKAGE_VALUE_FIELDS = ("n_fft", "n_slices", "n_empty", "leakage_median", "leakage_q25", "leakage_q75", "leakage_mean")
-_DIAGNOSTIC_SORT = ("dataset", "model", "kernel_size", "window", "seed", "measure")
-LEAKAGE_RECORDS = RecordKind(
-    name="leakage", prefix="leakage", step="measure",
-    schema=(IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(LayerLeakage, LEAKAGE_LAYER_FIELDS)
-            + Schema.of(LayerShape) + Schema.of(LayerLeakage, LEAKAGE_VALUE_FIELDS)),
-    unique=("model_id", "measure", "layer_index"), sort=(*_DIAGNOSTIC_SORT, "layer_index"),
-)
-KERNEL_RECORDS = RecordKind(
-    name="kernels", prefix="kernels", step="measure",
-    schema=IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(KernelExample),
-    unique=("model_id", "measure", "layer_index", "slice", "row", "col"),
-    sort=(*_DIAGNOSTIC_SORT, "layer_index", "slice", "row", "col"),
-)
-SHIFT_RECORDS = RecordKind(
-    name="shift", prefix="shift", step="measure",
-    schema=IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(ShiftSample),
-    unique=("model_id", "measure", "index"), sort=(*_DIAGNOSTIC_SORT, "index"),
-)
-SHIFT_ACCURACY_RECORDS = RecordKind(
-    name="shift_accuracy", prefix="shift_accuracy", step="measure",
-    schema=IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(ShiftAccuracy),
-    unique=("model_id", "measure", "dx", "dy"), sort=(*_DIAGNOSTIC_SORT, "dx", "dy"),
-)
-RECORD_KINDS: tuple[RecordKind, ...] = (
-    ATTACK_RECORDS, LEAKAGE_RECORDS, KERNEL_RECORDS, SHIFT_RECORDS, SHIFT_ACCURACY_RECORDS,
-)
-
-
-def failure_fields(error: BaseException) -> dict[str, Any]:
-    """What a stored failure says: ``status``, the one-line ``error`` and a short traceback."""
-    return {"status": "failed", "error": f"{type(error).__name__}: {error}",
-            "traceback": "".join(traceback.format_exception(error, limit=_TRACEBACK_FRAMES))}
 
 
 # --------------------------------------------------------------------------- what a folder holds

@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from robustbench_win.atomic import write_atomic
-from robustbench_win.datasets import ImageData, default_cache_dir
+from robustbench_win.data.datasets import ImageData, default_cache_dir
 from robustbench_win.registry import MODELS
 
 if TYPE_CHECKING:  # training imports this module to store what it trains
-    from robustbench_win.training import TrainConfig
+    from robustbench_win.train.config import TrainConfig
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_DIR_ENV = "ROBUSTBENCH_WIN_CHECKPOINTS"

@@ -3,7 +3,7 @@
 A weights file holds the ``state_dict()`` of a model built by the registry (``torch.save(
 model.state_dict(), "model.pt")``); it is read with ``torch.load(weights_only=True)``, so a
 file can hold tensors but no code. The model is built with the arguments of its
-:class:`~robustbench_win.checkpoints.ModelSpec` and the data set's channels and classes, and
+:class:`~robustbench_win.train.checkpoints.ModelSpec` and the data set's channels and classes, and
 the weights must fit it exactly (every key, every shape).
 """
 
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from robustbench_win.checkpoints import ModelSpec, build_model
-from robustbench_win.datasets import ImageData
-from robustbench_win.training import TrainedModel, evaluate
+from robustbench_win.train.checkpoints import ModelSpec, build_model
+from robustbench_win.data.datasets import ImageData
+from robustbench_win.train.loop import evaluate
+from robustbench_win.train.obtain import TrainedModel
 
 _LISTED_KEYS = 5  # keys named in a mismatch message
 

@@ -1,6 +1,6 @@
 """Speed options of training: channels-last memory, device-resident data and ``torch.compile``.
 
-Each is a :class:`~robustbench_win.training.TrainConfig` field that takes ``true``, ``false``
+Each is a :class:`~robustbench_win.train.config.TrainConfig` field that takes ``true``, ``false``
 or ``"auto"`` (the default). ``"auto"`` turns an option on only where it is expected to help:
 
 - ``channels_last``: on for CUDA (tensor-core convolutions run in NHWC), off on the CPU.
@@ -14,7 +14,7 @@ or ``"auto"`` (the default). ``"auto"`` turns an option on only where it is expe
 Repeatability rule: the options change how the arithmetic is laid out, never what is
 computed. With ``"auto"`` the CPU uses none of them, so CPU training stays bit-exact (same
 seed, same weights). Device-resident data gives bit-identical batches on any device
-(:mod:`robustbench_win.batches`). Channels-last and compile reorder floating-point sums, so
+(:mod:`robustbench_win.train.batches`). Channels-last and compile reorder floating-point sums, so
 weights differ by rounding noise, as CUDA training (cuDNN algorithm choice) does from run to
 run anyway. That is why none of the three is part of a checkpoint's key.
 """

@@ -2,7 +2,7 @@
 
 Every sentence about an attack or a data set comes from the object itself (the descriptions
 the run stored in ``meta.json``); every number comes from the tables built from the stored
-records. Tables wider than :data:`robustbench_win.markdown.SCREEN_WIDTH` characters are split
+records. Tables wider than :data:`robustbench_win.report.markdown.SCREEN_WIDTH` characters are split
 into narrower ones here; the ``table_*.csv`` files keep every column.
 """
 
@@ -14,14 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_win import claims, tables
-from robustbench_win import minimal_norm as mn
-from robustbench_win.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
+from robustbench_win.analysis import claims
+from robustbench_win.analysis import tables
+from robustbench_win.analysis import norms as mn
+from robustbench_win.report.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.registry import ATTACKS
-from robustbench_win.leakage import N_FFT
-from robustbench_win.store import Results
-from robustbench_win.verdict import VERDICT_RULE
+from robustbench_win.measure.leakage import N_FFT
+from robustbench_win.store.run_folder import Results
+from robustbench_win.analysis.verdict import VERDICT_RULE
 
 _MIN_ERROR_CHARS = 40  # an error cell is cut to fit the screen, never below this
 

@@ -1,0 +1,1 @@
+"""Statistics computed from stored records: tables, minimal-norm statistics, effects and the verdict."""

@@ -1,0 +1,1 @@
+"""Data sets: the embedded MNIST digits, torchvision's, image folders; held as uint8 tensors."""

@@ -1,0 +1,1 @@
+"""Measurements of a trained model besides attacks: spectral leakage and shift consistency."""

@@ -1,0 +1,1 @@
+"""The report: markdown views, figures and summary.md, built from a run folder's records."""

@@ -1,0 +1,1 @@
+"""Training: hyper-parameters, the loop, batches, speed options, the checkpoint store, weights files."""
