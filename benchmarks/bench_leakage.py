@@ -1,7 +1,7 @@
 """Time the spectral-leakage diagnostic (robustbench_win.measure.leakage) on paper CNNs of growing width.
 
 For each width, a randomly initialised ``paper-cnn`` (depth 6, k = 11, Hamming window, stem
-width = width / 2) is measured with :func:`robustbench_win.measure.leakage.leakage_table`: every k x k
+width = width / 2) is measured with :func:`robustbench_win.measure.leakage.model_leakage_table`: every k x k
 slice of every conv layer, zero-padded to 64 x 64. Prints one row per width: conv slices, the
 median of ``--repeats`` wall-clock timings, and slices per second. The authors' width is 256
 (about 300,000 slices, five of its layers with 65,536 each).
@@ -23,7 +23,7 @@ import time
 import pandas as pd
 import torch
 
-from robustbench_win.measure.leakage import leakage_table
+from robustbench_win.measure.leakage import model_leakage_table
 from robustbench_win.models import PaperCNN
 
 
@@ -34,7 +34,7 @@ def time_model(width: int, *, device: str, repeats: int) -> dict[str, float]:
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
-        table = leakage_table(model)
+        table = model_leakage_table(model)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         timings.append(time.perf_counter() - start)

@@ -23,7 +23,7 @@ from robustbench_win.train.checkpoints import CheckpointError, CheckpointStore, 
 from robustbench_win.data.datasets import DatasetNotFoundError
 from robustbench_win.run.executors import EXECUTORS, ExecutorError
 from robustbench_win.run.folder_lock import RunFolderBusyError
-from robustbench_win.measure.leakage import N_FFT, leakage_table, overall_leakage
+from robustbench_win.measure.leakage import N_FFT, model_leakage_table, overall_leakage
 from robustbench_win.report.markdown import pipe_table
 from robustbench_win.models.windows import WINDOWS
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
@@ -303,7 +303,7 @@ def command_leakage(args: argparse.Namespace) -> int:
     if not args.checkpoint.is_file():
         raise CheckpointError(f"no checkpoint file at {args.checkpoint}")
     model, payload = load_model(args.checkpoint)
-    table = leakage_table(model, n_fft=args.n_fft)
+    table = model_leakage_table(model, n_fft=args.n_fft)
     spec = payload["spec"]
     print(f"{spec['model']} {spec['model_kwargs']} trained on {spec['dataset']} (seed {spec['seed']})")
     header = ["layer", "k", "window", "slices", "median", "q25", "q75", "mean"]

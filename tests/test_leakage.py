@@ -17,7 +17,7 @@ from robustbench_win.measure.leakage import (
     LEAKAGE_COLUMNS,
     centred_spectrum_db,
     effective_kernels,
-    leakage_table,
+    model_leakage_table,
     main_lobe_mask,
     overall_leakage,
     peak_side_lobe_db,
@@ -215,7 +215,7 @@ def test_effective_kernels_are_raw_weight_times_window() -> None:
 
 def test_leakage_table_has_one_row_per_conv_layer() -> None:
     model = PaperCNN(in_channels=1, num_classes=10, kernel_size=9, window="hann", depth=3, width=4, stem_width=2)
-    table = leakage_table(model)
+    table = model_leakage_table(model)
     assert list(table.columns) == list(LEAKAGE_COLUMNS)
     assert table["layer"].tolist() == ["features.0", "features.3", "features.6"]
     assert table["kernel_size"].tolist() == [7, 9, 9]
@@ -230,14 +230,14 @@ def test_leakage_table_has_one_row_per_conv_layer() -> None:
 
 def test_leakage_table_skips_one_by_one_convs() -> None:
     # ResNet-18: a 3x3 stem, 16 k x k block convs and three 1x1 shortcut convs (skipped).
-    table = leakage_table(WindowedResNet18(in_channels=3, num_classes=10, kernel_size=5, width=2))
+    table = model_leakage_table(WindowedResNet18(in_channels=3, num_classes=10, kernel_size=5, width=2))
     assert len(table) == 17
     assert table["kernel_size"].tolist() == [3] + [5] * 16
 
 
 def test_plain_conv_counts_as_unwindowed() -> None:
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 1))
-    table = leakage_table(model)
+    table = model_leakage_table(model)
     assert table[["layer", "window", "kernel_size", "n_slices"]].values.tolist() == [["0", "none", 3, 2]]
 
 
@@ -246,7 +246,7 @@ def test_empty_slices_are_counted_and_left_out() -> None:
     with torch.no_grad():
         model[0].weight[:2] = 0.0
         model[0].weight[2:] = torch.ones(3, 3)
-    row = leakage_table(model).iloc[0]
+    row = model_leakage_table(model).iloc[0]
     assert (row["n_slices"], row["n_empty"]) == (4, 2)
     assert row["leakage_median"] == pytest.approx(slice_leakage(box(3)).item())
 

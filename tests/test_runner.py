@@ -13,7 +13,7 @@ import pytest
 import robustbench_win.run.runner as runner
 from robustbench_win.train.checkpoints import load_model
 from robustbench_win.cli import main
-from robustbench_win.measure.leakage import leakage_table
+from robustbench_win.measure.leakage import model_leakage_table
 from robustbench_win.report.build import build_report
 
 TINY_SUITE = """
@@ -406,7 +406,7 @@ def test_stored_leakage_is_the_leakage_of_each_checkpoint(finished_run: Path) ->
     stored = pd.read_csv(finished_run / "leakage.csv")
     for model_id in MODEL_IDS:
         model, _ = load_model(Path(clean.loc[model_id, "checkpoint"]))
-        expected = leakage_table(model)["leakage_median"].to_numpy()
+        expected = model_leakage_table(model)["leakage_median"].to_numpy()
         assert np.allclose(stored[stored["model_id"] == model_id]["leakage_median"], expected, rtol=1e-8)
         assert clean.loc[model_id, "n_params"] == sum(p.numel() for p in model.parameters())
 
@@ -416,7 +416,7 @@ def test_leakage_command_prints_each_layer_of_a_checkpoint(finished_run: Path, c
     assert main(["leakage", str(path)]) == 0
     output = capsys.readouterr().out
     model, _ = load_model(path)
-    table = leakage_table(model)
+    table = model_leakage_table(model)
     for row in table.itertuples():
         assert f"| {row.layer} " in output and f"{row.leakage_median:.4f}" in output
     assert f"{table['leakage_median'].mean():.4f}" in output.splitlines()[-1]

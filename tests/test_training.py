@@ -14,7 +14,7 @@ from robustbench_win.models import PaperCNN
 from robustbench_win.train import loop
 from robustbench_win.data.datasets import ImageData, load_dataset, subsample
 from robustbench_win.train.config import TrainConfig
-from robustbench_win.train.loop import augment_batch, evaluate, predict, seed_everything, train, training_batches
+from robustbench_win.train.loop import augment_batch, classify, evaluate, seed_everything, train, training_batches
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_bf16_training_step_keeps_an_fp32_model() -> None:
     with torch.no_grad():
         logits = model(images)
     assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
-    assert predict(model, images).dtype == torch.int64
+    assert classify(model, images).dtype == torch.int64
 
 
 def test_bf16_is_refused_where_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,20 +200,20 @@ def test_bf16_is_refused_where_unsupported(monkeypatch: pytest.MonkeyPatch) -> N
         train(small_model(0), synthetic_data(), TrainConfig(epochs=1, precision="bf16"), seed=0, progress=False)
 
 
-def test_predict_and_evaluate() -> None:
+def test_classify_and_evaluate() -> None:
     data = synthetic_data(n_test=37)
     model = small_model(0).train()
     images, labels = data.test_tensors()
-    everything = predict(model, images)
+    everything = classify(model, images)
     assert model.training  # mode restored
-    assert torch.equal(everything, predict(model, images, batch_size=5))
+    assert torch.equal(everything, classify(model, images, batch_size=5))
     model.eval()
     with torch.no_grad():
         assert torch.equal(everything, model(images).argmax(1))
     correct = evaluate(model, data, batch_size=10)
     assert correct.dtype == torch.bool and correct.shape == (37,)
     assert torch.equal(correct, everything == labels)
-    assert predict(model, images[:0]).shape == (0,)
+    assert classify(model, images[:0]).shape == (0,)
 
 
 def test_paper_cnn_learns_mnist5k(mnist5k: ImageData) -> None:

@@ -82,7 +82,7 @@ class ConvKernels:
 
 @dataclass(frozen=True)
 class LayerLeakage:
-    """Leakage summary of one conv layer: one record of :func:`leakage_table`.
+    """Leakage summary of one conv layer: one record of :func:`model_leakage_table`.
 
     Attributes:
         layer: Module name inside the model.
@@ -301,14 +301,14 @@ def layer_leakage(model: nn.Module, *, n_fft: int = N_FFT) -> list[LayerLeakage]
     return [_summarise(layer, slice_leakage(layer.kernels, n_fft=n_fft), n_fft) for layer in effective_kernels(model)]
 
 
-def leakage_table(model: nn.Module, *, n_fft: int = N_FFT) -> pd.DataFrame:
+def model_leakage_table(model: nn.Module, *, n_fft: int = N_FFT) -> pd.DataFrame:
     """One record per conv layer of ``model``, columns :data:`LEAKAGE_COLUMNS`."""
     records = [asdict(summary) for summary in layer_leakage(model, n_fft=n_fft)]
     return pd.DataFrame.from_records(records, columns=list(LEAKAGE_COLUMNS))
 
 
 def overall_leakage(table: pd.DataFrame) -> float:
-    """A model's leakage: the mean of its layers' medians (a :func:`leakage_table`); NaN if none."""
+    """A model's leakage: the mean of its layers' medians (a :func:`model_leakage_table`); NaN if none."""
     medians = table["leakage_median"].dropna()
     return float(medians.mean()) if len(medians) else math.nan
 

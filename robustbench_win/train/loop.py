@@ -1,5 +1,5 @@
 """The training loop: :func:`train` a classifier on in-memory :class:`ImageData`, and
-:func:`evaluate` / :func:`predict` it on the test split."""
+:func:`evaluate` / :func:`classify` it on the test split."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def _mean_loss(losses: list[torch.Tensor], sizes: list[int]) -> float:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500, device: torch.device | str = "cpu") -> torch.Tensor:
+def classify(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500, device: torch.device | str = "cpu") -> torch.Tensor:
     """Arg-max predictions of ``model`` (fp32, eval mode) for float images in [0, 1]."""
     was_training = model.training
     model.eval()
@@ -164,7 +164,7 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500, de
 def evaluate(model: nn.Module, data: ImageData, *, batch_size: int = 500, device: torch.device | str = "cpu") -> torch.Tensor:
     """Per-sample correctness (bool tensor) on the whole test split; its mean is the accuracy."""
     predictions = torch.cat([
-        predict(model, to_float(data.test_images[i : i + batch_size]), batch_size=batch_size, device=device)
+        classify(model, to_float(data.test_images[i : i + batch_size]), batch_size=batch_size, device=device)
         for i in range(0, len(data.test_labels), batch_size)
     ])
     return predictions == data.test_labels
