@@ -134,11 +134,16 @@ def _is_spatial_conv(module: nn.Module) -> bool:
 
 def _check_convertible(conv: nn.Conv2d, name: str) -> int:
     """The layer's kernel size if :func:`windowed_copy` can convert it, else ``ValueError``."""
+    if parametrize.is_parametrized(conv) or conv._forward_hooks or conv._forward_pre_hooks:
+        raise ValueError(
+            f"cannot windowize layer '{name}': it has parametrizations or forward hooks (weight or spectral "
+            f"norm, ...) that the windowed layer would lose; remove them, windowize, then add them back"
+        )
     if type(conv) not in (nn.Conv2d, WindowedConv2d):
         raise ValueError(
             f"cannot windowize layer '{name}': it is a {type(conv).__name__}, a subclass of nn.Conv2d with its own "
-            f"behaviour that a WindowedConv2d would drop; replace it with a plain nn.Conv2d first, or use scope='first' "
-            f"or windowize a sub-module that does not contain it"
+            f"behaviour that a WindowedConv2d would drop; replace it with a plain nn.Conv2d first, or windowize only "
+            f"the sub-modules without it"
         )
     height, width = conv.kernel_size
     if height != width:
@@ -150,11 +155,6 @@ def _check_convertible(conv: nn.Conv2d, name: str) -> int:
         raise ValueError(
             f"cannot windowize layer '{name}': its kernel is {height} x {width}, even-sized, so it has no centre "
             f"tap for a symmetric window; use an odd kernel (or a space-to-depth + 1 x 1 conv for a patchify layer)"
-        )
-    if parametrize.is_parametrized(conv) or conv._forward_hooks or conv._forward_pre_hooks:
-        raise ValueError(
-            f"cannot windowize layer '{name}': it has parametrizations or forward hooks (weight or spectral "
-            f"norm, ...) that the windowed layer would lose; remove them, windowize, then add them back"
         )
     return height
 
