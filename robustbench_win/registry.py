@@ -48,6 +48,10 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+class MissingLibraryError(UnknownNameError):
+    """A name routed to an optional library (``timm:NAME``) that is not installed."""
+
+
 class PluginError(ImportError):
     """A ``--plugin`` module or file, or an entry point, cannot be imported.
 
@@ -72,6 +76,7 @@ class Registry(Generic[Factory]):
 
     kind: str
     _entries: dict[str, Factory] = field(default_factory=dict)
+    _routes: dict[str, Callable[[str], Factory]] = field(default_factory=dict)
     _loaded: bool = False
 
     def register(self, name: str, *, overwrite: bool = False) -> Callable[[Factory], Factory]:
@@ -94,15 +99,40 @@ class Registry(Generic[Factory]):
 
         return decorator
 
+    def register_route(self, prefix: str) -> Callable[[Callable[[str], Factory]], Callable[[str], Factory]]:
+        """Decorator registering a resolver for names ``PREFIX:NAME`` (e.g. ``torchvision:resnet18``).
+
+        The resolver receives ``NAME`` and returns a factory, or raises
+        :class:`UnknownNameError` (or :class:`MissingLibraryError`) with a message saying what to
+        do. Routed names are not listed by :meth:`names`: they come from another library.
+        """
+
+        def decorator(resolver: Callable[[str], Factory]) -> Callable[[str], Factory]:
+            if self._routes.get(prefix, resolver) is not resolver:
+                raise ValueError(f"{self.kind} registry already has a route for '{prefix}:NAME'")
+            self._routes[prefix] = resolver
+            return resolver
+
+        return decorator
+
+    def routes(self) -> list[str]:
+        """The prefixes of routed names, e.g. ``["timm", "torchvision"]``."""
+        self._load_builtins()
+        return sorted(self._routes)
+
     def get(self, name: str) -> Factory:
-        """Return the factory registered as ``name``.
+        """Return the factory registered as ``name``, or the one a route resolves ``PREFIX:NAME`` to.
 
         Raises:
-            UnknownNameError: No such name; the message lists close matches and all names.
+            UnknownNameError: No such name; the message lists close matches and all names
+                (for a routed name: the route's own message).
         """
         self._load_builtins()
         if name in self._entries:
             return self._entries[name]
+        prefix, colon, rest = name.partition(":")
+        if colon and prefix in self._routes:
+            return self._routes[prefix](rest)
         raise UnknownNameError(self._unknown_message(name))
 
     def create(self, name: str, **kwargs: Any) -> Any:
@@ -130,19 +160,31 @@ class Registry(Generic[Factory]):
         return doc.splitlines()[0] if doc else ""
 
     def __contains__(self, name: object) -> bool:
-        self._load_builtins()
-        return name in self._entries
+        if not isinstance(name, str):
+            return False
+        try:
+            self.get(name)
+        except UnknownNameError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def _unknown_message(self, name: str) -> str:
+        prefix, colon, rest = name.partition(":")
+        if colon and prefix in self._routes:
+            try:
+                self._routes[prefix](rest)
+            except UnknownNameError as error:
+                return str(error)
         available = self.names()
         close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return (
             f"unknown {self.kind[:-1] if self.kind.endswith('s') else self.kind} '{name}'.{hint} "
-            f"Available: {', '.join(available) or '(none)'}. "
+            f"Available: {', '.join(available) or '(none)'}"
+            f"{''.join(f', {route}:NAME' for route in sorted(self._routes))}. "
             f"Register your own with @register_{self.kind.rstrip('s')}(...) and load it with "
             f"--plugin MODULE_OR_FILE."
         )

@@ -112,7 +112,7 @@ def test_train_unknown_model_lists_close_matches(tmp_path: Path, capsys: pytest.
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("robustbench-win: error: unknown model 'paper-cn'")
-    assert "Did you mean 'paper-cnn'" in err and "Available: paper-cnn, paper-cnn-small, resnet18" in err
+    assert "Did you mean 'paper-cnn'" in err and "Available: convnext-cpu, paper-cnn, paper-cnn-small, resnet18, tv-resnet18, timm:NAME, torchvision:NAME." in err
     assert "Traceback" not in err
 
 
