@@ -28,6 +28,8 @@ from robustbench_win.report.markdown import pipe_table
 from robustbench_win.models.windows import WINDOWS
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
 from robustbench_win.report.build import build_report
+from robustbench_win.report.compare import write_comparison
+from robustbench_win.analysis.compare import CompareError
 from robustbench_win.run.runner import DataRequest, check_weights, load_data, resolve_device, run_suite
 from robustbench_win.store.run_folder import RunFolder, RunFolderError
 from robustbench_win.suite import DEFAULT_RADII, load_suite, parse_value, shipped_suites, weights_suite
@@ -38,7 +40,7 @@ from robustbench_win.train.obtain import obtain_model
 # Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, RunFolderError, RunFolderBusyError,
-    ExecutorError, ValueError, OSError,
+    ExecutorError, CompareError, ValueError, OSError,
 )
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -80,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", parents=[common], help="rebuild tables, figures and summary from stored results")
     report.add_argument("out", type=Path, help="a run folder written by 'robustbench-win run'")
+
+    compare = commands.add_parser("compare", parents=[common],
+                                  help="one page across runs: every run's verdict rows, each claim pooled, a forest plot")
+    compare.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="run folders or committed reports")
+    compare.add_argument("--out", type=Path, default=Path("reports/compare"), help="output folder (default reports/compare)")
     _add_leakage_parser(commands, common)
     return parser
 
@@ -298,6 +305,14 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_compare(args: argparse.Namespace) -> int:
+    """Compare run folders: per-run effects, pooled estimates across runs and a forest plot."""
+    written = write_comparison(args.folders, args.out)
+    print(next(p for p in written if p.name == "compare.md").read_text())
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
 def command_leakage(args: argparse.Namespace) -> int:
     """Print the spectral leakage of each conv layer of a checkpoint's model, and the model's overall."""
     if not args.checkpoint.is_file():
@@ -322,7 +337,7 @@ def _print_report(out: Path, written: list[Path]) -> None:
 
 
 _COMMANDS = {"list": command_list, "train": command_train, "run": command_run, "attack": command_attack,
-             "report": command_report, "leakage": command_leakage}
+             "report": command_report, "compare": command_compare, "leakage": command_leakage}
 
 if __name__ == "__main__":
     raise SystemExit(main())
