@@ -13,7 +13,7 @@ from robustbench_win.attacks import RECORD_FIELDS, Attack, SampleResult
 from robustbench_win.attacks.base import FAMILIES
 from robustbench_win.registry import ATTACKS
 
-BUILTIN = ("deepfool", "deepfool-projected", "deepfool-foolbox", "deepfool-art", "fmn", "ddn", "fmn-foolbox",
+BUILTIN = ("deepfool", "deepfool-projected", "superdeepfool", "deepfool-foolbox", "deepfool-art", "fmn", "ddn", "fmn-foolbox",
            "ddn-foolbox", "spatial-grid", "spatial-random", "spatial-foolbox", "spatial-art")
 
 # Small hyper-parameters so that the contract checks run in seconds for every attack.
@@ -22,6 +22,7 @@ QUICK_KWARGS: dict[str, dict] = {
     "deepfool-foolbox": {"steps": 5},
     "deepfool-art": {"steps": 5},
     "deepfool-projected": {"steps": 5},
+    "superdeepfool": {"steps": 2, "df_steps": 5},
     "fmn": {"steps": 5},
     "ddn": {"steps": 5},
     "fmn-foolbox": {"steps": 5},
@@ -55,6 +56,8 @@ def test_default_params_follow_the_design(name):
     json.dumps(params)  # JSON-able, for reports and cache keys
     if name.startswith("deepfool"):
         assert params == {"steps": 50, "candidates": 10, "overshoot": 0.02}
+    elif name == "superdeepfool":  # adv-lib's outer steps and bisection, our DeepFool's steps
+        assert params == {"steps": 100, "df_steps": 50, "candidates": 10, "overshoot": 0.02, "search_steps": 10}
     elif name.startswith(("fmn", "ddn")):  # the papers' budget factor
         assert params.get("gamma_init", params.get("gamma")) == 0.05
     elif name == "spatial-random":
