@@ -98,6 +98,7 @@ class DeepFool(DeepFoolParameters):
     """
 
     name: ClassVar[str] = "deepfool"
+    channels_last: ClassVar[bool] = True
     projected: ClassVar[bool] = False  # stay in [0, 1]: projected r_tot, feasible steps (ProjectedDeepFool)
 
     def _attack_batch(

@@ -117,8 +117,12 @@ def test_model_is_left_untouched(name, trained_digits_model, digits_test_batch):
     modes = [m.training for m in model.modules()]
     requires = [p.requires_grad for p in model.parameters()]
     grads = [p.grad for p in model.parameters()]
+    storage = [(t.data_ptr(), t.stride()) for t in (*model.parameters(), *model.buffers())]
 
     ATTACKS.create(name, **QUICK_KWARGS[name])(model, *[t[:6] for t in digits_test_batch])
+
+    # Native attacks run with channels-last weights: the caller's tensors come back as they were.
+    assert [(t.data_ptr(), t.stride()) for t in (*model.parameters(), *model.buffers())] == storage
 
     assert [m.training for m in model.modules()] == modes
     assert [p.requires_grad for p in model.parameters()] == requires
