@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?= quick
 
-.PHONY: install run test test-slow bench bench-train bench-attacks bench-minimal-norm bench-executors bench-gpu clean
+.PHONY: install run test test-slow bench bench-quick bench-train bench-attacks bench-minimal-norm bench-executors bench-gpu clean
 
 install: $(STAMP)
 
@@ -25,7 +25,11 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
-bench: bench-train bench-attacks bench-minimal-norm bench-executors
+bench: bench-quick bench-train bench-attacks bench-minimal-norm bench-executors
+
+# The quick preset's phases (train / attacks / diagnostics / report) and the bare-loop ratio.
+bench-quick: install
+	$(BIN)/python benchmarks/bench_quick.py
 
 bench-train: install
 	$(BIN)/python benchmarks/bench_training.py

@@ -1,4 +1,4 @@
-"""Attack code: DeepFool, FMN, DDN, spatial grid/random search, adapters to foolbox and ART.
+"""Attack code: DeepFool, SuperDeepFool, FMN, DDN, spatial grid/random search, adapters to foolbox and ART.
 
 Every attack is an :class:`Attack` called as ``attack(model, images, labels, indices)`` and
 returns one :class:`SampleResult` per sample. Create attacks by name through the registry
@@ -14,10 +14,11 @@ from robustbench_win.attacks.fmn import FMN
 from robustbench_win.attacks.foolbox_backend import FoolboxDDN, FoolboxDeepFool, FoolboxFMN, FoolboxSpatial
 from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
 from robustbench_win.attacks.spatial import SpatialGrid, SpatialRandom, grid_transforms, warp
+from robustbench_win.attacks.superdeepfool import SuperDeepFool
 
 __all__ = [
     "Attack", "BatchOutput", "CallStats", "SampleResult", "RECORD_FIELDS",
-    "DeepFool", "ProjectedDeepFool", "FMN", "DDN", "SpatialGrid", "SpatialRandom",
+    "DeepFool", "ProjectedDeepFool", "SuperDeepFool", "FMN", "DDN", "SpatialGrid", "SpatialRandom",
     "FoolboxDeepFool", "FoolboxFMN", "FoolboxDDN", "FoolboxSpatial", "ArtDeepFool", "ArtSpatial",
     "grid_transforms", "warp",
 ]

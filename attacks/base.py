@@ -92,6 +92,9 @@ class Attack(ABC):
     name: ClassVar[str]
     family: ClassVar[str]  # one of FAMILIES: which report tables the results feed
     last_call_stats: CallStats | None = None  # set by every call: passes and seconds it took
+    # Run the model with channels-last weights during the call (native attacks): oneDNN's
+    # large-kernel convolutions are up to 3x faster so on CPU (benchmarks/bench_attacks.py).
+    channels_last: ClassVar[bool] = False
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
@@ -147,7 +150,7 @@ class Attack(ABC):
         device = model_device(model)
         x = images.detach().to(device=device, dtype=torch.float32)
         y = labels.detach().to(device=device, dtype=torch.long)
-        with frozen(model), full_fp32(device):
+        with frozen(model), full_fp32(device), channels_last_weights(model, self.channels_last):
             clean_pred = predict(model, x, batch_size).tolist()
             label_list = y.tolist()
             results: list[SampleResult | None] = [
@@ -304,6 +307,25 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
         for p, requires_grad, grad in saved:
             p.requires_grad_(requires_grad)
             p.grad = grad
+
+
+@contextmanager
+def channels_last_weights(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """4-D parameters and buffers of ``model`` in channels-last layout inside; the originals restored on exit.
+
+    Same values, another memory layout: a convolution with channels-last weights gives a
+    channels-last output, so the layout carries through the network whatever the input's.
+    Each tensor's ``.data`` is swapped back on exit, so nothing the caller holds is written.
+    """
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.ndim == 4] if enabled else []
+    saved = [(t, t.data) for t in tensors]
+    try:
+        for t in tensors:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+        yield model
+    finally:
+        for t, data in saved:
+            t.data = data
 
 
 @contextmanager

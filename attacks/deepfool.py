@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -23,6 +24,25 @@ def check_candidates(candidates: Any) -> int:
             f"candidates must be an integer >= 2 (the true class and at least one other), got {candidates!r}"
         )
     return candidates
+
+
+@dataclass
+class Descent:
+    """Where one DeepFool run left each row.
+
+    Attributes:
+        x_adv: ``(B, C, H, W)`` last iterate of every row, fooled or not.
+        iterations: ``(B,)`` steps made.
+        targets: ``(B,)`` class whose linearised boundary the row's last step aimed at (the
+            second candidate for a row that made no step).
+        unchecked: Positions of the rows still correct before their last step, whose last
+            iterate has not been put through the model (empty when all were seen fooled).
+    """
+
+    x_adv: Tensor
+    iterations: Tensor
+    targets: Tensor
+    unchecked: Tensor
 
 
 class DeepFoolParameters(Attack):
@@ -78,16 +98,25 @@ class DeepFool(DeepFoolParameters):
     """
 
     name: ClassVar[str] = "deepfool"
+    channels_last: ClassVar[bool] = True
     projected: ClassVar[bool] = False  # stay in [0, 1]: projected r_tot, feasible steps (ProjectedDeepFool)
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
     ) -> BatchOutput:
-        x0 = x
-        classes = self._candidate_classes(model, x0, y)  # (B, K), column 0 = true class
+        classes = self._candidate_classes(model, x, y)  # (B, K), column 0 = true class
+        run = self._descend(model, x, y, classes)
+        success = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        if len(run.unchecked):  # the last step's result has not been checked yet
+            success[run.unchecked] = ~_still_correct(model, run.x_adv[run.unchecked], y[run.unchecked])
+        return BatchOutput(x_adv=run.x_adv, iterations=run.iterations, success=success)
+
+    def _descend(self, model: nn.Module, x0: Tensor, y: Tensor, classes: Tensor) -> Descent:
+        """DeepFool from ``x0``: at most ``steps`` steps per row, each row stopping once fooled."""
         r_tot = torch.zeros_like(x0)
         x_adv = x0.clone()
         iterations = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
+        targets = classes[:, 1].clone()
         active = torch.arange(len(x0), device=x0.device)
         for _ in range(self.steps):
             # The forward pass for the gradients also tells which samples are fooled by now;
@@ -100,16 +129,13 @@ class DeepFool(DeepFoolParameters):
                     break
                 logits, x_active = _forward(model, x_adv[active])
             base = x0[active] + r_tot[active] if self.projected else None
-            step = self._step(logits, x_active, classes[active], base)
+            step, targets[active] = self._closest_boundary_step(logits, x_active, classes[active], base)
             r_tot[active] += step
             if self.projected:  # keep x0 + r_tot in [0, 1]: no push is stored beyond the box
                 r_tot[active] = (x0[active] + r_tot[active]).clamp(0.0, 1.0) - x0[active]
             x_adv[active] = (x0[active] + (1.0 + self.overshoot) * r_tot[active]).clamp(0.0, 1.0)
             iterations[active] += 1
-        success = torch.ones(len(x0), dtype=torch.bool, device=x0.device)
-        if len(active):  # the last step's result has not been checked yet
-            success[active] = ~_still_correct(model, x_adv[active], y[active])
-        return BatchOutput(x_adv=x_adv, iterations=iterations, success=success)
+        return Descent(x_adv, iterations, targets, active)
 
     def _candidate_classes(self, model: nn.Module, x0: Tensor, y: Tensor) -> Tensor:
         with torch.no_grad():
@@ -122,7 +148,13 @@ class DeepFool(DeepFoolParameters):
         return torch.cat([y[:, None], others], dim=1)
 
     def _step(self, logits: Tensor, x: Tensor, classes: Tensor, base: Tensor | None = None) -> Tensor:
-        """One DeepFool step for every row of ``x`` (none of them fooled yet).
+        """One DeepFool step for every row of ``x`` (none of them fooled yet)."""
+        return self._closest_boundary_step(logits, x, classes, base)[0]
+
+    def _closest_boundary_step(
+        self, logits: Tensor, x: Tensor, classes: Tensor, base: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """One DeepFool step for every row of ``x``, and the ``(n,)`` class whose boundary it aims at.
 
         ``logits = model(x)`` with its graph. The closest linearised boundary is found with
         one backward pass per candidate on the input only, keeping a running best instead of
@@ -130,6 +162,7 @@ class DeepFool(DeepFoolParameters):
         backward).
         """
         n, k = classes.shape
+        best_class = classes[:, 1].clone()
         losses = (logits.gather(1, classes[:, 1:]) - logits.gather(1, classes[:, :1])).detach()  # (n, K - 1)
         best_distance = torch.full((n,), math.inf, dtype=logits.dtype, device=x.device)
         best_norm = torch.zeros_like(best_distance)
@@ -146,9 +179,10 @@ class DeepFool(DeepFoolParameters):
             better = distance < best_distance  # strict: ties keep the first candidate, as argmin
             best_distance = torch.where(better, distance, best_distance)
             best_norm = torch.where(better, norm, best_norm)
+            best_class = torch.where(better, classes[:, j], best_class)
             best_grad = torch.where(better.view(-1, *([1] * (x.ndim - 1))), grad, best_grad)
         scale = (best_distance + _STEP_EPS) / (best_norm + _GRAD_NORM_EPS)
-        return scale.view(-1, *([1] * (x.ndim - 1))) * best_grad
+        return scale.view(-1, *([1] * (x.ndim - 1))) * best_grad, best_class
 
 
 def feasible_direction(grad: Tensor, base: Tensor) -> Tensor:

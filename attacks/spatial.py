@@ -46,8 +46,24 @@ def warp(x: Tensor, angle: Tensor | float, dx: Tensor | float, dy: Tensor | floa
         ``(N, C, H, W)`` warped images, clamped to the input's value range [0, 1] where the
         interpolation weights round past it. The identity transform returns ``x`` exactly.
     """
-    n, _, height, width = x.shape
-    # Geometry in float64 on the CPU (some devices lack float64), then moved to x.
+    return sample(x, *sampling_grid(x.shape, angle, dx, dy, device=x.device, dtype=x.dtype))
+
+
+def sampling_grid(
+    shape: Sequence[int], angle: Tensor | float, dx: Tensor | float, dy: Tensor | float, *,
+    device: torch.device, dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
+    """The ``grid_sample`` grid of each transform in :func:`warp`, and which transforms are the identity.
+
+    Args:
+        shape: ``(N, C, H, W)`` of the images to warp.
+        angle, dx, dy: As in :func:`warp`, scalars or ``(N,)``.
+
+    Returns:
+        ``(N, H, W, 2)`` grid and ``(N,)`` bool identity flags, on ``device``.
+    """
+    n, _, height, width = shape
+    # Geometry in float64 on the CPU (some devices lack float64), then moved to the device.
     angle, dx, dy = (torch.as_tensor(v, dtype=torch.float64).cpu().expand(n) for v in (angle, dx, dy))
     rad = torch.deg2rad(angle)
     c, s = torch.cos(rad), torch.sin(rad)
@@ -59,10 +75,14 @@ def warp(x: Tensor, angle: Tensor | float, dx: Tensor | float, dy: Tensor | floa
         torch.stack([c, -s * height / width, -2.0 / width * (c * dx - s * dy)], dim=1),
         torch.stack([s * width / height, c, -2.0 / height * (s * dx + c * dy)], dim=1),
     ], dim=1)  # (N, 2, 3)
-    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(device=device, dtype=dtype), list(shape), align_corners=False)
+    return grid, ((angle == 0) & (dx == 0) & (dy == 0)).to(device)
+
+
+def sample(x: Tensor, grid: Tensor, identity: Tensor) -> Tensor:
+    """``x`` resampled at ``grid`` (bilinear, zeros outside, clamped to [0, 1]); ``x`` itself where ``identity``."""
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_(0.0, 1.0)
-    identity = ((angle == 0) & (dx == 0) & (dy == 0)).to(x.device).view(n, 1, 1, 1)
-    return torch.where(identity, x, out)
+    return torch.where(identity.view(-1, 1, 1, 1), x, out)
 
 
 def magnitude(transforms: Tensor, max_rotation: float, max_translation: float) -> Tensor:
@@ -105,6 +125,7 @@ class _SpatialSearch(Attack):
     """Shared search: try each sample's transforms in order, stop at the first that fools."""
 
     family: ClassVar[str] = "spatial"
+    channels_last: ClassVar[bool] = True
 
     def __init__(self, *, max_translation: float, max_rotation: float) -> None:
         self.max_translation, self.max_rotation = check_limits(max_translation, max_rotation)
@@ -145,14 +166,25 @@ def first_fooling(model: nn.Module, x: Tensor, y: Tensor, transforms: Tensor, *,
     """
     batch, total = transforms.shape[:2]
     position = torch.full((batch,), -1, dtype=torch.long, device=x.device)
+    if batch == 0:
+        return position
+    # Samples sharing one list of transforms (the grid) share its sampling grids: built once
+    # for the T transforms rather than once per image and transform.
+    shared = bool((transforms == transforms[:1]).all())
+    if shared:
+        grids, identity = sampling_grid((total, *x.shape[1:]), *transforms[0].unbind(1), device=x.device, dtype=x.dtype)
     active = torch.arange(batch, device=x.device)
     start = 0
     while len(active) and start < total:
         chunk = min(max(1, budget // len(active)), total - start)
-        trans = transforms[active, start:start + chunk].reshape(-1, 3)  # (A * chunk, 3)
         images = x[active].repeat_interleave(chunk, dim=0)
+        if shared:
+            warped = sample(images, grids[start:start + chunk].repeat(len(active), 1, 1, 1),
+                            identity[start:start + chunk].repeat(len(active)))
+        else:
+            warped = warp(images, *transforms[active, start:start + chunk].reshape(-1, 3).unbind(1))  # (A * chunk)
         with torch.no_grad():
-            pred = model(warp(images, *trans.unbind(1))).argmax(dim=1).view(len(active), chunk)
+            pred = model(warped).argmax(dim=1).view(len(active), chunk)
         fooled = pred != y[active, None]
         hit = fooled.any(dim=1)
         position[active[hit]] = start + fooled[hit].to(torch.int8).argmax(dim=1)

@@ -17,6 +17,7 @@ from robustbench_win.attacks.fmn import FMN
 from robustbench_win.attacks.foolbox_backend import FoolboxDDN, FoolboxDeepFool, FoolboxFMN, FoolboxSpatial
 from robustbench_win.attacks.minimal_norm_loop import check_bool
 from robustbench_win.attacks.spatial import SpatialGrid, SpatialRandom
+from robustbench_win.attacks.superdeepfool import SuperDeepFool
 from robustbench_win.registry import register_attack
 
 # Defaults of the minimal-norm attacks, chosen with benchmarks/bench_minimal_norm.py (norms
@@ -40,6 +41,12 @@ def deepfool(*, project: bool = False, **params: Any) -> Attack:
 def deepfool_projected(**params: Any) -> Attack:
     """DeepFool L2 that stays in [0, 1] (projected perturbation, feasible steps): does not stall on saturated pixels."""
     return ProjectedDeepFool(**params)
+
+
+@register_attack("superdeepfool")
+def superdeepfool(**params: Any) -> Attack:
+    """SuperDeepFool L2 (Abdollahpourrostam et al. 2023): DeepFool alternated with projections onto the boundary normal."""
+    return SuperDeepFool(**params)
 
 
 @register_attack("fmn")

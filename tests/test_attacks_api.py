@@ -13,7 +13,7 @@ from robustbench_win.attacks import RECORD_FIELDS, Attack, SampleResult
 from robustbench_win.attacks.base import FAMILIES
 from robustbench_win.registry import ATTACKS
 
-BUILTIN = ("deepfool", "deepfool-projected", "deepfool-foolbox", "deepfool-art", "fmn", "ddn", "fmn-foolbox",
+BUILTIN = ("deepfool", "deepfool-projected", "superdeepfool", "deepfool-foolbox", "deepfool-art", "fmn", "ddn", "fmn-foolbox",
            "ddn-foolbox", "spatial-grid", "spatial-random", "spatial-foolbox", "spatial-art")
 
 # Small hyper-parameters so that the contract checks run in seconds for every attack.
@@ -22,6 +22,7 @@ QUICK_KWARGS: dict[str, dict] = {
     "deepfool-foolbox": {"steps": 5},
     "deepfool-art": {"steps": 5},
     "deepfool-projected": {"steps": 5},
+    "superdeepfool": {"steps": 2, "df_steps": 5},
     "fmn": {"steps": 5},
     "ddn": {"steps": 5},
     "fmn-foolbox": {"steps": 5},
@@ -55,6 +56,8 @@ def test_default_params_follow_the_design(name):
     json.dumps(params)  # JSON-able, for reports and cache keys
     if name.startswith("deepfool"):
         assert params == {"steps": 50, "candidates": 10, "overshoot": 0.02}
+    elif name == "superdeepfool":  # adv-lib's outer steps and bisection, our DeepFool's steps
+        assert params == {"steps": 100, "df_steps": 50, "candidates": 10, "overshoot": 0.02, "search_steps": 10}
     elif name.startswith(("fmn", "ddn")):  # the papers' budget factor
         assert params.get("gamma_init", params.get("gamma")) == 0.05
     elif name == "spatial-random":
@@ -114,8 +117,12 @@ def test_model_is_left_untouched(name, trained_digits_model, digits_test_batch):
     modes = [m.training for m in model.modules()]
     requires = [p.requires_grad for p in model.parameters()]
     grads = [p.grad for p in model.parameters()]
+    storage = [(t.data_ptr(), t.stride()) for t in (*model.parameters(), *model.buffers())]
 
     ATTACKS.create(name, **QUICK_KWARGS[name])(model, *[t[:6] for t in digits_test_batch])
+
+    # Native attacks run with channels-last weights: the caller's tensors come back as they were.
+    assert [(t.data_ptr(), t.stride()) for t in (*model.parameters(), *model.buffers())] == storage
 
     assert [m.training for m in model.modules()] == modes
     assert [p.requires_grad for p in model.parameters()] == requires
