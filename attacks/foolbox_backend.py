@@ -20,7 +20,7 @@ from robustbench_win.attacks.base import Attack, BatchOutput, check_positive_int
 from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
 from robustbench_win.attacks.deepfool import DeepFoolParameters
 from robustbench_win.attacks.minimal_norm_loop import check_fraction, check_positive
-from robustbench_win.attacks.spatial import grid_fact, grid_parameters, set_grid_parameters
+from robustbench_win.attacks.spatial import GridAttack
 
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).
 _MATCH_TOLERANCE = 1e-5
@@ -56,7 +56,7 @@ class FoolboxDeepFool(DeepFoolParameters):
         return BatchOutput(x_adv=x_adv, iterations=iterations, success=success)
 
 
-class FoolboxSpatial(Attack):
+class FoolboxSpatial(GridAttack):
     """foolbox 3 ``SpatialAttack`` grid search (Engstrom et al., ICML 2019, arXiv:1712.02779).
 
     Runs ``foolbox.attacks.SpatialAttack(max_translation, max_rotation, num_translations,
@@ -82,31 +82,16 @@ class FoolboxSpatial(Attack):
     """
 
     name: ClassVar[str] = "spatial-foolbox"
-    family: ClassVar[str] = "spatial"
-
-    def __init__(
-        self,
-        *,
-        max_translation: float = 3.0,
-        max_rotation: float = 30.0,
-        num_translations: int = 5,
-        num_rotations: int = 31,
-    ) -> None:
-        set_grid_parameters(self, max_translation, max_rotation, num_translations, num_rotations)
-
-    def params(self) -> dict[str, Any]:
-        return grid_parameters(self)
 
     def facts(self) -> list[str]:
-        return [grid_fact(self), "foolbox tries rotations outer and translations inner and keeps the first "
+        return [self.grid.fact(), "foolbox tries rotations outer and translations inner and keeps the first "
                 "transform that fools each sample (first in its order, not the smallest). It does not report "
                 "which one; the adapter recovers it by replaying foolbox's grid and records it in this suite's "
                 "convention (a foolbox pixel moves the content (size - 1) / size px, in the rotated frame)."]
 
     def foolbox_grid(self) -> np.ndarray:
         """foolbox's grid in its search order: ``(T, 3)`` rows ``(angle, dx, dy)``, its units."""
-        angles = np.linspace(-self.max_rotation, self.max_rotation, self.num_rotations)
-        shifts = np.linspace(-self.max_translation, self.max_translation, self.num_translations)
+        angles, shifts = self.grid.angles(), self.grid.shifts()
         return np.array([(a, dx, dy) for a in angles for dx in shifts for dy in shifts], dtype=np.float64)
 
     def _attack_batch(
@@ -114,17 +99,14 @@ class FoolboxSpatial(Attack):
     ) -> BatchOutput:
         import foolbox
 
-        attack = foolbox.attacks.SpatialAttack(
-            max_translation=self.max_translation, max_rotation=self.max_rotation,
-            num_translations=self.num_translations, num_rotations=self.num_rotations, grid_search=True,
-        )
+        attack = foolbox.attacks.SpatialAttack(**self.grid.as_dict(), grid_search=True)
         fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
         with _quiet_meshgrid():
             x_adv, _, success = attack(fmodel, x, foolbox.criteria.Misclassification(y))
             # Bilinear weights can sum to 1 + 1 ulp; a clamp keeps the images inside [0, 1].
             x_adv = x_adv.clamp(0.0, 1.0)
             position, transforms = self._recover_transforms(x, x_adv, success)
-        iterations = torch.where(position >= 0, position + 1, self.num_rotations * self.num_translations**2)
+        iterations = torch.where(position >= 0, position + 1, self.grid.size)
         return BatchOutput(x_adv=x_adv, iterations=iterations, success=success, transforms=transforms)
 
     def _recover_transforms(self, x: Tensor, x_adv: Tensor, success: Tensor) -> tuple[Tensor, Tensor]:
