@@ -204,11 +204,3 @@ class ProjectedDeepFool(DeepFool):
 
     name: ClassVar[str] = "deepfool-projected"
     projected: ClassVar[bool] = True
-
-    def describe(self) -> str:
-        """One sentence on what this attack does, with its hyper-parameters."""
-        return (
-            f"DeepFool L2 (Moosavi-Dezfooli et al. 2016) kept in [0, 1], with the accumulated perturbation "
-            f"projected and steps only along directions the box allows: {self.steps} steps, top-{self.candidates} classes, "
-            f"overshoot {self.overshoot:g}."
-        )

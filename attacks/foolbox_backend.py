@@ -22,6 +22,11 @@ from robustbench_win.attacks.deepfool import DeepFoolParameters
 from robustbench_win.attacks.minimal_norm_loop import check_fraction, check_positive
 from robustbench_win.attacks.spatial import GridAttack
 
+# Schedules foolbox 3.3 fixes inside L2FMNAttack (final gamma) and DDNAttack (step length,
+# first to last): stated in the descriptions, not passed to foolbox.
+FOOLBOX_FMN_FINAL_GAMMA = 0.001
+FOOLBOX_DDN_STEP_LENGTH = (1.0, 0.01)
+
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).
 _MATCH_TOLERANCE = 1e-5
 
@@ -193,10 +198,11 @@ class FoolboxFMN(Attack):
         return {"steps": self.steps, "alpha_init": self.alpha_init, "alpha_final": self.alpha_final,
                 "gamma_init": self.gamma_init}
 
-    def describe(self) -> str:
-        """One sentence on what this attack does, with its hyper-parameters."""
-        return (f"foolbox 3 L2FMNAttack, whose L2 projection is a no-op: {self.steps} steps, step length "
-                f"{self.alpha_init:g} -> {self.alpha_final:g}, gamma {self.gamma_init:g} -> 0.001.")
+    def facts(self) -> list[str]:
+        return ["Its L2 projection is a no-op (foolbox 3.3): normalised gradient descent on the logit margin that "
+                "keeps the smallest adversarial point.",
+                f"Over {self.steps} steps the step length decays from {self.alpha_init:g} to {self.alpha_final:g} and "
+                f"gamma from {self.gamma_init:g} to foolbox's fixed {FOOLBOX_FMN_FINAL_GAMMA:g}."]
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
@@ -234,10 +240,10 @@ class FoolboxDDN(Attack):
     def params(self) -> dict[str, Any]:
         return {"steps": self.steps, "gamma": self.gamma, "initial_norm": self.initial_norm}
 
-    def describe(self) -> str:
-        """One sentence on what this attack does, with its hyper-parameters."""
-        return (f"foolbox 3 DDNAttack: {self.steps} steps, norm factor 1 +- {self.gamma:g} from "
-                f"{self.initial_norm:g}, step length 1 -> 0.01.")
+    def facts(self) -> list[str]:
+        return [f"Over {self.steps} steps the norm changes by a factor 1 ± {self.gamma:g} per step from "
+                f"{self.initial_norm:g}, and the step length decays along foolbox's fixed schedule from "
+                f"{FOOLBOX_DDN_STEP_LENGTH[0]:g} to {FOOLBOX_DDN_STEP_LENGTH[1]:g}."]
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
