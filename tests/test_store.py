@@ -13,7 +13,8 @@ import pytest
 
 from robustbench_win.attacks.result import SampleResult
 from robustbench_win.report.build import build_report
-from robustbench_win.store.records import ATTACK_RECORDS, CLEAN, CleanResult, ModelIdentity
+from robustbench_win.measure.shift_consistency import SAMPLE_COLUMNS
+from robustbench_win.store.records import ATTACK_RECORDS, CLEAN, SHIFT_RECORDS, CleanResult, ModelIdentity
 from robustbench_win.store.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ def assert_same_columns(rebuilt: Path, stored: Path) -> None:
     assert set(old.columns) <= set(new.columns), rebuilt.name
     assert new[list(old.columns)].equals(old), rebuilt.name
 IDENTITY = ModelIdentity("cnn_k3_none_s0", "toy", "cnn", 3, "none", 0)
+IDENTITY_COLUMNS = ["model_id", "dataset", "model", "kernel_size", "window", "seed"]
 
 
 def results() -> list[SampleResult]:
@@ -100,6 +102,45 @@ def test_a_missing_optional_column_reads_as_missing_values(tmp_path: Path) -> No
     frame.drop(columns=["success"]).to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"missing columns \['success'\]"):
         ATTACK_RECORDS.schema.read_csv(path)
+
+
+def shift_row(**changes: object) -> dict[str, object]:
+    row = {"index": 0, "label": 1, "dx_a": 1, "dy_a": 0, "dx_b": -2, "dy_b": 3, "pred_a": 1, "pred_b": 7,
+           "consistent": False}
+    return row | changes
+
+
+def test_the_shift_record_schema_is_the_one_the_measure_declares() -> None:
+    # Written out by hand: the identity, the measure's name, then the per-image columns.
+    assert SHIFT_RECORDS.schema.names == [*IDENTITY_COLUMNS, "measure", "index", "label", "dx_a", "dy_a", "dx_b",
+                                          "dy_b", "pred_a", "pred_b", "consistent"]
+    assert SHIFT_RECORDS.schema.dtypes["consistent"] == "bool" and SHIFT_RECORDS.schema.dtypes["pred_b"] == "Int64"
+    assert SHIFT_RECORDS.schema.names[7:] == list(SAMPLE_COLUMNS)
+
+
+def test_a_record_missing_a_required_column_is_refused_not_filled(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    path = folder.step_file(SHIFT_RECORDS, IDENTITY.model_id, "shift")
+    row = shift_row()
+    del row["consistent"]
+    with pytest.raises(ValueError, match=re.escape(f"{path}: a record lacks the required column 'consistent'")):
+        folder.write_step(SHIFT_RECORDS, IDENTITY, {"measure": "shift"}, [shift_row(), row])
+    with pytest.raises(ValueError, match=re.escape(f"{path}: column 'consistent' must hold True or False, got None")):
+        folder.write_step(SHIFT_RECORDS, IDENTITY, {"measure": "shift"}, [shift_row(consistent=None)])
+    assert not path.exists()
+    folder.write_step(SHIFT_RECORDS, IDENTITY, {"measure": "shift"}, [shift_row(), shift_row(index=1, consistent=True)])
+    assert SHIFT_RECORDS.schema.read_csv(path)["consistent"].tolist() == [False, True]
+
+
+def test_a_clean_record_missing_a_required_column_names_its_file(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    folder.write_clean(IDENTITY, CleanResult("ok", None, 0.5, 10, 5, 1.0, "x.pt"))
+    path = folder.model_dir(IDENTITY.model_id) / "clean.json"
+    record = json.loads(path.read_text())
+    del record["n_correct"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: a record lacks the required column 'n_correct'")):
+        folder.collect()
 
 
 # --------------------------------------------------------------------------- one model's files

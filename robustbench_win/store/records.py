@@ -20,6 +20,7 @@ import pandas as pd
 
 from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
 from robustbench_win.measure.leakage import LayerLeakage
+from robustbench_win.measure.shift_consistency import ShiftAccuracy, ShiftSample
 
 TRUE_TEXT, FALSE_TEXT = ("True", "true"), ("False", "false")
 _TRACEBACK_FRAMES = 5
@@ -133,6 +134,11 @@ class Column:
     required: bool = True
 
 
+def _is_missing(value: Any) -> bool:
+    """Whether ``value`` is no value at all (``None`` or a float NaN)."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def _dtype(hint: Any) -> str:
     """pandas dtype of a field annotation: ``int``, ``float``, ``bool``, ``str`` or ``X | None``."""
     inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
@@ -173,10 +179,34 @@ class Schema:
     def dtypes(self) -> dict[str, str]:
         return {c.name: c.dtype for c in self.columns}
 
-    def frame(self, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-        """Records (mappings holding at least the schema's columns) as a typed DataFrame."""
+    def frame(self, rows: Iterable[Mapping[str, Any]], source: str | Path = "records") -> pd.DataFrame:
+        """Records (mappings holding at least the schema's required columns) as a typed DataFrame.
+
+        An optional column a record lacks is a missing value.
+
+        Args:
+            rows: The records.
+            source: Where they come from, for the error message (a file).
+
+        Raises:
+            ValueError: A record lacks a required column, or holds no value in a ``bool``
+                column (pandas would read that as False); the message names ``source`` and the column.
+        """
+        rows = list(rows)
+        for row in rows:
+            self.check(row, source)
         frame = pd.DataFrame.from_records([{n: row.get(n) for n in self.names} for row in rows], columns=self.names)
         return frame.astype({c.name: c.dtype for c in self.columns if c.dtype != "str"})
+
+    def check(self, record: Mapping[str, Any], source: str | Path = "record") -> None:
+        """Raise ``ValueError`` naming ``source`` and the column if ``record`` cannot be stored as is."""
+        missing = [c.name for c in self.columns if c.required and c.name not in record]
+        if missing:
+            raise ValueError(f"{source}: a record lacks the required column '{missing[0]}' "
+                             f"(expected columns {self.names}, got {list(record)})")
+        empty = [c.name for c in self.columns if c.dtype == "bool" and c.name in record and _is_missing(record[c.name])]
+        if empty:
+            raise ValueError(f"{source}: column '{empty[0]}' must hold True or False, got {record[empty[0]]!r}")
 
     def read_csv(self, path: Path) -> pd.DataFrame:
         """Read a CSV file of these records, typed.
@@ -289,32 +319,6 @@ class KernelExample:
     row: int
     col: int
     weight: float
-
-
-@dataclass(frozen=True)
-class ShiftSample:
-    """One image under two random shifts (:data:`robustbench_win.measure.shift_consistency.SAMPLE_COLUMNS`)."""
-
-    index: int
-    label: int
-    dx_a: int
-    dy_a: int
-    dx_b: int
-    dy_b: int
-    pred_a: int
-    pred_b: int
-    consistent: bool
-
-
-@dataclass(frozen=True)
-class ShiftAccuracy:
-    """Accuracy under one grid shift (:data:`robustbench_win.measure.shift_consistency.SHIFT_ACCURACY_COLUMNS`)."""
-
-    dx: int
-    dy: int
-    n_samples: int
-    n_correct: int
-    accuracy: float
 
 
 @dataclass(frozen=True)

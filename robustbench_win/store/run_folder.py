@@ -232,8 +232,9 @@ class RunFolder:
             rows: One mapping per sample with the remaining columns.
         """
         name = str(step[kind.step])
-        frame = kind.schema.frame(identity.fields() | dict(step) | dict(row) for row in rows)
-        path = write_atomic(self.step_file(kind, identity.model_id, name),
+        path = self.step_file(kind, identity.model_id, name)
+        frame = kind.schema.frame((identity.fields() | dict(step) | dict(row) for row in rows), source=path)
+        path = write_atomic(path,
                             kind.schema.to_csv(frame, float_format=STEP_FLOAT_FORMAT))
         self.error_file(kind, identity.model_id, name).unlink(missing_ok=True)
         return path
@@ -294,8 +295,10 @@ class RunFolder:
             path = self.root / COSTS_TABLE
             return COSTS.read_csv(path) if path.is_file() else COSTS.frame([])
         paths = [p for m in self.model_ids() for p in sorted(self.model_dir(m).glob(f"*{COSTS_SUFFIX}"))]
-        records = [r for r in map(_read_json, paths) if r is not None]
-        return sort_records(COSTS.frame(records), (*MODEL_SORT, "attack"))
+        read = [(p, r) for p, r in ((p, _read_json(p)) for p in paths) if r is not None]
+        for path, record in read:
+            COSTS.check(record, path)
+        return sort_records(COSTS.frame(r for _, r in read), (*MODEL_SORT, "attack"))
 
     def _no_results(self) -> ResultsNotFoundError:
         return ResultsNotFoundError(
@@ -312,7 +315,9 @@ class RunFolder:
             model_frames = {kind.name: [kind.schema.read_csv(p) for p in sorted(folder.glob(f"{kind.prefix}-*.csv"))]
                             for kind in RECORD_KINDS}
             record = self.read_clean(model_id)
-            cleans += [record] if record is not None else []
+            if record is not None:
+                CLEAN.check(record, folder / CLEAN_FILE)
+                cleans.append(record)
             failures += self._model_failures(model_id, record, [f for fs in model_frames.values() for f in fs])
             timings[model_id] = _read_json(folder / TIMINGS_FILE) or {}
             for name, found in model_frames.items():
