@@ -198,11 +198,13 @@ def test_a_folder_written_before_the_store_rebuilds_the_same_tables(tmp_path: Pa
 @pytest.mark.parametrize("report", ["quick", "mnist14", "cifar10-jpeg"])
 def test_a_committed_report_rebuilds_from_its_consolidated_records(report: str, tmp_path: Path) -> None:
     committed = ROOT / "reports" / report
-    # As committed: runs/ is not (the report reads clean.csv and samples.csv), though a local
-    # checkout that made the report still has it.
+    # As committed: runs/ is not (the report reads clean.csv and samples.csv.gz, or an older
+    # report's samples.csv), though a local checkout that made the report still has it.
     out = shutil.copytree(committed, tmp_path / report, ignore=shutil.ignore_patterns("figures", "runs", ".run.lock"))
     build_report(out)
-    for name in ("clean.csv", "samples.csv", *(f"{t}.csv" for t in TABLES)):
+    assert (out / "samples.csv.gz").is_file() and not (out / "samples.csv").exists()
+    assert_same_columns(out / "samples.csv.gz", ATTACK_RECORDS.consolidated_file(committed))
+    for name in ("clean.csv", *(f"{t}.csv" for t in TABLES)):
         assert_same_columns(out / name, committed / name)
     for name in UNCHANGED_TABLES:
         assert text_of((out / f"{name}.md").read_text()) == text_of((committed / f"{name}.md").read_text()), name

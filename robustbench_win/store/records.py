@@ -9,6 +9,7 @@ step run on every model) is one more :class:`RecordKind` in :data:`RECORD_KINDS`
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import traceback
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -263,13 +264,15 @@ class RecordKind:
     """A kind of per-sample record: every model runs its steps, each writing one file.
 
     Attributes:
-        name: Stem of the consolidated file (``"samples"``: ``OUT/samples.csv``).
+        name: Stem of the consolidated file (``"samples"``: ``OUT/samples.csv.gz``).
         prefix: Per-model file prefix: step ``s`` of model ``m`` writes ``runs/<m>/<prefix>-<s>.csv``,
             and a crash of it ``runs/<m>/<prefix>-<s>.error.json``.
         step: The column naming the step (``"attack"``).
         schema: Columns and dtypes, the model identity first.
         unique: Columns identifying one record; a duplicate is an error.
         sort: Columns ordering the consolidated records.
+        compressed: Whether the consolidated file is gzipped (``<name>.csv.gz``): the
+            per-sample records grow with every attack and seed.
     """
 
     name: str
@@ -278,6 +281,28 @@ class RecordKind:
     schema: Schema
     unique: tuple[str, ...]
     sort: tuple[str, ...]
+    compressed: bool = False
+
+    @property
+    def consolidated_name(self) -> str:
+        """File name of the consolidated records: ``<name>.csv.gz`` when compressed, else ``<name>.csv``."""
+        return f"{self.name}.csv.gz" if self.compressed else f"{self.name}.csv"
+
+    def consolidated_file(self, root: Path) -> Path | None:
+        """The consolidated records in folder ``root``; an older folder's uncompressed ``<name>.csv``
+        where there is no compressed one; ``None`` when there is neither."""
+        for name in (self.consolidated_name, f"{self.name}.csv"):
+            if (root / name).is_file():
+                return root / name
+        return None
+
+    def consolidated_bytes(self, frame: pd.DataFrame) -> bytes:
+        """What the consolidated file holds: the CSV of ``frame``, gzipped when compressed.
+
+        The gzip header's time stamp is 0, so the same records give the same bytes.
+        """
+        data = self.schema.to_csv(frame).encode("utf-8")
+        return gzip.compress(data, mtime=0) if self.compressed else data
 
     def step_of(self, path: Path) -> str:
         """The step name in a per-model file name (``attack-deepfool.csv`` -> ``deepfool``)."""
@@ -290,6 +315,7 @@ ATTACK_RECORDS = RecordKind(
     schema=IDENTITY + Schema.of(AttackIdentity) + Schema.of(SampleResult, RECORD_FIELDS),
     unique=("model_id", "attack", "index"),
     sort=("dataset", "model", "kernel_size", "window", "seed", "attack", "index"),
+    compressed=True,
 )
 
 

@@ -18,8 +18,10 @@ Layout of a run folder ``OUT`` (``robustbench-win run SUITE --out OUT``)::
 Everything under ``runs/<model_id>/`` is written only by the process that handles that model,
 and every file is written atomically, so several processes can work on different models of one
 folder at once and a reader never sees half a file. The report adds the consolidated records
-``OUT/clean.csv``, ``OUT/samples.csv`` and ``OUT/costs.csv``; a folder holding only those (a committed report, whose
-``runs/`` is not kept) is read from them.
+``OUT/clean.csv``, ``OUT/samples.csv.gz`` (gzipped: it grows with every attack and seed; a folder
+written before holds ``samples.csv``, read as before), ``OUT/costs.csv`` and one ``OUT/<kind>.csv``
+per other record kind; a folder holding only those (a committed report, whose ``runs/`` is not
+kept) is read from them.
 
 Record schemas are declared once, here, from typed dataclasses: :class:`ModelIdentity` leads
 every record, :class:`CleanResult` follows it in ``clean.json``, and an attack's rows add the
@@ -282,10 +284,17 @@ class RunFolder:
                        costs=self._read_costs())
 
     def write_consolidated(self, results: Results) -> list[Path]:
-        """Write ``clean.csv`` and one ``<kind>.csv`` per record kind; return their paths."""
+        """Write ``clean.csv``, each record kind's consolidated file and ``costs.csv``; return their paths.
+
+        A stale uncompressed ``samples.csv`` an older report left next to the compressed one
+        is removed, so the folder holds one copy of the records.
+        """
         written = [write_atomic(self.root / CLEAN_TABLE, CLEAN.to_csv(results.clean))]
         for kind in RECORD_KINDS:
-            written.append(write_atomic(self.root / f"{kind.name}.csv", kind.schema.to_csv(results.records[kind.name])))
+            path = write_atomic(self.root / kind.consolidated_name, kind.consolidated_bytes(results.records[kind.name]))
+            written.append(path)
+            if kind.compressed:  # the same records, now in the compressed file
+                (self.root / f"{kind.name}.csv").unlink(missing_ok=True)
         written.append(write_atomic(self.root / COSTS_TABLE, COSTS.to_csv(results.costs)))
         return written
 
@@ -349,8 +358,8 @@ class RunFolder:
         clean = CLEAN.read_csv(self.root / CLEAN_TABLE)
         records = {}
         for kind in RECORD_KINDS:
-            path = self.root / f"{kind.name}.csv"
-            records[kind.name] = self._records(kind, [kind.schema.read_csv(path)] if path.is_file() else [])
+            path = kind.consolidated_file(self.root)
+            records[kind.name] = self._records(kind, [kind.schema.read_csv(path)] if path is not None else [])
         failed = clean[clean["status"] != "ok"]
         failures = [row | {"stage": "model", "step": "",
                            "error": row["error"] if isinstance(row["error"], str) and row["error"] else "failed"}
