@@ -140,7 +140,7 @@ def test_malformed_csv_names_the_file(tmp_path):
 def test_report_writes_every_file(built):
     out, written = built
     names = {p.relative_to(out).as_posix() for p in written}
-    expected = {"clean.csv", "samples.csv.gz", "costs.csv", "summary.md", "figures/clean_accuracy.png",
+    expected = {"clean.csv", "samples.csv.gz", "costs.csv", "timings.csv", "summary.md", "figures/clean_accuracy.png",
                 "figures/deepfool_rho.png", "figures/spatial_robust_accuracy.png", "figures/security_curves.png"}
     expected |= {f"{kind}.csv" for kind in ("leakage", "kernels", "shift", "shift_accuracy")}
     expected |= {f"table_{t}.{ext}" for t in report.TABLE_NAMES for ext in ("csv", "md")}

@@ -177,6 +177,26 @@ def test_a_model_writes_only_under_its_own_folder(tmp_path: Path) -> None:
     assert folder.collect().failures.set_index("step").loc["spatial-grid", "error"] == "RuntimeError: boom"
 
 
+def test_timings_are_consolidated_so_a_folder_without_runs_keeps_them(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    folder.write_clean(IDENTITY, CleanResult("ok", None, 0.5, 10, 5, 1.0, "x.pt"))
+    folder.add_timings(IDENTITY.model_id, {"train_seconds": 3.25, "clean_seconds": 0.5,
+                                           "attack_seconds": {"deepfool": 1.0, "spatial-grid": 2.125}})
+    build_report(tmp_path)
+    # Written out by hand: one row per number of timings.json.
+    assert (tmp_path / "timings.csv").read_text().splitlines() == [
+        "model_id,stage,step,seconds", "cnn_k3_none_s0,attack_seconds,deepfool,1.0",
+        "cnn_k3_none_s0,attack_seconds,spatial-grid,2.125", "cnn_k3_none_s0,clean_seconds,,0.5",
+        "cnn_k3_none_s0,train_seconds,,3.25"]
+    with_runs = (tmp_path / "summary.md").read_text()
+    shutil.rmtree(tmp_path / "runs")  # as committed
+    build_report(tmp_path)
+    assert RunFolder(tmp_path).collect().timings == {IDENTITY.model_id: {
+        "train_seconds": 3.25, "clean_seconds": 0.5, "attack_seconds": {"deepfool": 1.0, "spatial-grid": 2.125}}}
+    assert "| cnn_k3_none_s0 |" in with_runs.split("## Timings")[1]
+    assert (tmp_path / "summary.md").read_text().split("## Timings")[1] == with_runs.split("## Timings")[1]
+
+
 # --------------------------------------------------------------------------- folders written before the store
 
 

@@ -252,10 +252,54 @@ class Schema:
         return frame[self.names].to_csv(index=False, lineterminator="\n", float_format=float_format)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Seconds one model spent on one stage: a row of the consolidated ``timings.csv``.
+
+    A model's ``timings.json`` (``{"train_seconds": 3.1, "attack_seconds": {"deepfool": 1.4}}``)
+    is one row per number: ``stage`` is its key, ``step`` the key inside a nested one (the attack).
+
+    Attributes:
+        model_id: The model.
+        stage: ``train_seconds``, ``clean_seconds``, ``attack_seconds``, ...
+        step: The attack of an ``attack_seconds`` entry; empty for a stage without steps.
+        seconds: Wall time.
+    """
+
+    model_id: str
+    stage: str
+    step: str | None
+    seconds: float
+
+
+def timing_rows(timings: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-model timings (``{model_id: timings.json}``) as :class:`Timing` rows, sorted (model, stage, step)."""
+    rows = []
+    for model_id, stages in timings.items():
+        for stage, value in stages.items():
+            steps = value.items() if isinstance(value, Mapping) else [(None, value)]
+            rows += [{"model_id": model_id, "stage": stage, "step": step, "seconds": float(seconds)}
+                     for step, seconds in steps if isinstance(seconds, (int, float)) and not isinstance(seconds, bool)]
+    return sorted(rows, key=lambda r: (r["model_id"], r["stage"], r["step"] or ""))
+
+
+def nested_timings(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """:class:`Timing` rows back into ``{model_id: timings.json}`` (the inverse of :func:`timing_rows`)."""
+    timings: dict[str, dict[str, Any]] = {}
+    for row in frame.to_dict("records"):
+        stages = timings.setdefault(row["model_id"], {})
+        if isinstance(row["step"], str):
+            stages.setdefault(row["stage"], {})[row["step"]] = row["seconds"]
+        else:
+            stages[row["stage"]] = row["seconds"]
+    return timings
+
+
 IDENTITY = Schema.of(ModelIdentity)
 CLEAN = IDENTITY + Schema.of(CleanResult)
 FAILURES = IDENTITY + Schema.of(Failure)
 COSTS = IDENTITY + Schema.of(AttackCost)
+TIMINGS = Schema.of(Timing)
 MODEL_SORT = ("dataset", "model", "kernel_size", "window", "seed", "model_id")
 
 

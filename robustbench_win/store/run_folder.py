@@ -20,7 +20,7 @@ and every file is written atomically, so several processes can work on different
 folder at once and a reader never sees half a file. The report adds the consolidated records
 ``OUT/clean.csv``, ``OUT/samples.csv.gz`` (gzipped: it grows with every attack and seed; a folder
 written before holds ``samples.csv``, read as before), ``OUT/costs.csv`` and one ``OUT/<kind>.csv``
-per other record kind; a folder holding only those (a committed report, whose ``runs/`` is not
+per other record kind, and ``OUT/timings.csv`` (every model's ``timings.json``); a folder holding only those (a committed report, whose ``runs/`` is not
 kept) is read from them.
 
 Record schemas are declared once, here, from typed dataclasses: :class:`ModelIdentity` leads
@@ -51,11 +51,14 @@ from robustbench_win.store.records import (
     IDENTITY,
     MODEL_SORT,
     RECORD_KINDS,
+    TIMINGS,
     AttackCost,
     CleanResult,
     ModelIdentity,
     RecordKind,
     failure_fields,
+    nested_timings,
+    timing_rows,
 )
 
 from robustbench_win.suite import DEFAULT_RADII
@@ -63,6 +66,7 @@ from robustbench_win.suite import DEFAULT_RADII
 SUITE_FILE, META_FILE, RUNS_DIR = "suite.toml", "meta.json", "runs"
 CLEAN_FILE, TIMINGS_FILE, CLEAN_TABLE = "clean.json", "timings.json", "clean.csv"
 COSTS_SUFFIX, COSTS_TABLE = ".costs.json", "costs.csv"  # per (model, attack) file; consolidated records
+TIMINGS_TABLE = "timings.csv"  # every model's timings.json, consolidated
 STEP_FLOAT_FORMAT = "%.9g"  # per-model record files; tables are computed from these values
 
 
@@ -296,6 +300,7 @@ class RunFolder:
             if kind.compressed:  # the same records, now in the compressed file
                 (self.root / f"{kind.name}.csv").unlink(missing_ok=True)
         written.append(write_atomic(self.root / COSTS_TABLE, COSTS.to_csv(results.costs)))
+        written.append(write_atomic(self.root / TIMINGS_TABLE, TIMINGS.to_csv(TIMINGS.frame(timing_rows(results.timings)))))
         return written
 
     def _read_costs(self) -> pd.DataFrame:
@@ -364,7 +369,9 @@ class RunFolder:
         failures = [row | {"stage": "model", "step": "",
                            "error": row["error"] if isinstance(row["error"], str) and row["error"] else "failed"}
                     for row in failed.to_dict("records")]
-        return self._clean_frame(clean.to_dict("records")), records, self._failure_frame(failures), {}
+        timings_path = self.root / TIMINGS_TABLE
+        timings = nested_timings(TIMINGS.read_csv(timings_path)) if timings_path.is_file() else {}
+        return self._clean_frame(clean.to_dict("records")), records, self._failure_frame(failures), timings
 
     def _records(self, kind: RecordKind, frames: list[pd.DataFrame]) -> pd.DataFrame:
         records = pd.concat(frames, ignore_index=True) if frames else kind.schema.frame([])
