@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from robustbench_win.attacks.base import Attack, BatchOutput
+from robustbench_win.attacks.base import BatchOutput
 from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
 from robustbench_win.attacks.deepfool import DeepFoolParameters
-from robustbench_win.attacks.spatial import grid_fact, grid_parameters, set_grid_parameters
+from robustbench_win.attacks.spatial import GridAttack
 
 
 class ArtDeepFool(DeepFoolParameters):
@@ -69,7 +69,7 @@ class ArtDeepFool(DeepFoolParameters):
         return BatchOutput(x_adv=torch.from_numpy(x_adv).to(x.device), iterations=iterations)
 
 
-class ArtSpatial(Attack):
+class ArtSpatial(GridAttack):
     """ART ``SpatialTransformation``: ONE global transform per batch, a different metric.
 
     Engstrom et al., ICML 2019 (arXiv:1712.02779), as implemented by ART: a grid search for
@@ -106,23 +106,12 @@ class ArtSpatial(Attack):
     """
 
     name: ClassVar[str] = "spatial-art"
-    family: ClassVar[str] = "spatial"
-
-    def __init__(
-        self,
-        *,
-        max_translation: float = 3.0,
-        max_rotation: float = 30.0,
-        num_translations: int = 5,
-        num_rotations: int = 31,
-    ) -> None:
-        set_grid_parameters(self, max_translation, max_rotation, num_translations, num_rotations)
 
     def params(self) -> dict[str, Any]:
-        return grid_parameters(self) | {"scope": "global-per-batch"}
+        return super().params() | {"scope": "global-per-batch"}
 
     def facts(self) -> list[str]:
-        return [grid_fact(self), "ART picks the one transform that fools the most samples of a batch and "
+        return [self.grid.fact(), "ART picks the one transform that fools the most samples of a batch and "
                 "applies it to every sample: an upper bound on the per-sample worst case that depends on the "
                 "batch size, not comparable with per-sample grid results. ART rounds translations to whole "
                 "pixels; vertical shifts are searched too (the adapter gives ART channels-last input, which "
@@ -134,14 +123,14 @@ class ArtSpatial(Attack):
         from art.attacks.evasion import SpatialTransformation
 
         height = x.shape[2]
-        percent = 100.0 * self.max_translation / height
+        percent = 100.0 * self.grid.max_translation / height
         if percent > 100:
-            raise ValueError(f"max_translation {self.max_translation} px exceeds the image height {height}")
+            raise ValueError(f"max_translation {self.grid.max_translation} px exceeds the image height {height}")
         with _on_device(x.device):
             classifier = art_classifier(_ChannelsLast(model), x, channels_first=False, predict_batch=batch_size)
             attack = SpatialTransformation(
-                classifier, max_translation=percent, num_translations=self.num_translations,
-                max_rotation=self.max_rotation, num_rotations=self.num_rotations, verbose=False,
+                classifier, max_translation=percent, num_translations=self.grid.num_translations,
+                max_rotation=self.grid.max_rotation, num_rotations=self.grid.num_rotations, verbose=False,
             )
             x_adv = attack.generate(x.permute(0, 2, 3, 1).cpu().numpy())
         x_adv_t = torch.from_numpy(np.ascontiguousarray(x_adv.transpose(0, 3, 1, 2))).to(x.device)

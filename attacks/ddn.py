@@ -82,13 +82,11 @@ class DDN(MinimalNormL2Attack):
         return {**super().params(), "gamma": self.gamma, "initial_norm": self.initial_norm,
                 "alpha_init": self.alpha_init, "alpha_final": self.alpha_final}
 
-    def describe(self) -> str:
-        """One sentence on what this attack does, with its hyper-parameters."""
-        return (
-            f"Decoupled Direction and Norm L2 attack (Rony et al. 2019): {self.steps} steps, norm factor "
-            f"1 +- {self.gamma:g} from {self.initial_norm:g}, step length {self.alpha_init:g} -> {self.alpha_final:g}, "
-            f"{self._describe_common()}."
-        )
+    def facts(self) -> list[str]:
+        first = "projected DeepFool's norm" if self.init == "deepfool" else f"{self.initial_norm:g}"
+        return [f"Over {self.steps} steps the norm changes by a factor 1 ± {self.gamma:g} per step from {first}, and "
+                f"the step length decays from {self.alpha_init:g} to {self.alpha_final:g} along a cosine.",
+                *super().facts()]
 
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return other_classes_log_sum_exp_margin(logits, y)

@@ -92,14 +92,10 @@ class FMN(MinimalNormL2Attack):
         return {**super().params(), "alpha_init": self.alpha_init, "alpha_final": self.alpha_final,
                 "gamma_init": self.gamma_init, "gamma_final": self.gamma_final, "overshoot": self.overshoot}
 
-    def describe(self) -> str:
-        """One sentence on what this attack does, with its hyper-parameters."""
-        return (
-            f"Fast Minimum-Norm L2 attack (Pintor et al. 2021): {self.steps} steps, step length "
-            f"{self.alpha_init:g} -> {self.alpha_final:g}, budget factor {self.gamma_init:g} -> {self.gamma_final:g}, "
-            f"overshoot {self.overshoot:g}, "
-            f"{self._describe_common()}."
-        )
+    def facts(self) -> list[str]:
+        return [f"Over {self.steps} steps the step length decays from {self.alpha_init:g} to {self.alpha_final:g} "
+                f"and the budget factor from {self.gamma_init:g} to {self.gamma_final:g} along a cosine; the budget "
+                f"before the first success overshoots the linearised distance by {self.overshoot:g}.", *super().facts()]
 
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return -logit_margin(logits, y)

@@ -20,7 +20,12 @@ from robustbench_win.attacks.base import Attack, BatchOutput, check_positive_int
 from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
 from robustbench_win.attacks.deepfool import DeepFoolParameters
 from robustbench_win.attacks.minimal_norm_loop import check_fraction, check_positive
-from robustbench_win.attacks.spatial import grid_fact, grid_parameters, set_grid_parameters
+from robustbench_win.attacks.spatial import GridAttack
+
+# Schedules foolbox 3.3 fixes inside L2FMNAttack (final gamma) and DDNAttack (step length,
+# first to last): stated in the descriptions, not passed to foolbox.
+FOOLBOX_FMN_FINAL_GAMMA = 0.001
+FOOLBOX_DDN_STEP_LENGTH = (1.0, 0.01)
 
 # Two images are the same foolbox transform if they differ by less than this (float32 warps).
 _MATCH_TOLERANCE = 1e-5
@@ -56,7 +61,7 @@ class FoolboxDeepFool(DeepFoolParameters):
         return BatchOutput(x_adv=x_adv, iterations=iterations, success=success)
 
 
-class FoolboxSpatial(Attack):
+class FoolboxSpatial(GridAttack):
     """foolbox 3 ``SpatialAttack`` grid search (Engstrom et al., ICML 2019, arXiv:1712.02779).
 
     Runs ``foolbox.attacks.SpatialAttack(max_translation, max_rotation, num_translations,
@@ -82,31 +87,16 @@ class FoolboxSpatial(Attack):
     """
 
     name: ClassVar[str] = "spatial-foolbox"
-    family: ClassVar[str] = "spatial"
-
-    def __init__(
-        self,
-        *,
-        max_translation: float = 3.0,
-        max_rotation: float = 30.0,
-        num_translations: int = 5,
-        num_rotations: int = 31,
-    ) -> None:
-        set_grid_parameters(self, max_translation, max_rotation, num_translations, num_rotations)
-
-    def params(self) -> dict[str, Any]:
-        return grid_parameters(self)
 
     def facts(self) -> list[str]:
-        return [grid_fact(self), "foolbox tries rotations outer and translations inner and keeps the first "
+        return [self.grid.fact(), "foolbox tries rotations outer and translations inner and keeps the first "
                 "transform that fools each sample (first in its order, not the smallest). It does not report "
                 "which one; the adapter recovers it by replaying foolbox's grid and records it in this suite's "
                 "convention (a foolbox pixel moves the content (size - 1) / size px, in the rotated frame)."]
 
     def foolbox_grid(self) -> np.ndarray:
         """foolbox's grid in its search order: ``(T, 3)`` rows ``(angle, dx, dy)``, its units."""
-        angles = np.linspace(-self.max_rotation, self.max_rotation, self.num_rotations)
-        shifts = np.linspace(-self.max_translation, self.max_translation, self.num_translations)
+        angles, shifts = self.grid.angles(), self.grid.shifts()
         return np.array([(a, dx, dy) for a in angles for dx in shifts for dy in shifts], dtype=np.float64)
 
     def _attack_batch(
@@ -114,17 +104,14 @@ class FoolboxSpatial(Attack):
     ) -> BatchOutput:
         import foolbox
 
-        attack = foolbox.attacks.SpatialAttack(
-            max_translation=self.max_translation, max_rotation=self.max_rotation,
-            num_translations=self.num_translations, num_rotations=self.num_rotations, grid_search=True,
-        )
+        attack = foolbox.attacks.SpatialAttack(**self.grid.as_dict(), grid_search=True)
         fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
         with _quiet_meshgrid():
             x_adv, _, success = attack(fmodel, x, foolbox.criteria.Misclassification(y))
             # Bilinear weights can sum to 1 + 1 ulp; a clamp keeps the images inside [0, 1].
             x_adv = x_adv.clamp(0.0, 1.0)
             position, transforms = self._recover_transforms(x, x_adv, success)
-        iterations = torch.where(position >= 0, position + 1, self.num_rotations * self.num_translations**2)
+        iterations = torch.where(position >= 0, position + 1, self.grid.size)
         return BatchOutput(x_adv=x_adv, iterations=iterations, success=success, transforms=transforms)
 
     def _recover_transforms(self, x: Tensor, x_adv: Tensor, success: Tensor) -> tuple[Tensor, Tensor]:
@@ -211,10 +198,11 @@ class FoolboxFMN(Attack):
         return {"steps": self.steps, "alpha_init": self.alpha_init, "alpha_final": self.alpha_final,
                 "gamma_init": self.gamma_init}
 
-    def describe(self) -> str:
-        """One sentence on what this attack does, with its hyper-parameters."""
-        return (f"foolbox 3 L2FMNAttack, whose L2 projection is a no-op: {self.steps} steps, step length "
-                f"{self.alpha_init:g} -> {self.alpha_final:g}, gamma {self.gamma_init:g} -> 0.001.")
+    def facts(self) -> list[str]:
+        return ["Its L2 projection is a no-op (foolbox 3.3): normalised gradient descent on the logit margin that "
+                "keeps the smallest adversarial point.",
+                f"Over {self.steps} steps the step length decays from {self.alpha_init:g} to {self.alpha_final:g} and "
+                f"gamma from {self.gamma_init:g} to foolbox's fixed {FOOLBOX_FMN_FINAL_GAMMA:g}."]
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int
@@ -252,10 +240,10 @@ class FoolboxDDN(Attack):
     def params(self) -> dict[str, Any]:
         return {"steps": self.steps, "gamma": self.gamma, "initial_norm": self.initial_norm}
 
-    def describe(self) -> str:
-        """One sentence on what this attack does, with its hyper-parameters."""
-        return (f"foolbox 3 DDNAttack: {self.steps} steps, norm factor 1 +- {self.gamma:g} from "
-                f"{self.initial_norm:g}, step length 1 -> 0.01.")
+    def facts(self) -> list[str]:
+        return [f"Over {self.steps} steps the norm changes by a factor 1 ± {self.gamma:g} per step from "
+                f"{self.initial_norm:g}, and the step length decays along foolbox's fixed schedule from "
+                f"{FOOLBOX_DDN_STEP_LENGTH[0]:g} to {FOOLBOX_DDN_STEP_LENGTH[1]:g}."]
 
     def _attack_batch(
         self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int

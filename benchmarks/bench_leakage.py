@@ -43,13 +43,16 @@ def time_model(width: int, *, device: str, repeats: int) -> dict[str, float]:
     return {"width": width, "slices": slices, "seconds": seconds, "slices_per_s": slices / seconds}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 64, 256], help="block widths to time")
     parser.add_argument("--repeats", type=int, default=1, help="timings per width (the median is shown)")
     parser.add_argument("--device", default="cpu", help="where the spectra are computed (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="seconds: width 4 only; measures nothing")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.widths, args.repeats = [4], 1
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [time_model(width, device=args.device, repeats=args.repeats) for width in args.widths]

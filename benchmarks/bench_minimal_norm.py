@@ -3,6 +3,7 @@
 Run by ``make bench-minimal-norm``::
 
     python benchmarks/bench_minimal_norm.py [--models 3:none,11:hamming] [--samples 100] [--quick]
+    python benchmarks/bench_minimal_norm.py --smoke --out /tmp/bench   # seconds: does it still run?
 
 The models are the quick preset's (``robustbench_win/suites/quick.toml``: paper CNN, depth 3,
 width 12, 6 epochs on the embedded MNIST digits), trained once through the checkpoint store
@@ -44,14 +45,15 @@ import torch
 from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the checkout's packages, however the project was installed
 
-from robustbench_win.attacks import Attack, BatchOutput, SampleResult  # noqa: E402
-from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED  # noqa: E402
-from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec, obtain_model, prepare_data  # noqa: E402
-from robustbench_win.data.datasets import ImageData, stratified_subset  # noqa: E402
-from robustbench_win.registry import ATTACKS  # noqa: E402
-from robustbench_win.suite import SuiteConfig, load_suite  # noqa: E402
+from robustbench_win.attacks import Attack, BatchOutput, SampleResult
+from robustbench_win.attacks.result import ITERATIONS_NOT_REPORTED
+from robustbench_win.data.prepare import prepare_data
+from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
+from robustbench_win.train.obtain import obtain_model
+from robustbench_win.data.datasets import ImageData, stratified_subset
+from robustbench_win.registry import ATTACKS
+from robustbench_win.suite import SuiteConfig, load_suite
 
 BENCH_DIR = ROOT / "bench"
 SUITE = "quick"
@@ -74,6 +76,9 @@ FOOLBOX_PEER = {"deepfool": "deepfool-foolbox", "deepfool-projected": "deepfool-
                 "fmn-paper": "fmn-foolbox", "fmn-advlib": "fmn-foolbox", "ddn": "ddn-foolbox",
                 "ddn-clean-start": "ddn-foolbox", "ddn-advlib": "ddn-foolbox"}
 CONVERGENCE_STEPS = (10, 25, 50, 100, 200, 500)
+# --smoke: one model trained for two epochs on 1,000 digits (checkpoints under --out), 10 digits,
+# one step budget: checks that the benchmark runs, measures nothing.
+SMOKE_OVERRIDES = ["train_size=1000", "train.epochs=2", "train.milestones=[]"]
 
 
 class AdvLibAttack(Attack):
@@ -118,11 +123,11 @@ def advlib_attacks(steps: dict[str, int]) -> dict[str, Attack]:
             "ddn-advlib": AdvLibAttack("ddn-advlib", ddn, steps=steps["ddn"], levels=None)}
 
 
-def quick_model(config: SuiteConfig, data: ImageData, kernel_size: int, window: str) -> nn.Module:
+def quick_model(config: SuiteConfig, data: ImageData, kernel_size: int, window: str, store: CheckpointStore) -> nn.Module:
     """The quick preset's model of one configuration, from the checkpoint store (trained if absent)."""
     spec = ModelSpec(config.model, {"kernel_size": kernel_size, "window": window, **config.model_args},
                      config.dataset, config.train, seed=SEED, train_size=config.train_size)
-    return obtain_model(spec, data, CheckpointStore(), progress=False, evaluate_test=False).model.eval()
+    return obtain_model(spec, data, store, progress=False, evaluate_test=False).model.eval()
 
 
 def norms_with_failures(results: list[SampleResult]) -> np.ndarray:
@@ -136,8 +141,8 @@ def run_attack(attack: Attack, model: nn.Module, x: Tensor, y: Tensor) -> dict[s
     stats = attack.last_call_stats
     assert stats is not None
     return {"norms": norms_with_failures(results), "attacked": stats.n_attacked, "seconds": stats.seconds,
-            "forward/sample": stats.forward_passes / stats.n_attacked,
-            "backward/sample": stats.backward_passes / stats.n_attacked}
+            "forward/sample": stats.forward_passes / max(stats.n_attacked, 1),
+            "backward/sample": stats.backward_passes / max(stats.n_attacked, 1)}
 
 
 def attack_rows(model_name: str, runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -183,10 +188,10 @@ def convergence_rows(
 
 
 def benchmark(
-    models: list[tuple[int, str]], samples: int, steps: Sequence[int]
+    models: list[tuple[int, str]], samples: int, steps: Sequence[int], overrides: list[str], store: CheckpointStore,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float], bool]:
     """Both tables, the models' accuracy on the attacked digits, and whether adv-lib ran."""
-    config = load_suite(SUITE)
+    config = load_suite(SUITE, overrides)
     data = prepare_data(config.dataset, train_size=config.train_size, test_size=config.test_size,
                         data_dir=None, download=False)
     indices = stratified_subset(data.test_labels, min(samples, len(data.test_labels)), ATTACKED_IMAGES_SEED)
@@ -197,7 +202,7 @@ def benchmark(
     rows, convergence, accuracy = [], [], {}
     for kernel_size, window in models:
         model_name = f"k{kernel_size}-{window}"
-        model = quick_model(config, data, kernel_size, window)
+        model = quick_model(config, data, kernel_size, window, store)
         with torch.no_grad():
             accuracy[model_name] = float((model(x).argmax(1) == y).float().mean())
         runs = {}
@@ -263,21 +268,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=100, help="held-out digits attacked (default 100)")
     parser.add_argument("--quick", action="store_true", help="32 digits, step budgets up to 100")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR, help="output folder (default bench/)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: one tiny model (checkpoints under --out), 10 digits, 10 steps; measures nothing")
     args = parser.parse_args(argv)
     steps = CONVERGENCE_STEPS
+    overrides, store = [], CheckpointStore()
     if args.quick:
         args.samples, steps = min(args.samples, 32), tuple(s for s in CONVERGENCE_STEPS if s <= 100)
+    if args.smoke:
+        args.models, args.samples, steps = "3:none", 10, (10,)
+        overrides, store = SMOKE_OVERRIDES, CheckpointStore(args.out / "checkpoints")
     if args.samples < 1 or args.threads < 1:
         parser.error("--samples and --threads must be positive")
     torch.set_num_threads(args.threads)
     args.load = os.getloadavg()[0]
 
-    attacks, convergence, accuracy, advlib = benchmark(parse_models(args.models), args.samples, steps)
-    BENCH_DIR.mkdir(exist_ok=True)
-    attacks.to_csv(BENCH_DIR / "minimal_norm.csv", index=False, float_format="%.6g")
-    convergence.to_csv(BENCH_DIR / "minimal_norm_convergence.csv", index=False, float_format="%.6g")
+    attacks, convergence, accuracy, advlib = benchmark(parse_models(args.models), args.samples, steps, overrides, store)
+    args.out.mkdir(parents=True, exist_ok=True)
+    attacks.to_csv(args.out / "minimal_norm.csv", index=False, float_format="%.6g")
+    convergence.to_csv(args.out / "minimal_norm_convergence.csv", index=False, float_format="%.6g")
     text = markdown(attacks, convergence, accuracy, advlib, args)
-    (BENCH_DIR / "minimal_norm.md").write_text(text)
+    (args.out / "minimal_norm.md").write_text(text)
     print(text)
 
 

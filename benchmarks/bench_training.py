@@ -36,12 +36,11 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from robustbench_win.models import PaperCNN  # noqa: E402
-from robustbench_win.data.datasets import load_dataset  # noqa: E402
-from robustbench_win.train.config import TrainConfig  # noqa: E402
-from robustbench_win.train.loop import train_step, evaluate, seed_everything, train  # noqa: E402
+from robustbench_win.models import PaperCNN
+from robustbench_win.data.datasets import load_dataset
+from robustbench_win.train.config import TrainConfig
+from robustbench_win.train.loop import train_step, evaluate, seed_everything, train
 
 KERNEL_SIZES = (3, 5, 7, 9, 11)
 WINDOWS = ("none", "hamming")
@@ -91,7 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="output folder (default bench/)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: k = 3 and 5, 2 repeats of 3 (bf16: 1) steps, 2 training epochs, 1 seed")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: k = 3, width 4, depth 2, one step of each kind, one training epoch; measures nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.kernel_sizes, args.width, args.depth, args.batch_size = [3], 4, 2, 8
+        args.steps, args.bf16_steps, args.repeats, args.warmup = 1, 1, 1, 0
+        args.accuracy_epochs, args.accuracy_seeds = 1, 1
     if args.quick:
         args.kernel_sizes, args.steps, args.bf16_steps, args.repeats, args.warmup = [3, 5], 3, 1, 2, 1
         args.accuracy_epochs, args.accuracy_seeds = 2, 1

@@ -7,7 +7,7 @@ torch.compile), in fp32 and bf16 autocast; then attacks the same test images on 
 and prints how closely the per-sample results agree, with the time each took. Needs a CUDA
 device::
 
-    python benchmarks/gpu_check.py [--samples 200] [--kernel-size 7] [--no-compile]
+    python benchmarks/gpu_check.py [--samples 200] [--kernel-size 7] [--no-compile] [--smoke]
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kernel-size", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--no-compile", action="store_true", help="skip the all-on runs (torch.compile takes a while)")
-    return parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="seconds: 8 images, k = 3, one epoch, no compile")
+    args = parser.parse_args()
+    if args.smoke:
+        args.samples, args.kernel_size, args.epochs, args.no_compile = 8, 3, 1, True
+    return args
 
 
 def check_device_batches() -> bool:

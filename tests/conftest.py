@@ -12,6 +12,8 @@ Fixtures (session-scoped, so build them once and never modify what they return; 
   width=16, depth=3)`` trained for 3 epochs (about 90-93 % held-out accuracy), eval mode.
 - ``digits_test_batch``: ``(images, labels)`` of the first 96 held-out digits,
   ``(96, 1, 28, 28)`` float32 in [0, 1] and ``(96,)`` int64.
+- ``in_tmp_path`` (per test): work in ``tmp_path``, with the cache and the default
+  checkpoint store under it (``pytestmark = pytest.mark.usefixtures("in_tmp_path")``).
 
 Tests run with one intra-op thread (override with ``RBW_TEST_THREADS``): the models are tiny,
 and on a few shared cores extra threads mostly wait for each other.
@@ -46,6 +48,19 @@ class Digits:
     train_labels: Tensor
     test_images: Tensor
     test_labels: Tensor
+
+
+@pytest.fixture
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in ``tmp_path``, with the cache and the default checkpoint store there too.
+
+    The default store is ``tmp_path / "default-checkpoints"``: a test that passes its own
+    ``--checkpoint-dir`` can check that nothing was written to the default one.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ROBUSTBENCH_WIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ROBUSTBENCH_WIN_CHECKPOINTS", str(tmp_path / "default-checkpoints"))
+    return tmp_path
 
 
 def pytest_configure(config: pytest.Config) -> None:

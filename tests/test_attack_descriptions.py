@@ -8,12 +8,8 @@ import pytest
 import torch
 
 from robustbench_win.attacks.base import Attack, BatchOutput, docstring_summary
-from robustbench_win.attacks.spatial import grid_transforms, magnitude, warp
+from robustbench_win.attacks.spatial import magnitude, warp
 from robustbench_win.registry import ATTACKS
-
-BUILTIN = ("deepfool", "deepfool-foolbox", "deepfool-art", "spatial-grid", "spatial-random",
-           "spatial-foolbox", "spatial-art")
-
 
 class NoiseAttack(Attack):
     """Adds Gaussian noise of a fixed size (a toy).
@@ -38,22 +34,40 @@ def test_a_new_attack_is_described_by_its_docstring_and_parameters() -> None:
     assert NoiseAttack(sigma=0.25).describe() == "Adds Gaussian noise of a fixed size (a toy). Parameters: sigma = 0.25."
 
 
-@pytest.mark.parametrize("name", BUILTIN)
-def test_each_description_opens_with_the_docstring_and_lists_the_parameters(name: str) -> None:
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_each_description_is_the_docstring_then_the_facts_then_the_parameters(name: str) -> None:
     attack = ATTACKS.create(name)
+    assert type(attack).describe is Attack.describe, f"{type(attack).__name__} overrides describe(); use facts()"
     text = attack.describe()
-    assert text.startswith(docstring_summary(type(attack)))
+    summary, facts = docstring_summary(type(attack)), attack.facts()
+    assert summary and text.startswith(summary + " ")
+    position = len(summary)
+    for fact in facts:  # each fact a whole sentence, in order, after the docstring
+        assert fact.endswith(".") and text.find(fact, position) > position, fact
+        position = text.find(fact, position) + len(fact)
+    parameters = text[position:]
     for key, value in attack.params().items():
-        assert f"{key} = {value}" in text
+        assert f"{key} = {value}" in parameters
     assert "``" not in text and ":class:" not in text  # plain text for markdown
+
+
+@pytest.mark.parametrize(("name", "options", "sentence"), [
+    ("ddn", {"init": "none", "initial_norm": 0.5}, "per step from 0.5,"),
+    ("ddn", {}, "per step from projected DeepFool's norm,"),
+    ("fmn", {"steps": 30, "alpha_init": 2.0}, "Over 30 steps the step length decays from 2 to 0.02"),
+    ("fmn", {"init": "none", "box_aware": False, "patience": 0}, "Started from the clean image, smallest adversarial point kept."),
+    ("fmn-foolbox", {"gamma_init": 0.1}, "gamma from 0.1 to foolbox's fixed 0.001."),
+    ("ddn-foolbox", {"gamma": 0.1, "initial_norm": 2.0}, "a factor 1 ± 0.1 per step from 2,"),
+])
+def test_the_minimal_norm_facts_follow_the_parameters(name: str, options: dict[str, Any], sentence: str) -> None:
+    assert sentence in ATTACKS.create(name, **options).describe()
 
 
 @pytest.mark.parametrize(("rotations", "translations"), [(31, 5), (7, 3), (1, 1)])
 def test_the_grid_size_is_the_size_of_the_grid_searched(rotations: int, translations: int) -> None:
     for name in ("spatial-grid", "spatial-foolbox", "spatial-art"):
         attack = ATTACKS.create(name, num_rotations=rotations, num_translations=translations)
-        searched = len(grid_transforms(30.0, 3.0, rotations, translations))
-        assert f"= {searched} transforms." in attack.describe(), name
+        assert f"= {rotations * translations**2} transforms." in attack.describe(), name
 
 
 def test_the_spatial_notes_no_longer_contradict_the_code() -> None:

@@ -353,14 +353,6 @@ def test_deepfool_project_parameter_selects_the_projected_variant():
     assert ATTACKS.create("deepfool-projected").name == "deepfool-projected"
 
 
-@pytest.mark.parametrize("name", ["deepfool-projected", "superdeepfool", "fmn", "ddn", "fmn-foolbox", "ddn-foolbox"])
-def test_new_attacks_describe_themselves_in_one_sentence(name):
-    attack = ATTACKS.create(name)
-    sentence = attack.describe()
-    assert sentence.endswith(".") and "\n" not in sentence and str(attack.params()["steps"]) in sentence
-    assert type(attack).__doc__.strip().splitlines()[0].endswith(".")
-
-
 def _advlib_norms(function, model, images, labels, **kwargs) -> np.ndarray:
     with torch.enable_grad():
         x_adv = function(model, images, labels, **kwargs).detach()

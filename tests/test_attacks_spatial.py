@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from torch import nn
 from robustbench_win.attacks import ArtSpatial, FoolboxSpatial, SpatialGrid, SpatialRandom, grid_transforms, warp
 from robustbench_win.attacks.art_backend import art_classifier, art_to_warp
 from robustbench_win.attacks.foolbox_backend import foolbox_to_warp
+from robustbench_win.attacks.spatial import SpatialGridParameters
 from robustbench_win.attacks.spatial import first_fooling, magnitude
 
 # foolbox 3.3 calls torch.meshgrid without ``indexing`` (its default is what it needs).
@@ -88,6 +90,18 @@ def test_grid_has_775_transforms_ordered_by_magnitude():
     keys = magnitude(grid, 30.0, 3.0)
     assert torch.all(keys[1:] >= keys[:-1] - 1e-12)
     assert grid[-1].abs().tolist() == [30.0, 3.0, 3.0]
+
+
+def test_every_grid_attack_holds_one_validated_grid_parameter_object():
+    grid = SpatialGridParameters(max_translation=2, max_rotation=10, num_translations=3, num_rotations=7)
+    assert grid.size == 7 * 3 * 3 and grid.max_translation == 2.0 and isinstance(grid.max_translation, float)
+    assert grid.angles().tolist() == pytest.approx([-10, -20 / 3, -10 / 3, 0, 10 / 3, 20 / 3, 10])
+    for cls in (SpatialGrid, FoolboxSpatial, ArtSpatial):
+        assert cls(max_translation=2, max_rotation=10, num_translations=3, num_rotations=7).grid == grid
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grid.num_rotations = 3  # type: ignore[misc]
+    with pytest.raises(ValueError, match="num_translations must be a positive integer"):
+        SpatialGridParameters(num_translations=0)
 
 
 # --------------------------------------------------------------------------- on real digits

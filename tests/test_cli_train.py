@@ -20,13 +20,7 @@ ACCURACY = re.compile(r"^test accuracy: (\d+\.\d\d)% \((.+), (loaded|trained in 
 CHECKPOINT = re.compile(r"^checkpoint: (.+)$", re.MULTILINE)
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run every command in tmp_path, with caches and checkpoints there too."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ROBUSTBENCH_WIN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("ROBUSTBENCH_WIN_CHECKPOINTS", str(tmp_path / "default-checkpoints"))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def listed_names(output: str) -> list[str]:

@@ -55,6 +55,6 @@ def test_the_readme_plugin_example_runs_end_to_end_there(research_repo: Path) ->
     assert command[0] == "robustbench-win"
     result = run_module(research_repo, *command[1:], *TINY, "--out", "out", "--checkpoint-dir", "checkpoints")
     assert result.returncode == 0, result.stderr
-    records = pd.read_csv(research_repo / "out" / "samples.csv")
+    records = pd.read_csv(research_repo / "out" / "samples.csv.gz")
     assert set(records["model"]) == {"my-cnn"} and set(records["window"]) == {"none", "hamming"}
     assert (research_repo / "out" / "summary.md").is_file()

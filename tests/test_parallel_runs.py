@@ -38,7 +38,7 @@ name = "deepfool"
 name = "spatial-random"
 """
 # Compared byte for byte: the per-sample records and every table computed from them.
-SAME_FILES = ("samples.csv", "table_clean_accuracy.csv", "table_deepfool.csv", "table_spatial.csv")
+SAME_FILES = ("samples.csv.gz", "table_clean_accuracy.csv", "table_deepfool.csv", "table_spatial.csv")
 # A paper CNN whose factory kills its worker process (as `kill -9` would) while ``die`` exists
 # beside the plug-in and the kernel size is 5. The driver, which builds each model once to
 # check the suite, is spared.

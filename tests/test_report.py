@@ -140,7 +140,7 @@ def test_malformed_csv_names_the_file(tmp_path):
 def test_report_writes_every_file(built):
     out, written = built
     names = {p.relative_to(out).as_posix() for p in written}
-    expected = {"clean.csv", "samples.csv", "costs.csv", "summary.md", "figures/clean_accuracy.png",
+    expected = {"clean.csv", "samples.csv.gz", "costs.csv", "timings.csv", "summary.md", "figures/clean_accuracy.png",
                 "figures/deepfool_rho.png", "figures/spatial_robust_accuracy.png", "figures/security_curves.png"}
     expected |= {f"{kind}.csv" for kind in ("leakage", "kernels", "shift", "shift_accuracy")}
     expected |= {f"table_{t}.{ext}" for t in report.TABLE_NAMES for ext in ("csv", "md")}
@@ -164,7 +164,7 @@ def test_report_is_byte_identical_when_rebuilt(tmp_path):
 
 def test_table_csv_numbers_follow_from_samples_csv(built):
     out, _ = built
-    samples = pd.read_csv(out / "samples.csv")
+    samples = pd.read_csv(out / "samples.csv.gz")
     deepfool = pd.read_csv(out / "table_deepfool.csv")
     row = deepfool[(deepfool["kernel_size"] == 5) & (deepfool["window"] == "hamming")].iloc[0]
     mine = samples[(samples["attack"] == "deepfool") & (samples["kernel_size"] == 5) & (samples["window"] == "hamming")]
@@ -189,7 +189,7 @@ def test_table_csv_numbers_follow_from_samples_csv(built):
 
 def test_spatial_and_clean_csv_follow_from_records(built):
     out, _ = built
-    samples = pd.read_csv(out / "samples.csv")
+    samples = pd.read_csv(out / "samples.csv.gz")
     spatial = pd.read_csv(out / "table_spatial.csv")
     grid = samples[(samples["attack"] == "spatial-grid") & (samples["kernel_size"] == 3)
                    & (samples["window"] == "none")]
@@ -226,7 +226,8 @@ def test_report_without_attacks_or_meta(tmp_path):
     folder.mkdir(parents=True)
     (folder / "clean.json").write_text(json.dumps(
         {"model_id": "m1", "dataset": "toy", "model": "cnn", "kernel_size": 3, "window": "none", "seed": 0,
-         "status": "ok", "error": None, "accuracy": 0.5, "n_test": 10, "n_correct": 5}))
+         "status": "ok", "error": None, "accuracy": 0.5, "n_test": 10, "n_correct": 5, "train_seconds": 1.0,
+         "checkpoint": "m1.pt"}))
     written = report.build_report(tmp_path)
     assert (tmp_path / "figures" / "clean_accuracy.png") in written
     assert not (tmp_path / "figures" / "deepfool_rho.png").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_tables_have_a_row_per_kernel_size_and_window(finished_run: Path) -> Non
 
 
 def test_every_table_number_follows_from_the_stored_records(finished_run: Path) -> None:
-    samples = pd.read_csv(finished_run / "samples.csv")
+    samples = pd.read_csv(finished_run / "samples.csv.gz")
     clean = pd.read_csv(finished_run / "clean.csv")
     clean_table = pd.read_csv(finished_run / "table_clean_accuracy.csv").set_index("kernel_size")
     deepfool = pd.read_csv(finished_run / "table_deepfool.csv").set_index(["kernel_size", "window"])
@@ -132,13 +133,13 @@ def test_every_table_number_follows_from_the_stored_records(finished_run: Path) 
 
 
 def test_attacks_are_paired_on_the_same_test_images(finished_run: Path) -> None:
-    samples = pd.read_csv(finished_run / "samples.csv")
+    samples = pd.read_csv(finished_run / "samples.csv.gz")
     index_sets = {tuple(sorted(group["index"])) for _, group in samples.groupby(["model_id", "attack"])}
     assert len(index_sets) == 1
 
 
 def test_attacks_lower_accuracy_and_every_success_is_a_real_misclassification(finished_run: Path) -> None:
-    samples = pd.read_csv(finished_run / "samples.csv")
+    samples = pd.read_csv(finished_run / "samples.csv.gz")
     clean = pd.read_csv(finished_run / "clean.csv")
     for attack, rows in samples.groupby("attack"):
         robust = (rows.attacked.astype(bool) & ~rows.success.astype(bool)).mean()
@@ -154,7 +155,7 @@ def test_report_rebuilds_identical_tables_from_stored_results(finished_run: Path
     for name in TABLES:
         (copy / f"{name}.csv").unlink()
         (copy / f"{name}.md").unlink()
-    (copy / "samples.csv").unlink()
+    (copy / "samples.csv.gz").unlink()
     assert main(["report", str(copy)]) == 0
     assert read_tables(copy) == read_tables(finished_run)
 
@@ -291,7 +292,7 @@ def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: 
     finally:
         MODELS._entries.pop("readme-cnn", None)
     assert code == 0
-    records = pd.read_csv(out / "samples.csv")
+    records = pd.read_csv(out / "samples.csv.gz")
     assert set(records["model"]) == {"readme-cnn"} and len(records) == 8
 
 
@@ -382,19 +383,24 @@ def test_bad_values_name_the_key_and_the_expected_type(workspace: Path, tmp_path
     assert not out.exists()
 
 
+@pytest.mark.parametrize("samples", ["samples.csv.gz", "samples.csv"])
 def test_leakage_and_shift_are_stored_for_every_model_and_rebuilt_from_records_alone(
-    finished_run: Path, tmp_path: Path
+    finished_run: Path, tmp_path: Path, samples: str
 ) -> None:
     for name in ("leakage", "kernels", "shift", "shift_accuracy"):
         assert set(pd.read_csv(finished_run / f"{name}.csv")["model_id"]) == set(MODEL_IDS)
-    # A copy holding only the consolidated records (a committed report) rebuilds every table and figure.
+    # A copy holding only the consolidated records (a committed report) rebuilds every table and
+    # figure, from the compressed per-sample records or from an older folder's uncompressed ones.
     copy = tmp_path / "records-only"
     copy.mkdir()
-    for name in ("suite.toml", "meta.json", "clean.csv", "samples.csv", "leakage.csv", "kernels.csv", "shift.csv",
-                 "shift_accuracy.csv"):
+    for name in ("suite.toml", "meta.json", "clean.csv", "leakage.csv", "kernels.csv", "shift.csv", "shift_accuracy.csv"):
         shutil.copy(finished_run / name, copy / name)
+    compressed = (finished_run / "samples.csv.gz").read_bytes()
+    (copy / samples).write_bytes(compressed if samples.endswith(".gz") else gzip.decompress(compressed))
     assert main(["report", str(copy)]) == 0
     assert read_tables(copy) == read_tables(finished_run)
+    # One copy of the records is left, compressed, with the same bytes (the gzip time stamp is fixed).
+    assert not (copy / "samples.csv").exists() and (copy / "samples.csv.gz").read_bytes() == compressed
     for figure in DIAGNOSTIC_FIGURES:
         assert (copy / "figures" / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (copy / "summary.md").read_text()

@@ -13,7 +13,8 @@ import pytest
 
 from robustbench_win.attacks.result import SampleResult
 from robustbench_win.report.build import build_report
-from robustbench_win.store.records import ATTACK_RECORDS, CLEAN, CleanResult, ModelIdentity
+from robustbench_win.measure.shift_consistency import SAMPLE_COLUMNS
+from robustbench_win.store.records import ATTACK_RECORDS, CLEAN, SHIFT_RECORDS, CleanResult, ModelIdentity
 from robustbench_win.store.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ def assert_same_columns(rebuilt: Path, stored: Path) -> None:
     assert set(old.columns) <= set(new.columns), rebuilt.name
     assert new[list(old.columns)].equals(old), rebuilt.name
 IDENTITY = ModelIdentity("cnn_k3_none_s0", "toy", "cnn", 3, "none", 0)
+IDENTITY_COLUMNS = ["model_id", "dataset", "model", "kernel_size", "window", "seed"]
 
 
 def results() -> list[SampleResult]:
@@ -102,6 +104,45 @@ def test_a_missing_optional_column_reads_as_missing_values(tmp_path: Path) -> No
         ATTACK_RECORDS.schema.read_csv(path)
 
 
+def shift_row(**changes: object) -> dict[str, object]:
+    row = {"index": 0, "label": 1, "dx_a": 1, "dy_a": 0, "dx_b": -2, "dy_b": 3, "pred_a": 1, "pred_b": 7,
+           "consistent": False}
+    return row | changes
+
+
+def test_the_shift_record_schema_is_the_one_the_measure_declares() -> None:
+    # Written out by hand: the identity, the measure's name, then the per-image columns.
+    assert SHIFT_RECORDS.schema.names == [*IDENTITY_COLUMNS, "measure", "index", "label", "dx_a", "dy_a", "dx_b",
+                                          "dy_b", "pred_a", "pred_b", "consistent"]
+    assert SHIFT_RECORDS.schema.dtypes["consistent"] == "bool" and SHIFT_RECORDS.schema.dtypes["pred_b"] == "Int64"
+    assert SHIFT_RECORDS.schema.names[7:] == list(SAMPLE_COLUMNS)
+
+
+def test_a_record_missing_a_required_column_is_refused_not_filled(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    path = folder.step_file(SHIFT_RECORDS, IDENTITY.model_id, "shift")
+    row = shift_row()
+    del row["consistent"]
+    with pytest.raises(ValueError, match=re.escape(f"{path}: a record lacks the required column 'consistent'")):
+        folder.write_step(SHIFT_RECORDS, IDENTITY, {"measure": "shift"}, [shift_row(), row])
+    with pytest.raises(ValueError, match=re.escape(f"{path}: column 'consistent' must hold True or False, got None")):
+        folder.write_step(SHIFT_RECORDS, IDENTITY, {"measure": "shift"}, [shift_row(consistent=None)])
+    assert not path.exists()
+    folder.write_step(SHIFT_RECORDS, IDENTITY, {"measure": "shift"}, [shift_row(), shift_row(index=1, consistent=True)])
+    assert SHIFT_RECORDS.schema.read_csv(path)["consistent"].tolist() == [False, True]
+
+
+def test_a_clean_record_missing_a_required_column_names_its_file(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    folder.write_clean(IDENTITY, CleanResult("ok", None, 0.5, 10, 5, 1.0, "x.pt"))
+    path = folder.model_dir(IDENTITY.model_id) / "clean.json"
+    record = json.loads(path.read_text())
+    del record["n_correct"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: a record lacks the required column 'n_correct'")):
+        folder.collect()
+
+
 # --------------------------------------------------------------------------- one model's files
 
 
@@ -136,6 +177,26 @@ def test_a_model_writes_only_under_its_own_folder(tmp_path: Path) -> None:
     assert folder.collect().failures.set_index("step").loc["spatial-grid", "error"] == "RuntimeError: boom"
 
 
+def test_timings_are_consolidated_so_a_folder_without_runs_keeps_them(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    folder.write_clean(IDENTITY, CleanResult("ok", None, 0.5, 10, 5, 1.0, "x.pt"))
+    folder.add_timings(IDENTITY.model_id, {"train_seconds": 3.25, "clean_seconds": 0.5,
+                                           "attack_seconds": {"deepfool": 1.0, "spatial-grid": 2.125}})
+    build_report(tmp_path)
+    # Written out by hand: one row per number of timings.json.
+    assert (tmp_path / "timings.csv").read_text().splitlines() == [
+        "model_id,stage,step,seconds", "cnn_k3_none_s0,attack_seconds,deepfool,1.0",
+        "cnn_k3_none_s0,attack_seconds,spatial-grid,2.125", "cnn_k3_none_s0,clean_seconds,,0.5",
+        "cnn_k3_none_s0,train_seconds,,3.25"]
+    with_runs = (tmp_path / "summary.md").read_text()
+    shutil.rmtree(tmp_path / "runs")  # as committed
+    build_report(tmp_path)
+    assert RunFolder(tmp_path).collect().timings == {IDENTITY.model_id: {
+        "train_seconds": 3.25, "clean_seconds": 0.5, "attack_seconds": {"deepfool": 1.0, "spatial-grid": 2.125}}}
+    assert "| cnn_k3_none_s0 |" in with_runs.split("## Timings")[1]
+    assert (tmp_path / "summary.md").read_text().split("## Timings")[1] == with_runs.split("## Timings")[1]
+
+
 # --------------------------------------------------------------------------- folders written before the store
 
 
@@ -157,11 +218,13 @@ def test_a_folder_written_before_the_store_rebuilds_the_same_tables(tmp_path: Pa
 @pytest.mark.parametrize("report", ["quick", "mnist14", "cifar10-jpeg"])
 def test_a_committed_report_rebuilds_from_its_consolidated_records(report: str, tmp_path: Path) -> None:
     committed = ROOT / "reports" / report
-    # As committed: runs/ is not (the report reads clean.csv and samples.csv), though a local
-    # checkout that made the report still has it.
+    # As committed: runs/ is not (the report reads clean.csv and samples.csv.gz, or an older
+    # report's samples.csv), though a local checkout that made the report still has it.
     out = shutil.copytree(committed, tmp_path / report, ignore=shutil.ignore_patterns("figures", "runs", ".run.lock"))
     build_report(out)
-    for name in ("clean.csv", "samples.csv", *(f"{t}.csv" for t in TABLES)):
+    assert (out / "samples.csv.gz").is_file() and not (out / "samples.csv").exists()
+    assert_same_columns(out / "samples.csv.gz", ATTACK_RECORDS.consolidated_file(committed))
+    for name in ("clean.csv", *(f"{t}.csv" for t in TABLES)):
         assert_same_columns(out / name, committed / name)
     for name in UNCHANGED_TABLES:
         assert text_of((out / f"{name}.md").read_text()) == text_of((committed / f"{name}.md").read_text()), name

@@ -20,12 +20,7 @@ from robustbench_win.train.loop import evaluate
 TINY_ARGS = {"depth": 2, "width": 4}
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ROBUSTBENCH_WIN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("ROBUSTBENCH_WIN_CHECKPOINTS", str(tmp_path / "checkpoints"))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 def save_tiny_model(path: Path, *, kernel_size: int = 3, window: str = "none", seed: int = 0) -> torch.nn.Module:
@@ -93,7 +88,7 @@ def test_a_suite_evaluates_named_weights_instead_of_training(tmp_path: Path) -> 
         row = results.clean.set_index("window").loc[window]
         assert row["accuracy"] == pytest.approx(float(evaluate(model, data).float().mean()))
         assert row["checkpoint"] == str(Path(f"weights/k3_{window}_s0.pt").resolve())  # absolute, for workers elsewhere
-    assert not (tmp_path / "checkpoints").exists()  # nothing was trained
+    assert not (tmp_path / "default-checkpoints").exists()  # nothing was trained
     assert len(results.samples) == 2 * 5
 
 

@@ -19,7 +19,7 @@ Unlike the spatial attack, every image counts, not only the correctly classified
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -33,9 +33,57 @@ from robustbench_win.attacks.spatial import warp
 MAX_SHIFT = 3  # pixels, the spatial attack's translation range
 _STREAM = 0x5111F7  # third seed word: these draws never coincide with another per-sample stream
 
-SAMPLE_COLUMNS: tuple[str, ...] = ("index", "label", "dx_a", "dy_a", "dx_b", "dy_b", "pred_a", "pred_b", "consistent")
+
+
+@dataclass(frozen=True)
+class ShiftSample:
+    """One image under two random shifts: the stored per-sample shift record (columns and types).
+
+    Attributes:
+        index: Position of the image in the test split.
+        label: Its true class.
+        dx_a: First shift, pixels right.
+        dy_a: First shift, pixels down.
+        dx_b: Second shift, pixels right.
+        dy_b: Second shift, pixels down.
+        pred_a: Predicted class under the first shift.
+        pred_b: Predicted class under the second shift.
+        consistent: Whether the two predictions agree.
+    """
+
+    index: int
+    label: int
+    dx_a: int
+    dy_a: int
+    dx_b: int
+    dy_b: int
+    pred_a: int
+    pred_b: int
+    consistent: bool
+
+
+@dataclass(frozen=True)
+class ShiftAccuracy:
+    """Accuracy under one grid shift ``(dx, dy)``: the stored per-model record (columns and types).
+
+    Attributes:
+        dx: Pixels right.
+        dy: Pixels down.
+        n_samples: Images evaluated.
+        n_correct: Of those, classified correctly.
+        accuracy: ``100 n_correct / n_samples``, percent.
+    """
+
+    dx: int
+    dy: int
+    n_samples: int
+    n_correct: int
+    accuracy: float
+
+
+SAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ShiftSample))
 GRID_COLUMNS: tuple[str, ...] = ("index", "label", "dx", "dy", "pred", "correct")
-SHIFT_ACCURACY_COLUMNS: tuple[str, ...] = ("dx", "dy", "n_samples", "n_correct", "accuracy")
+SHIFT_ACCURACY_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ShiftAccuracy))
 
 
 @dataclass(frozen=True)

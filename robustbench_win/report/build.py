@@ -2,7 +2,7 @@
 
 :func:`build_report` reads the run folder through :class:`robustbench_win.store.run_folder.RunFolder`
 and writes, next to the stored results, the consolidated records (``clean.csv``,
-``samples.csv``), the comparison tables (``table_*.csv`` with every column, ``table_*.md``),
+``samples.csv.gz``, ...), the comparison tables (``table_*.csv`` with every column, ``table_*.md``),
 the figures (``figures/*.png``) and ``summary.md``. Every file is written atomically; building
 the report again gives the same tables and summary.
 """

@@ -21,7 +21,8 @@ from robustbench_win.report.markdown import SCREEN_WIDTH, pipe_table, to_markdow
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.registry import ATTACKS
 from robustbench_win.measure.leakage import N_FFT
-from robustbench_win.store.run_folder import Results
+from robustbench_win.store.records import ATTACK_RECORDS
+from robustbench_win.store.run_folder import CLEAN_TABLE, Results
 from robustbench_win.analysis.verdict import VERDICT_RULE
 
 _MIN_ERROR_CHARS = 40  # an error cell is cut to fit the screen, never below this
@@ -86,7 +87,7 @@ def _overview(results: Results) -> list[str]:
         f"{listing('window', window_order())}; seeds {listing('seed')}.",
         f"- Attacks: {', '.join(attacks) if attacks else 'none recorded'}.",
         "- Every number below is computed from the stored per-model and per-sample records "
-        "(`clean.csv`, `samples.csv`); the tables are also stored as CSV next to this file, with "
+        f"(`{CLEAN_TABLE}`, `{ATTACK_RECORDS.consolidated_name}`); the tables are also stored as CSV next to this file, with "
         "every column (wide tables are split here to fit the page).",
         "- Figures: one line per window; error bars are ± 1 std over seeds.",
     ]

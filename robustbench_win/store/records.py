@@ -9,6 +9,7 @@ step run on every model) is one more :class:`RecordKind` in :data:`RECORD_KINDS`
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import traceback
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ import pandas as pd
 
 from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
 from robustbench_win.measure.leakage import LayerLeakage
+from robustbench_win.measure.shift_consistency import ShiftAccuracy, ShiftSample
 
 TRUE_TEXT, FALSE_TEXT = ("True", "true"), ("False", "false")
 _TRACEBACK_FRAMES = 5
@@ -133,6 +135,11 @@ class Column:
     required: bool = True
 
 
+def _is_missing(value: Any) -> bool:
+    """Whether ``value`` is no value at all (``None`` or a float NaN)."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def _dtype(hint: Any) -> str:
     """pandas dtype of a field annotation: ``int``, ``float``, ``bool``, ``str`` or ``X | None``."""
     inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
@@ -173,10 +180,34 @@ class Schema:
     def dtypes(self) -> dict[str, str]:
         return {c.name: c.dtype for c in self.columns}
 
-    def frame(self, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-        """Records (mappings holding at least the schema's columns) as a typed DataFrame."""
+    def frame(self, rows: Iterable[Mapping[str, Any]], source: str | Path = "records") -> pd.DataFrame:
+        """Records (mappings holding at least the schema's required columns) as a typed DataFrame.
+
+        An optional column a record lacks is a missing value.
+
+        Args:
+            rows: The records.
+            source: Where they come from, for the error message (a file).
+
+        Raises:
+            ValueError: A record lacks a required column, or holds no value in a ``bool``
+                column (pandas would read that as False); the message names ``source`` and the column.
+        """
+        rows = list(rows)
+        for row in rows:
+            self.check(row, source)
         frame = pd.DataFrame.from_records([{n: row.get(n) for n in self.names} for row in rows], columns=self.names)
         return frame.astype({c.name: c.dtype for c in self.columns if c.dtype != "str"})
+
+    def check(self, record: Mapping[str, Any], source: str | Path = "record") -> None:
+        """Raise ``ValueError`` naming ``source`` and the column if ``record`` cannot be stored as is."""
+        missing = [c.name for c in self.columns if c.required and c.name not in record]
+        if missing:
+            raise ValueError(f"{source}: a record lacks the required column '{missing[0]}' "
+                             f"(expected columns {self.names}, got {list(record)})")
+        empty = [c.name for c in self.columns if c.dtype == "bool" and c.name in record and _is_missing(record[c.name])]
+        if empty:
+            raise ValueError(f"{source}: column '{empty[0]}' must hold True or False, got {record[empty[0]]!r}")
 
     def read_csv(self, path: Path) -> pd.DataFrame:
         """Read a CSV file of these records, typed.
@@ -221,10 +252,54 @@ class Schema:
         return frame[self.names].to_csv(index=False, lineterminator="\n", float_format=float_format)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Seconds one model spent on one stage: a row of the consolidated ``timings.csv``.
+
+    A model's ``timings.json`` (``{"train_seconds": 3.1, "attack_seconds": {"deepfool": 1.4}}``)
+    is one row per number: ``stage`` is its key, ``step`` the key inside a nested one (the attack).
+
+    Attributes:
+        model_id: The model.
+        stage: ``train_seconds``, ``clean_seconds``, ``attack_seconds``, ...
+        step: The attack of an ``attack_seconds`` entry; empty for a stage without steps.
+        seconds: Wall time.
+    """
+
+    model_id: str
+    stage: str
+    step: str | None
+    seconds: float
+
+
+def timing_rows(timings: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-model timings (``{model_id: timings.json}``) as :class:`Timing` rows, sorted (model, stage, step)."""
+    rows = []
+    for model_id, stages in timings.items():
+        for stage, value in stages.items():
+            steps = value.items() if isinstance(value, Mapping) else [(None, value)]
+            rows += [{"model_id": model_id, "stage": stage, "step": step, "seconds": float(seconds)}
+                     for step, seconds in steps if isinstance(seconds, (int, float)) and not isinstance(seconds, bool)]
+    return sorted(rows, key=lambda r: (r["model_id"], r["stage"], r["step"] or ""))
+
+
+def nested_timings(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """:class:`Timing` rows back into ``{model_id: timings.json}`` (the inverse of :func:`timing_rows`)."""
+    timings: dict[str, dict[str, Any]] = {}
+    for row in frame.to_dict("records"):
+        stages = timings.setdefault(row["model_id"], {})
+        if isinstance(row["step"], str):
+            stages.setdefault(row["stage"], {})[row["step"]] = row["seconds"]
+        else:
+            stages[row["stage"]] = row["seconds"]
+    return timings
+
+
 IDENTITY = Schema.of(ModelIdentity)
 CLEAN = IDENTITY + Schema.of(CleanResult)
 FAILURES = IDENTITY + Schema.of(Failure)
 COSTS = IDENTITY + Schema.of(AttackCost)
+TIMINGS = Schema.of(Timing)
 MODEL_SORT = ("dataset", "model", "kernel_size", "window", "seed", "model_id")
 
 
@@ -233,13 +308,15 @@ class RecordKind:
     """A kind of per-sample record: every model runs its steps, each writing one file.
 
     Attributes:
-        name: Stem of the consolidated file (``"samples"``: ``OUT/samples.csv``).
+        name: Stem of the consolidated file (``"samples"``: ``OUT/samples.csv.gz``).
         prefix: Per-model file prefix: step ``s`` of model ``m`` writes ``runs/<m>/<prefix>-<s>.csv``,
             and a crash of it ``runs/<m>/<prefix>-<s>.error.json``.
         step: The column naming the step (``"attack"``).
         schema: Columns and dtypes, the model identity first.
         unique: Columns identifying one record; a duplicate is an error.
         sort: Columns ordering the consolidated records.
+        compressed: Whether the consolidated file is gzipped (``<name>.csv.gz``): the
+            per-sample records grow with every attack and seed.
     """
 
     name: str
@@ -248,6 +325,28 @@ class RecordKind:
     schema: Schema
     unique: tuple[str, ...]
     sort: tuple[str, ...]
+    compressed: bool = False
+
+    @property
+    def consolidated_name(self) -> str:
+        """File name of the consolidated records: ``<name>.csv.gz`` when compressed, else ``<name>.csv``."""
+        return f"{self.name}.csv.gz" if self.compressed else f"{self.name}.csv"
+
+    def consolidated_file(self, root: Path) -> Path | None:
+        """The consolidated records in folder ``root``; an older folder's uncompressed ``<name>.csv``
+        where there is no compressed one; ``None`` when there is neither."""
+        for name in (self.consolidated_name, f"{self.name}.csv"):
+            if (root / name).is_file():
+                return root / name
+        return None
+
+    def consolidated_bytes(self, frame: pd.DataFrame) -> bytes:
+        """What the consolidated file holds: the CSV of ``frame``, gzipped when compressed.
+
+        The gzip header's time stamp is 0, so the same records give the same bytes.
+        """
+        data = self.schema.to_csv(frame).encode("utf-8")
+        return gzip.compress(data, mtime=0) if self.compressed else data
 
     def step_of(self, path: Path) -> str:
         """The step name in a per-model file name (``attack-deepfool.csv`` -> ``deepfool``)."""
@@ -260,6 +359,7 @@ ATTACK_RECORDS = RecordKind(
     schema=IDENTITY + Schema.of(AttackIdentity) + Schema.of(SampleResult, RECORD_FIELDS),
     unique=("model_id", "attack", "index"),
     sort=("dataset", "model", "kernel_size", "window", "seed", "attack", "index"),
+    compressed=True,
 )
 
 
@@ -289,32 +389,6 @@ class KernelExample:
     row: int
     col: int
     weight: float
-
-
-@dataclass(frozen=True)
-class ShiftSample:
-    """One image under two random shifts (:data:`robustbench_win.measure.shift_consistency.SAMPLE_COLUMNS`)."""
-
-    index: int
-    label: int
-    dx_a: int
-    dy_a: int
-    dx_b: int
-    dy_b: int
-    pred_a: int
-    pred_b: int
-    consistent: bool
-
-
-@dataclass(frozen=True)
-class ShiftAccuracy:
-    """Accuracy under one grid shift (:data:`robustbench_win.measure.shift_consistency.SHIFT_ACCURACY_COLUMNS`)."""
-
-    dx: int
-    dy: int
-    n_samples: int
-    n_correct: int
-    accuracy: float
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ Layout of a run folder ``OUT`` (``robustbench-win run SUITE --out OUT``)::
 Everything under ``runs/<model_id>/`` is written only by the process that handles that model,
 and every file is written atomically, so several processes can work on different models of one
 folder at once and a reader never sees half a file. The report adds the consolidated records
-``OUT/clean.csv``, ``OUT/samples.csv`` and ``OUT/costs.csv``; a folder holding only those (a committed report, whose
-``runs/`` is not kept) is read from them.
+``OUT/clean.csv``, ``OUT/samples.csv.gz`` (gzipped: it grows with every attack and seed; a folder
+written before holds ``samples.csv``, read as before), ``OUT/costs.csv`` and one ``OUT/<kind>.csv``
+per other record kind, and ``OUT/timings.csv`` (every model's ``timings.json``); a folder holding only those (a committed report, whose ``runs/`` is not
+kept) is read from them.
 
 Record schemas are declared once, here, from typed dataclasses: :class:`ModelIdentity` leads
 every record, :class:`CleanResult` follows it in ``clean.json``, and an attack's rows add the
@@ -49,11 +51,14 @@ from robustbench_win.store.records import (
     IDENTITY,
     MODEL_SORT,
     RECORD_KINDS,
+    TIMINGS,
     AttackCost,
     CleanResult,
     ModelIdentity,
     RecordKind,
     failure_fields,
+    nested_timings,
+    timing_rows,
 )
 
 from robustbench_win.suite import DEFAULT_RADII
@@ -61,6 +66,7 @@ from robustbench_win.suite import DEFAULT_RADII
 SUITE_FILE, META_FILE, RUNS_DIR = "suite.toml", "meta.json", "runs"
 CLEAN_FILE, TIMINGS_FILE, CLEAN_TABLE = "clean.json", "timings.json", "clean.csv"
 COSTS_SUFFIX, COSTS_TABLE = ".costs.json", "costs.csv"  # per (model, attack) file; consolidated records
+TIMINGS_TABLE = "timings.csv"  # every model's timings.json, consolidated
 STEP_FLOAT_FORMAT = "%.9g"  # per-model record files; tables are computed from these values
 
 
@@ -232,8 +238,9 @@ class RunFolder:
             rows: One mapping per sample with the remaining columns.
         """
         name = str(step[kind.step])
-        frame = kind.schema.frame(identity.fields() | dict(step) | dict(row) for row in rows)
-        path = write_atomic(self.step_file(kind, identity.model_id, name),
+        path = self.step_file(kind, identity.model_id, name)
+        frame = kind.schema.frame((identity.fields() | dict(step) | dict(row) for row in rows), source=path)
+        path = write_atomic(path,
                             kind.schema.to_csv(frame, float_format=STEP_FLOAT_FORMAT))
         self.error_file(kind, identity.model_id, name).unlink(missing_ok=True)
         return path
@@ -281,11 +288,19 @@ class RunFolder:
                        costs=self._read_costs())
 
     def write_consolidated(self, results: Results) -> list[Path]:
-        """Write ``clean.csv`` and one ``<kind>.csv`` per record kind; return their paths."""
+        """Write ``clean.csv``, each record kind's consolidated file and ``costs.csv``; return their paths.
+
+        A stale uncompressed ``samples.csv`` an older report left next to the compressed one
+        is removed, so the folder holds one copy of the records.
+        """
         written = [write_atomic(self.root / CLEAN_TABLE, CLEAN.to_csv(results.clean))]
         for kind in RECORD_KINDS:
-            written.append(write_atomic(self.root / f"{kind.name}.csv", kind.schema.to_csv(results.records[kind.name])))
+            path = write_atomic(self.root / kind.consolidated_name, kind.consolidated_bytes(results.records[kind.name]))
+            written.append(path)
+            if kind.compressed:  # the same records, now in the compressed file
+                (self.root / f"{kind.name}.csv").unlink(missing_ok=True)
         written.append(write_atomic(self.root / COSTS_TABLE, COSTS.to_csv(results.costs)))
+        written.append(write_atomic(self.root / TIMINGS_TABLE, TIMINGS.to_csv(TIMINGS.frame(timing_rows(results.timings)))))
         return written
 
     def _read_costs(self) -> pd.DataFrame:
@@ -294,8 +309,10 @@ class RunFolder:
             path = self.root / COSTS_TABLE
             return COSTS.read_csv(path) if path.is_file() else COSTS.frame([])
         paths = [p for m in self.model_ids() for p in sorted(self.model_dir(m).glob(f"*{COSTS_SUFFIX}"))]
-        records = [r for r in map(_read_json, paths) if r is not None]
-        return sort_records(COSTS.frame(records), (*MODEL_SORT, "attack"))
+        read = [(p, r) for p, r in ((p, _read_json(p)) for p in paths) if r is not None]
+        for path, record in read:
+            COSTS.check(record, path)
+        return sort_records(COSTS.frame(r for _, r in read), (*MODEL_SORT, "attack"))
 
     def _no_results(self) -> ResultsNotFoundError:
         return ResultsNotFoundError(
@@ -312,7 +329,9 @@ class RunFolder:
             model_frames = {kind.name: [kind.schema.read_csv(p) for p in sorted(folder.glob(f"{kind.prefix}-*.csv"))]
                             for kind in RECORD_KINDS}
             record = self.read_clean(model_id)
-            cleans += [record] if record is not None else []
+            if record is not None:
+                CLEAN.check(record, folder / CLEAN_FILE)
+                cleans.append(record)
             failures += self._model_failures(model_id, record, [f for fs in model_frames.values() for f in fs])
             timings[model_id] = _read_json(folder / TIMINGS_FILE) or {}
             for name, found in model_frames.items():
@@ -344,13 +363,15 @@ class RunFolder:
         clean = CLEAN.read_csv(self.root / CLEAN_TABLE)
         records = {}
         for kind in RECORD_KINDS:
-            path = self.root / f"{kind.name}.csv"
-            records[kind.name] = self._records(kind, [kind.schema.read_csv(path)] if path.is_file() else [])
+            path = kind.consolidated_file(self.root)
+            records[kind.name] = self._records(kind, [kind.schema.read_csv(path)] if path is not None else [])
         failed = clean[clean["status"] != "ok"]
         failures = [row | {"stage": "model", "step": "",
                            "error": row["error"] if isinstance(row["error"], str) and row["error"] else "failed"}
                     for row in failed.to_dict("records")]
-        return self._clean_frame(clean.to_dict("records")), records, self._failure_frame(failures), {}
+        timings_path = self.root / TIMINGS_TABLE
+        timings = nested_timings(TIMINGS.read_csv(timings_path)) if timings_path.is_file() else {}
+        return self._clean_frame(clean.to_dict("records")), records, self._failure_frame(failures), timings
 
     def _records(self, kind: RecordKind, frames: list[pd.DataFrame]) -> pd.DataFrame:
         records = pd.concat(frames, ignore_index=True) if frames else kind.schema.frame([])
