@@ -192,7 +192,7 @@ def min_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float 
     upper = sd
     while power_paired_t(upper, sd, n, alpha) < power:
         upper *= 2.0
-    return float(optimize.brentq(lambda e: power_paired_t(e, sd, n, alpha) - power, 0.0, upper, xtol=1e-10 * sd))
+    return float(optimize.brentq(lambda e: power_paired_t(e, sd, n, alpha) - power, 0.0, upper, xtol=1e-8 * sd))
 
 
 def seeds_needed(effect: float, sd: float, alpha: float = ALPHA, power: float = POWER,
@@ -205,7 +205,10 @@ def seeds_needed(effect: float, sd: float, alpha: float = ALPHA, power: float = 
     """
     if not (sd > 0 and math.isfinite(sd)) or not math.isfinite(effect):
         return None
-    for n in range(2, max_seeds + 1):
-        if power_paired_t(effect, sd, n, alpha) >= power:
-            return n
-    return None
+    if power_paired_t(effect, sd, max_seeds, alpha) < power:
+        return None
+    low, high = 1, max_seeds  # power grows with n: bisect for the first n with enough of it
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if power_paired_t(effect, sd, middle, alpha) >= power else (middle, high)
+    return high

@@ -538,7 +538,8 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     accuracy at ``radii`` and the exact area under the robust-accuracy curve on
     ``[0, auc_upper]``; then mean and std over seeds. Each ``baselines`` entry adds a paired
     test (:func:`paired_norm_test`) of this configuration against the baseline of the same
-    data set and model, pooled over seeds.
+    data set and model, pooled over seeds (unadjusted and descriptive), with norms capped at
+    the largest of ``radii`` (the suite default's largest when ``radii`` is empty).
 
     Args:
         samples: Per-sample attack records.
@@ -572,7 +573,8 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     table.insert(5, "robust_auc_upper", table["dataset"].map(uppers).astype(float))
     if clean is not None:
         table = table.merge(_clean_over_seeds(clean), on=CONFIG_COLUMNS, how="left")
-    table = table.merge(_paired_columns(best, table, baselines, float(max(radii))), on=CONFIG_COLUMNS, how="left")
+    cap = float(max(radii, default=max(DEFAULT_RADII)))  # the fixed radius of every test on norms
+    table = table.merge(_paired_columns(best, table, baselines, cap), on=CONFIG_COLUMNS, how="left")
     counts = [c for c in table.columns if c.endswith((":n_pairs", ":n_both_failed"))]
     return _integers(sort_records(table, CONFIG_COLUMNS), ["kernel_size", "n_seeds", *_COUNTS, *counts])
 

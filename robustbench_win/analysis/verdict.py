@@ -207,8 +207,14 @@ def seed_effect(per_seed: SeedEffects, *, claim: str, unit: str, direction: Dire
     )
 
 
-def decide_table(rows: Sequence[ClaimResult]) -> list[ClaimResult]:
-    """Holm-adjust the rows' p-values as one family, decide each row, add power where inconclusive."""
+def decide_table(rows: Sequence[ClaimResult], *, with_power: bool = True) -> list[ClaimResult]:
+    """Holm-adjust the rows' p-values as one family, decide each row, add power where inconclusive.
+
+    Args:
+        rows: The rows of one table (:func:`seed_effect`).
+        with_power: Add :attr:`ClaimResult.detectable` and :attr:`ClaimResult.seeds_needed`
+            (they never change a verdict; simulations leave them out for speed).
+    """
     raw = [r.p_value for r in rows]
     adjusted, levels = holm(raw), holm_levels(raw)
     decided = []
@@ -216,7 +222,7 @@ def decide_table(rows: Sequence[ClaimResult]) -> list[ClaimResult]:
         verdict, reason = decide(ci_low=row.ci_low, ci_high=row.ci_high, p_value=float(p_holm),
                                  direction=row.direction, n=row.n, why_undefined=row.why_undefined)  # type: ignore[arg-type]
         detectable = needed = math.nan
-        if verdict == INCONCLUSIVE and row.n >= 2:
+        if with_power and verdict == INCONCLUSIVE and row.n >= 2:
             detectable = min_detectable_effect(row.per_seed_sd, row.n, alpha=float(level))
             found = seeds_needed(row.effect, row.per_seed_sd, alpha=float(level))
             needed = math.nan if found is None else float(found)
