@@ -14,7 +14,8 @@ from robustbench_win.store.run_folder import RunFolder
 
 SEEDS = range(5)
 N_IMAGES = 30
-CLAIMS = ("clean accuracy gain", "minimal-norm robustness gain", "spatial robustness gain", "leakage reduction")
+CLAIMS = ("clean accuracy gain", "min-norm AUC gain", "min-norm gain, both correct", "spatial robust acc. gain",
+          "spatial fooled share drop", "leakage reduction")
 
 
 def write_folder(out: Path, sign: float, rng: np.random.Generator) -> Path:
@@ -59,6 +60,12 @@ def test_verdict_follows_the_effect_built_into_the_records(tmp_path: Path, sign:
     summary = (out / "summary.md").read_text()
     assert summary.index("## Verdict") < summary.index("## Clean accuracy")
     assert summary.count("Rule: A claim is supported") == 1
+    assert summary.index("## Verdict") < summary.index("### Verdict at every kernel size") < summary.index("## Overview")
+    per_k = pd.read_csv(out / "table_verdict_per_k.csv")
+    # Primary claims only, at k = 3 (vs none k3) and k = 11 (vs none k11 and vs none k3).
+    assert len(per_k) == 4 * 3 and set(per_k["role"]) == {"primary"}
+    at_3 = per_k[per_k["claim"].str.endswith("hamming k3 vs none k3")]
+    assert len(at_3) == 4 and (at_3["verdict"] == "inconclusive").all()  # no effect built in at k = 3
 
 
 def test_verdict_of_a_folder_without_attacks_is_inconclusive_with_a_reason(tmp_path: Path) -> None:
@@ -67,6 +74,7 @@ def test_verdict_of_a_folder_without_attacks_is_inconclusive_with_a_reason(tmp_p
         path.unlink()
     build_report(out)
     verdict = pd.read_csv(out / "table_verdict.csv").set_index("claim")
-    norm = verdict[verdict.index.str.startswith("minimal-norm")]
-    assert (norm["verdict"] == "inconclusive").all() and norm["reason"].str.contains("no records").all()
+    norm = verdict[verdict.index.str.startswith("min-norm")]
+    assert (norm["verdict"] == "inconclusive").all() and norm["reason"].str.startswith("0 paired seeds").all()
+    assert norm["note"].str.contains("no paired seed has records").all()
     assert (verdict[verdict.index.str.startswith("leakage")]["verdict"] == "supported").all()

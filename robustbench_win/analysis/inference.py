@@ -75,7 +75,7 @@ def seed_t_test(effects: ArrayLike) -> TTest:
     diff = np.asarray(effects, dtype=float)
     n = len(diff)
     mean = float(diff.mean()) if n else math.nan
-    sd = float(diff.std(ddof=1)) if n > 1 else math.nan
+    sd = float(diff.std(ddof=1)) if n > 1 and np.isfinite(diff).all() else math.nan
     if n < 2:
         return TTest(mean, sd, math.nan, math.nan, math.nan, n, f"{n} seed{'s' if n != 1 else ''}: no spread")
     if not np.isfinite(diff).all():
