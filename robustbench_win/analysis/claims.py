@@ -212,7 +212,7 @@ def spatial_fooled_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
 
 
 def leakage_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
-    """Leakage per seed (:attr:`Inputs.leakage`), windowed minus baseline."""
+    """Leakage per seed (mean over conv layers of their median leakage), windowed minus baseline."""
     return _model_values(inputs.leakage, pair)
 
 
@@ -259,6 +259,12 @@ def design_text(results: Results) -> str:
         f"kernels. Relative effects are % of the baseline's mean. The p-values are Holm-adjusted across the rows of "
         f"each table; the decision uses the adjusted one. Power ({POWER_TEXT})."
     )
+
+
+def claim_legend() -> list[str]:
+    """One bullet per claim: its name, role, unit and what its per-seed effect is (the function's docstring)."""
+    return [f"- `{c.what}` ({c.role}, {c.direction} claimed{', ' + c.unit if c.unit else ''}): "
+            f"{(c.effects.__doc__ or '').strip().splitlines()[0]}" for c in CLAIMS]
 
 
 def _row(claim: Claim, inputs: Inputs, pair: Pair) -> ClaimResult:

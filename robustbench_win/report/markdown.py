@@ -103,7 +103,7 @@ _DECIMALS = {
 _SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", f"diff_{REFERENCE_TAG}", "leakage_diff"}
 _P_VALUES = {"wilcoxon_p", "p", "p-value", "p (raw)", "p (Holm)"}
 _TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
-                 "optimality_note", "claim", "effect [95% CI]", "n", "verdict", "rel. (%)"}
+                 "optimality_note", "claim", "effect [95% CI]", "n", "verdict"}
 _MISSING = "–"
 
 

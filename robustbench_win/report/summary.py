@@ -222,7 +222,8 @@ def _verdict_section(results: Results, built: dict[str, pd.DataFrame]) -> list[s
     if built["verdict"].empty:
         return ["## Verdict", "", "No windowed and unwindowed models to compare in this run."]
     lines = [
-        "## Verdict", "", claims.design_text(results), "", f"Rule: {VERDICT_RULE}", "",
+        "## Verdict", "", claims.design_text(results), "", "Claims (rows):", "", *claims.claim_legend(), "",
+        f"Rule: {VERDICT_RULE}", "",
         *_markdown_tables(claims.display_table(built["verdict"])), "",
         "Details (seeds, per-seed effects, exclusions, power) by row:", "",
         *claims.detail_lines(built["verdict"]),
