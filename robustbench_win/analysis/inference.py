@@ -80,7 +80,7 @@ def seed_t_test(effects: ArrayLike) -> TTest:
         return TTest(mean, sd, math.nan, math.nan, math.nan, n, f"{n} seed{'s' if n != 1 else ''}: no spread")
     if not np.isfinite(diff).all():
         return TTest(mean, sd, math.nan, math.nan, math.nan, n, "per-seed effects must be finite")
-    if np.ptp(diff) == 0:
+    if np.ptp(diff) <= 1e-12 * max(1.0, float(np.abs(diff).max())):  # equal up to rounding
         return TTest(mean, 0.0, math.nan, math.nan, math.nan, n,
                      f"all {n} per-seed effects are equal ({mean:.4g}): no spread for an interval")
     test = stats.ttest_1samp(diff, 0.0)

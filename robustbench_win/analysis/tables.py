@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robustbench_win.analysis.inference import MIN_PAIRS, signed_rank_test
+from robustbench_win.analysis.inference import signed_rank_test
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
 from robustbench_win.suite import DEFAULT_RADII
 
