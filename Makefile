@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?= quick
 
-.PHONY: install run test test-slow bench bench-quick bench-train bench-attacks bench-minimal-norm bench-executors bench-gpu clean
+.PHONY: install run test test-slow bench bench-quick bench-train bench-attacks bench-minimal-norm bench-executors bench-gpu bench-verdict clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ bench-minimal-norm: install
 # The quick preset in one process vs --jobs 2 (about 10 minutes on 2 cores).
 bench-executors: install
 	$(BIN)/python benchmarks/bench_executors.py
+
+# How often the verdict is decisive without a true effect: per-seed design vs pooled images (a few minutes).
+bench-verdict: install
+	$(BIN)/python benchmarks/bench_verdict_calibration.py
 
 # The cifar10-paper model on a CUDA GPU (about a minute of small sizes on a CPU-only machine).
 bench-gpu: install

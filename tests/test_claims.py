@@ -8,13 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from robustbench_win.analysis import claims
 from robustbench_win.report.build import build_report
 from robustbench_win.store.records import ATTACK_RECORDS, LEAKAGE_RECORDS, CleanResult, ModelIdentity
-from robustbench_win.store.run_folder import RunFolder
+from robustbench_win.store.run_folder import Results, RunFolder
 
 SEEDS = range(5)
 N_IMAGES = 30
-CLAIMS = ("clean accuracy gain", "minimal-norm robustness gain", "spatial robustness gain", "leakage reduction")
+CLAIMS = ("clean accuracy gain", "min-norm AUC gain", "min-norm gain, both correct", "spatial robust acc. gain",
+          "spatial fooled share drop", "leakage reduction")
 
 
 def write_folder(out: Path, sign: float, rng: np.random.Generator) -> Path:
@@ -59,6 +61,16 @@ def test_verdict_follows_the_effect_built_into_the_records(tmp_path: Path, sign:
     summary = (out / "summary.md").read_text()
     assert summary.index("## Verdict") < summary.index("## Clean accuracy")
     assert summary.count("Rule: A claim is supported") == 1
+    verdict_text = summary[summary.index("## Verdict"):summary.index("## Overview")]
+    headers = [line for i, line in enumerate(verdict_text.splitlines()) if line.startswith("|")
+               and (i == 0 or not verdict_text.splitlines()[i - 1].startswith("|"))]
+    assert headers and all(h.startswith("| claim ") for h in headers)  # every part of a split table keeps its key
+    assert summary.index("## Verdict") < summary.index("### Verdict at every kernel size") < summary.index("## Overview")
+    per_k = pd.read_csv(out / "table_verdict_per_k.csv")
+    # Primary claims only, at k = 3 (vs none k3) and k = 11 (vs none k11 and vs none k3).
+    assert len(per_k) == 4 * 3 and set(per_k["role"]) == {"primary"}
+    at_3 = per_k[per_k["claim"].str.endswith("hamming k3 vs none k3")]
+    assert len(at_3) == 4 and (at_3["verdict"] == "inconclusive").all()  # no effect built in at k = 3
 
 
 def test_verdict_of_a_folder_without_attacks_is_inconclusive_with_a_reason(tmp_path: Path) -> None:
@@ -67,6 +79,56 @@ def test_verdict_of_a_folder_without_attacks_is_inconclusive_with_a_reason(tmp_p
         path.unlink()
     build_report(out)
     verdict = pd.read_csv(out / "table_verdict.csv").set_index("claim")
-    norm = verdict[verdict.index.str.startswith("minimal-norm")]
-    assert (norm["verdict"] == "inconclusive").all() and norm["reason"].str.contains("no records").all()
+    norm = verdict[verdict.index.str.startswith("min-norm")]
+    assert (norm["verdict"] == "inconclusive").all() and norm["reason"].str.startswith("0 paired seeds").all()
+    assert norm["note"].str.contains("no paired seed has records").all()
     assert (verdict[verdict.index.str.startswith("leakage")]["verdict"] == "supported").all()
+
+
+# --------------------------------------------------------------------------- per-seed effects by hand
+
+INF = float("inf")
+# Best-known norms per seed (one attack), None: misclassified. ||x|| = 2 for every image.
+NORMS = {
+    ("none", 0): [0.2, 0.4, 0.6, 0.8, 1.5, INF, None, 0.3],
+    ("hamming", 0): [0.3, 0.5, 0.6, 0.9, INF, INF, 0.4, None],
+    ("none", 1): [0.5] * 8,
+    ("hamming", 1): [0.4] * 8,
+}
+
+
+def hand_results() -> Results:
+    records = []
+    for (window, seed), norms in NORMS.items():
+        for index, value in enumerate(norms):
+            attacked, success = value is not None, value is not None and value < INF
+            records.append({
+                "model_id": f"cnn-k3-{window}-s{seed}", "dataset": "toy", "model": "cnn", "kernel_size": 3,
+                "window": window, "seed": seed, "attack": "deepfool", "family": "deepfool", "index": index,
+                "label": 1, "clean_pred": 1 if attacked else 2, "attacked": attacked, "adv_pred": 3 if success else 1,
+                "success": success, "l2": value if success else np.nan, "rho": value / 2 if success else np.nan,
+                "iterations": 3, "dx": np.nan, "dy": np.nan, "angle": np.nan})
+    return Results(clean=pd.DataFrame(), records={ATTACK_RECORDS.name: pd.DataFrame(records)},
+                   failures=pd.DataFrame(), meta={"radii": [0.5, 1.0]})
+
+
+def test_auc_effect_counts_every_image_with_norms_capped_at_the_largest_radius() -> None:
+    inputs = claims.Inputs(hand_results())
+    assert inputs.radius == 1.0
+    effects = claims.auc_effects(inputs, claims.Pair("hamming", 3, 3))
+    # Seed 0, capped at 1: none [.2, .4, .6, .8, 1, 1, 0, .3] sums to 4.3, hamming [.3, .5, .6, .9, 1, 1, .4, 0]
+    # to 4.7, over 8 images: 53.75 % and 58.75 %. Seed 1: 50 % and 40 %.
+    assert effects.effects.to_dict() == pytest.approx({0: 5.0, 1: -10.0})
+    assert effects.baseline.to_dict() == pytest.approx({0: 53.75, 1: 50.0})
+    # Robust accuracy at 0.5: seed 0 4/8 both, seed 1 0/8 both; at 1: 2/8 both (1.5 and inf vs inf, inf).
+    assert effects.extra.endswith("ε=0.5: +0, ε=1: +0")
+
+
+def test_both_correct_effect_is_a_per_seed_hodges_lehmann_with_its_exclusions() -> None:
+    effects = claims.both_correct_effects(claims.Inputs(hand_results()), claims.Pair("hamming", 3, 3))
+    # Seed 0: images 0..5 are attacked by both: capped differences .1, .1, 0, .1, 0 (1 - 1), 0 (both
+    # failed). Walsh averages: 6 x 0, 9 x .05, 6 x .1 -> median .05. Seed 1: every difference -.1.
+    assert effects.effects.to_dict() == pytest.approx({0: 0.05, 1: -0.1})
+    assert effects.baseline.to_dict() == pytest.approx({0: 0.7, 1: 0.5})  # medians of the capped baseline norms
+    assert effects.note.startswith("excluded 2 of 16 (seed, image) pairs (2, 0 per seed)")
+    assert "+0.025" in effects.extra and "-0.05" in effects.extra  # in rho: differences / ||x|| = / 2

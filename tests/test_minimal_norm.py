@@ -8,10 +8,13 @@ the comments.
 
 from __future__ import annotations
 
+import itertools
+
 import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 import pytest
 from matplotlib.text import Text
 
@@ -201,23 +204,23 @@ def norm_rows(window: str, per_seed: dict[int, list[float | None]]) -> pd.DataFr
 def test_paired_test_sign_pairs_and_infinite_differences():
     baseline = norm_rows("none", {0: [0.2, 0.3, 0.4, 0.5, 0.6, INF], 1: [0.3, 0.2, 0.1, 0.4, 0.5, 0.6]})
     windowed = norm_rows("hamming", {0: [0.25, 0.37, 0.43, 0.58, MISS, INF], 1: [0.31, 0.22, INF, 0.49, 0.56, 0.7]})
-    result = mn.paired_norm_test(windowed, baseline)
-    # Seed 0: index 4 is not attacked by the windowed model -> 5 pairs, index 5 fails on both
-    # (difference 0). Seed 1: 6 pairs, index 2 difference +inf. 11 pairs, differences sorted:
-    # 0, .01, .02, .03, .05, .06, .07, .08, .09, .1, inf -> median 0.06 (> 0: windowed is harder).
+    result = mn.paired_norm_test(windowed, baseline, radius=1.0)
+    # Norms capped at 1. Seed 0: index 4 is not attacked by the windowed model -> 5 pairs, index 5
+    # fails on both (1 - 1 = 0). Seed 1: 6 pairs, index 2: 1 - 0.1 = 0.9. 11 pairs, differences
+    # sorted: 0, .01, .02, .03, .05, .06, .07, .08, .09, .1, .9 -> median 0.06 (> 0: windowed is harder).
     assert result["n_pairs"] == 11 and result["n_both_failed"] == 1
     assert result["median_diff"] == pytest.approx(0.06)
     # The zero is dropped: 10 positive differences, W- = 0, no ties. Exact (permutation over the
     # sign flips, n = 11 <= 13): only all-positive or all-negative signs are as extreme, 2 / 2**10.
     assert result["p"] == pytest.approx(2 / 2**10)
-    mirrored = mn.paired_norm_test(baseline, windowed)
+    mirrored = mn.paired_norm_test(baseline, windowed, radius=1.0)
     assert mirrored["median_diff"] == pytest.approx(-0.06) and mirrored["p"] == pytest.approx(result["p"])
     assert result["test"] == mn.PAIRED_TEST
 
 
 def test_paired_test_with_few_pairs_gives_no_p_value():
-    result = mn.paired_norm_test(norm_rows("hamming", {0: [0.3, INF]}), norm_rows("none", {0: [0.2, 0.5]}))
-    assert result["n_pairs"] == 2 and result["median_diff"] == INF  # (0.1 + inf) / 2
+    result = mn.paired_norm_test(norm_rows("hamming", {0: [0.3, INF]}), norm_rows("none", {0: [0.2, 0.5]}), radius=1.0)
+    assert result["n_pairs"] == 2 and result["median_diff"] == pytest.approx(0.3)  # (0.1 + (1 - 0.5)) / 2
     assert math.isnan(result["p"]) and result["note"] == "too few pairs (2 < 6)"
 
 
@@ -277,24 +280,28 @@ def test_comparison_table_matches_hand_values(samples):
 
 
 def test_comparison_table_paired_tests_against_both_baselines(samples):
-    table = mn.comparison_table(samples, radii=(0.35,))
+    table = mn.comparison_table(samples, radii=(0.35, 2.0))  # norms capped at 2.0 in the paired tests
     same_k, k3 = mn.baseline_group("none", None), mn.baseline_group("none", 3)
     none = rows_of(table, kernel_size=3, window="none").iloc[0]
     assert none[f"{same_k}:note"] == "reference" and none[f"{k3}:note"] == "reference"
     hamming = rows_of(table, kernel_size=3, window="hamming").iloc[0]
-    # Pairs attacked by both, hamming - none: s0 indices 0..3: inf, inf, inf, 0.3 - inf = -inf;
-    # s1 indices 0..2: 0.1, 0.2, -0.25. Sorted: -inf, -0.25, 0.1, 0.2, inf, inf, inf -> median 0.2.
+    # Pairs attacked by both, capped hamming - capped none: s0 indices 0..3: 2 - .4, 2 - .8, 2 - .3,
+    # .3 - 2; s1 indices 0..2: 0.1, 0.2, -0.25. Sorted: -1.7, -.25, .1, .2, 1.2, 1.6, 1.7 -> median 0.2.
+    diff = [1.6, 1.2, 1.7, -1.7, 0.1, 0.2, -0.25]
     assert hamming[f"{same_k}:n_pairs"] == 7 and hamming[f"{same_k}:n_both_failed"] == 0
     assert hamming[f"{same_k}:median_diff"] == pytest.approx(0.2)
-    # Ranks of |d|: 0.1 -> 1, 0.2 -> 2, 0.25 -> 3, the four infinities tie at 5.5. W- = 3 + 5.5
-    # = 8.5 of 28. With ties, n = 7 <= 13: exact permutation p over the 2^7 sign flips. Sign
-    # sets with rank sum <= 8.5: no 5.5 -> all 8 subsets of {1, 2, 3}; one 5.5 (4 ways) -> the 5
-    # subsets of {1, 2, 3} summing to <= 3; two or more -> none. 28 of 128, two-sided 56/128.
-    assert hamming[f"{same_k}:p"] == pytest.approx(56 / 128)
+    # Ranks of |d|: .1 -> 1, .2 -> 2, .25 -> 3, 1.2 -> 4, 1.6 -> 5, the two 1.7 tie at 6.5; W- = 3 + 6.5.
+    # With ties, n = 7 <= 13: exact permutation p over the 2^7 sign flips, counted here by brute force.
+    ranks = [5, 4, 6.5, 6.5, 1, 2, 3]
+    assert sorted(ranks) == sorted(stats.rankdata(np.abs(diff)))
+    w_minus = 6.5 + 3
+    flips = [sum(r for r, neg in zip(ranks, signs) if neg) for signs in itertools.product([0, 1], repeat=7)]
+    expected = min(1.0, 2 * sum(f <= w_minus + 1e-9 for f in flips) / len(flips))
+    assert hamming[f"{same_k}:p"] == pytest.approx(expected)
     assert hamming[f"{k3}:p"] == hamming[f"{same_k}:p"]  # at k = 3 both baselines are the same model
     k5 = rows_of(table, kernel_size=5, window="hamming").iloc[0]
     assert k5[f"{same_k}:note"] == "no none model with k=5"
-    # vs none k = 3, seed 0 only: [0.45, 0.9, 0.6, 0.2] - [0.4, 0.8, 0.3, inf] = .05, .1, .3, -inf.
+    # vs none k = 3, seed 0 only: [0.45, 0.9, 0.6, 0.2] - [0.4, 0.8, 0.3, 2] = .05, .1, .3, -1.8.
     assert k5[f"{k3}:n_pairs"] == 4 and k5[f"{k3}:median_diff"] == pytest.approx(0.075)
     assert k5[f"{k3}:note"] == "too few pairs (4 < 6)"
 

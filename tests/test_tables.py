@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from robustbench_win.analysis import tables
+from robustbench_win.analysis.inference import MIN_PAIRS
 
 RADII = (0.1, 0.25, 0.5, 1.0)
 
@@ -154,7 +155,7 @@ def test_wilcoxon_matches_scipy_on_pairs(deepfool_samples):
     ham, none = fooled("hamming"), fooled("none")
     keys = sorted(set(ham) & set(none))
     x, y = np.array([ham[k] for k in keys]), np.array([none[k] for k in keys])
-    assert row["wilcoxon_n_pairs"] == len(keys) >= tables.MIN_WILCOXON_PAIRS
+    assert row["wilcoxon_n_pairs"] == len(keys) >= MIN_PAIRS
     assert row["wilcoxon_median_diff"] == pytest.approx(np.median(x - y))
     assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(x, y).pvalue)
     assert row["wilcoxon_note"] == ""

@@ -1,57 +1,64 @@
-"""The paper's claims, tested on a run's stored records: the verdict table that opens ``summary.md``.
+"""The paper's claims, tested on a run's stored records: the verdict tables that open ``summary.md``.
 
 Tomen & van Gemert claim that windowed large kernels (1) are more accurate, (2) need larger
 minimal adversarial perturbations, (3) are more robust to spatial transformations, and (4) leak
-less, than unwindowed networks. Each claim is tested here in two comparisons, fixed in code:
+less, than unwindowed networks. Fixed in code:
 
 - the window: :data:`PREFERRED_WINDOW` (the paper's Hamming) when the run has it, else the
   first windowed window in display order;
-- "large k": the largest kernel size in the run's records (:func:`large_kernel_size`);
-- the baselines (:data:`COMPARISONS`): the unwindowed model at the same large k, and the
-  unwindowed k = 3 model (the standard network the paper's headline compares against).
+- the headline table compares "large k", the largest kernel size of the run
+  (:func:`large_kernel_size`), with the unwindowed model at the same k and at
+  :data:`~robustbench_win.analysis.tables.REFERENCE_KERNEL_SIZE` (the paper's standard
+  network); the per-k table (:func:`per_k_results`) applies the same rule to the primary
+  claims at every kernel size;
+- each claim (:data:`CLAIMS`) is one small function from the records to per-seed effects
+  (:class:`~robustbench_win.analysis.verdict.SeedEffects`); the verdict of every row comes from
+  :func:`robustbench_win.analysis.verdict.decide_table` (the seed is the unit of replication,
+  Holm across the rows of a table).
 
-Values are paired by seed (clean accuracy, spatial robust accuracy of the first spatial attack
-in display order, leakage; :func:`robustbench_win.analysis.verdict.seed_effect`) or by (seed, test image)
-(best-known minimal norm over every attack of the families in
-:data:`robustbench_win.analysis.norms.MINIMAL_NORM_FAMILIES`, failures as +inf, on the test images
-both models classify correctly; :func:`robustbench_win.analysis.verdict.sample_effect`). The verdict of each row
-comes from :func:`robustbench_win.analysis.verdict.decide` alone (:data:`~robustbench_win.analysis.verdict.VERDICT_RULE`).
+Minimal norms are best-known norms over every attack of the families in
+:data:`robustbench_win.analysis.norms.MINIMAL_NORM_FAMILIES`, on every evaluated image (0 where
+the model misclassifies it, +inf where every attack failed), capped at the fixed radius
+(:func:`fixed_radius`, :data:`~robustbench_win.analysis.inference.INFINITY_CONVENTION`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
+import numpy as np
 import pandas as pd
 
 from robustbench_win.analysis.diagnostic_tables import leakage_per_seed
+from robustbench_win.analysis.inference import INFINITY_CONVENTION, MIN_PAIRS, cap_norms, hodges_lehmann
 from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES, best_known_norms
+from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_seed_metrics
+from robustbench_win.analysis.verdict import (
+    POWER_TEXT, SEED_ESTIMATOR, SEED_TEST, ClaimResult, Direction, SeedEffects, claim_table, decide_table, power_text,
+    seed_effect,
+)
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.store.records import LEAKAGE_RECORDS
 from robustbench_win.store.run_folder import Results
-from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_seed_metrics
-from robustbench_win.analysis.verdict import (
-    SAMPLE_ESTIMATOR, SAMPLE_TEST, SEED_ESTIMATOR, SEED_TEST, ClaimResult, Direction, claim_table, sample_effect,
-    seed_effect,
-)
 
 PREFERRED_WINDOW = "hamming"  # the paper's window
+_MODEL = ["window", "kernel_size", "seed"]
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """A baseline of the verdict: the unwindowed model at ``kernel_size`` (``None``: the large k)."""
+class Pair:
+    """One comparison: ``window`` at ``kernel_size`` against the unwindowed model at ``base_kernel_size``."""
 
-    label: str
-    kernel_size: int | None
+    window: str
+    kernel_size: int
+    base_kernel_size: int
 
-
-COMPARISONS: tuple[Comparison, ...] = (
-    Comparison("none at the same k", None),
-    Comparison(f"none at k = {REFERENCE_KERNEL_SIZE}", REFERENCE_KERNEL_SIZE),
-)
+    def label(self) -> str:
+        return f"{self.window} k{self.kernel_size} vs {BASELINE_WINDOW} k{self.base_kernel_size}"
 
 
 def verdict_window(windows: pd.Series) -> str | None:
@@ -66,100 +73,238 @@ def large_kernel_size(clean: pd.DataFrame) -> int | None:
     return int(sizes.max()) if len(sizes) else None
 
 
-def design_text(results: Results) -> str:
-    """One paragraph saying, from the code, what each verdict row compares."""
-    window, large = verdict_window(results.clean["window"]), large_kernel_size(results.clean)
-    baselines = " and ".join(f"the unwindowed model at k = {c.kernel_size or large}" for c in COMPARISONS)
-    return (f"Each claim compares the {window} model at the largest kernel size of this run (\"large k\" = "
-            f"{large}) with {baselines}, on the same seeds and, for norms, the same test images. Effects are "
-            f"{window} minus baseline. Minimal-norm robustness: best-known L2 norm per test image over every "
-            f"attack of the families {', '.join(MINIMAL_NORM_FAMILIES)} (failures +inf) on the test "
-            f"images both models classify correctly. Spatial robustness: robust accuracy of the first spatial "
-            f"attack. Leakage: mean over conv layers of the median leakage of their kernels. Over seeds: {SEED_ESTIMATOR}, {SEED_TEST}; over "
-            f"samples: {SAMPLE_ESTIMATOR}, {SAMPLE_TEST}.")
+def fixed_radius(results: Results) -> float:
+    """The radius norms are capped at and the AUC is taken to: the largest of the suite's L2 radii."""
+    return float(max(results.radii))
 
 
-def _select(frame: pd.DataFrame, window: str, kernel_size: int) -> pd.DataFrame:
-    return frame[(frame["window"] == window) & (frame["kernel_size"] == kernel_size)]
+class Inputs:
+    """Per-model values of one run, computed once and shared by every claim and table."""
+
+    def __init__(self, results: Results) -> None:
+        self.results = results
+        self.radius = fixed_radius(results)
+
+    @cached_property
+    def clean(self) -> pd.DataFrame:
+        ok = self.results.clean[self.results.clean["status"].astype(str) == "ok"]
+        return ok.assign(value=100.0 * ok["accuracy"].astype(float))[[*_MODEL, "value"]]
+
+    @cached_property
+    def norms(self) -> pd.DataFrame:
+        """Best-known norms of every evaluated image (0 misclassified, +inf failed), and ``capped``."""
+        samples = self.results.samples
+        if not samples["family"].isin(MINIMAL_NORM_FAMILIES).any():
+            return pd.DataFrame(columns=[*_MODEL, "index", "attacked", "norm", "capped", "image_norm"])
+        best = best_known_norms(samples)
+        best["capped"] = cap_norms(best["norm"], self.radius)
+        return best.merge(self._image_norms(), on=["dataset", "index"], how="left")
+
+    def _image_norms(self) -> pd.DataFrame:
+        """||x||_2 of each test image, from any verified adversarial: ``l2 / rho``."""
+        rows = self.results.samples
+        found = rows[rows["success"] & (pd.to_numeric(rows["rho"], errors="coerce") > 0)]
+        ratio = found["l2"].astype(float) / found["rho"].astype(float)
+        return ratio.groupby([found["dataset"], found["index"]]).median().rename("image_norm").reset_index()
+
+    @cached_property
+    def auc(self) -> pd.DataFrame:
+        """Normalised area (%) under each model's robust-accuracy curve on [0, radius]: mean capped norm / radius."""
+        frame = self.norms.groupby(_MODEL)["capped"].mean().mul(100.0 / self.radius).rename("value")
+        return frame.reset_index()
+
+    def robust_accuracy(self, eps: float) -> pd.DataFrame:
+        """Robust accuracy (%) at ``eps`` per model: share of evaluated images with best-known norm > eps."""
+        frame = self.norms.assign(robust=self.norms["norm"] > eps).groupby(_MODEL)["robust"].mean().mul(100.0)
+        return frame.rename("value").reset_index()
+
+    @cached_property
+    def spatial(self) -> pd.DataFrame:
+        """Per model: spatial robust accuracy (%, ``value``) and share of attacked images fooled (%, ``fooled``)."""
+        rows = self.results.samples[self.results.samples["family"] == "spatial"]
+        attacks = ordered(rows["attack"].unique(), attack_order())
+        if not attacks:
+            return pd.DataFrame(columns=[*_MODEL, "value", "fooled"])
+        rows = rows[rows["attack"] == attacks[0]].assign(success=lambda f: f["success"] & f["attacked"])
+        records = []
+        for key, group in rows.groupby(_MODEL):
+            metrics = spatial_seed_metrics(group)
+            attacked = int(group["attacked"].sum())
+            fooled = 100.0 * metrics["n_fooled"] / attacked if attacked else math.nan
+            records.append(dict(zip(_MODEL, key)) | {"value": metrics["robust_acc"], "fooled": fooled})
+        return pd.DataFrame(records, columns=[*_MODEL, "value", "fooled"])
+
+    @cached_property
+    def leakage(self) -> pd.DataFrame:
+        leakage = self.results.records[LEAKAGE_RECORDS.name]
+        if leakage.empty:
+            return pd.DataFrame(columns=[*_MODEL, "value"])
+        return leakage_per_seed(leakage).rename(columns={"leakage": "value"})  # the per-seed leakage function
 
 
-def _clean_per_seed(results: Results) -> pd.DataFrame:
-    ok = results.clean[results.clean["status"].astype(str) == "ok"]
-    return ok.assign(value=100.0 * ok["accuracy"].astype(float))
+def _by_seed(frame: pd.DataFrame, window: str, kernel_size: int, column: str = "value") -> pd.Series:
+    rows = frame[(frame["window"] == window) & (frame["kernel_size"] == kernel_size)]
+    return rows.set_index("seed")[column].astype(float)
 
 
-def _spatial_per_seed(results: Results) -> pd.DataFrame:
-    rows = results.samples[results.samples["family"] == "spatial"]
-    attacks = ordered(rows["attack"].unique(), attack_order())
-    if not attacks:
-        return pd.DataFrame(columns=["window", "kernel_size", "seed", "value"])
-    rows = rows[rows["attack"] == attacks[0]].assign(success=lambda f: f["success"] & f["attacked"])
-    return pd.DataFrame([{"window": w, "kernel_size": k, "seed": s, "value": spatial_seed_metrics(g)["robust_acc"]}
-                         for (w, k, s), g in rows.groupby(["window", "kernel_size", "seed"])],
-                        columns=["window", "kernel_size", "seed", "value"])
+def _model_values(frame: pd.DataFrame, pair: Pair, column: str = "value", note: str = "") -> SeedEffects:
+    return SeedEffects.of_values(_by_seed(frame, pair.window, pair.kernel_size, column),
+                                 _by_seed(frame, BASELINE_WINDOW, pair.base_kernel_size, column), note)
 
 
-def _leakage_per_seed(results: Results) -> pd.DataFrame:
-    leakage = results.records[LEAKAGE_RECORDS.name]
-    if leakage.empty:
-        return pd.DataFrame(columns=["window", "kernel_size", "seed", "value"])
-    return leakage_per_seed(leakage).rename(columns={"leakage": "value"})
+# --------------------------------------------------------------------------- one function per claim
 
 
-def _norms_per_sample(results: Results) -> pd.DataFrame:
-    samples = results.samples
-    if not samples["family"].isin(MINIMAL_NORM_FAMILIES).any():
-        return pd.DataFrame(columns=["window", "kernel_size", "seed", "index", "value"])
-    best = best_known_norms(samples)
-    # Only images the model attacks (classifies correctly): paired with the baseline's, these are
-    # the images both models classify correctly. A misclassified image has norm 0 on one side, and
-    # a pair of them would only pull the estimate to 0; clean accuracy has its own claim.
-    return best[best["attacked"]].rename(columns={"norm": "value"})
+def clean_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
+    """Clean test accuracy (%) per seed, windowed minus baseline."""
+    return _model_values(inputs.clean, pair)
+
+
+def auc_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
+    """Normalised robust-accuracy AUC up to the fixed radius (%), every evaluated image; robust accuracy at radii."""
+    effects = _model_values(inputs.auc, pair)
+    parts = []
+    for eps in inputs.results.radii:
+        diff = _model_values(inputs.robust_accuracy(eps), pair).effects.dropna()
+        parts.append(f"ε={eps:g}: {diff.mean():+.3g}" if len(diff) else f"ε={eps:g}: –")
+    extra = "mean per-seed Δ robust accuracy (pp) at " + ", ".join(parts)
+    return SeedEffects(effects.effects, effects.baseline, effects.note, extra)
+
+
+def both_correct_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
+    """Per seed: Hodges-Lehmann of paired capped-norm differences on the images both models classify correctly."""
+    norms = inputs.norms
+    effects, baseline, rho, excluded, totals = {}, {}, {}, [], []
+    windowed = norms[(norms["window"] == pair.window) & (norms["kernel_size"] == pair.kernel_size)]
+    base = norms[(norms["window"] == BASELINE_WINDOW) & (norms["kernel_size"] == pair.base_kernel_size)]
+    for seed in sorted(set(windowed["seed"]) & set(base["seed"])):
+        joined = windowed[windowed["seed"] == seed].merge(base[base["seed"] == seed], on="index", suffixes=("", "_b"))
+        both = joined[joined["attacked"] & joined["attacked_b"]]
+        excluded.append(len(joined) - len(both))
+        totals.append(len(joined))
+        if len(both) < MIN_PAIRS:
+            continue
+        diff = both["capped"].to_numpy(float) - both["capped_b"].to_numpy(float)
+        effects[seed], baseline[seed] = hodges_lehmann(diff), float(np.median(both["capped_b"]))
+        known = both["image_norm"].notna().to_numpy()
+        if known.any():
+            rho[seed] = hodges_lehmann(diff[known] / both["image_norm"].to_numpy(float)[known])
+    note = ""
+    if totals:
+        note = (f"excluded {sum(excluded)} of {sum(totals)} (seed, image) pairs ({', '.join(map(str, excluded))} per "
+                f"seed): images either model misclassifies (no perturbation to compare); seeds with fewer than "
+                f"{MIN_PAIRS} pairs give no effect")
+    extra = ""
+    if rho:
+        extra = (f"in rho = ‖r‖₂/‖x‖₂: mean per-seed HL {np.mean(list(rho.values())):+.3g} ("
+                 + ", ".join(f"{s}: {v:+.3g}" for s, v in rho.items()) + ")")
+    return SeedEffects(pd.Series(effects, dtype=float), pd.Series(baseline, dtype=float), note, extra)
+
+
+def spatial_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
+    """Spatial robust accuracy (%) of every evaluated image (misclassified ones count as not robust)."""
+    return _model_values(inputs.spatial, pair)
+
+
+def spatial_fooled_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
+    """Share (%) of the correctly classified images the spatial attack fools."""
+    return _model_values(inputs.spatial, pair, "fooled")
+
+
+def leakage_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
+    """Leakage per seed (mean over conv layers of their median leakage), windowed minus baseline."""
+    return _model_values(inputs.leakage, pair)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper and how its values are read from the records."""
+    """One claim of the paper and the function that gives its per-seed effects."""
 
     what: str
     unit: str
     direction: Direction
-    values: Callable[[Results], pd.DataFrame]  # columns window, kernel_size, seed[, index], value
-    by_sample: bool = False
+    effects: Callable[[Inputs, Pair], SeedEffects]
+    role: str = "primary"
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("clean accuracy gain", "percentage points", "increase", _clean_per_seed),
-    Claim("minimal-norm robustness gain", "L2 norm", "increase", _norms_per_sample, by_sample=True),
-    Claim("spatial robustness gain", "percentage points", "increase", _spatial_per_seed),
-    Claim("leakage reduction", "leakage (fraction)", "decrease", _leakage_per_seed),
+    Claim("clean accuracy gain", "pp", "increase", clean_effects),
+    Claim("min-norm AUC gain", "pp", "increase", auc_effects),
+    Claim("min-norm gain, both correct", "L2", "increase", both_correct_effects, role="secondary"),
+    Claim("spatial robust acc. gain", "pp", "increase", spatial_effects),
+    Claim("spatial fooled share drop", "pp", "decrease", spatial_fooled_effects, role="secondary"),
+    Claim("leakage reduction", "", "decrease", leakage_effects),
 )
 
 
-def _effect(claim: Claim, values: pd.DataFrame, window: str, large: int, comparison: Comparison) -> ClaimResult:
-    keys = ["seed", "index"] if claim.by_sample else ["seed"]
-    base_k = comparison.kernel_size or large
-    windowed = _select(values, window, large).set_index(keys)["value"].astype(float)
-    baseline = _select(values, BASELINE_WINDOW, base_k).set_index(keys)["value"].astype(float)
-    text = f"{claim.what}: {window} k={large} vs {BASELINE_WINDOW} k={base_k}"
-    effect = sample_effect if claim.by_sample else seed_effect
-    result = effect(windowed, baseline, claim=text, unit=claim.unit, direction=claim.direction)
-    if windowed.empty or baseline.empty:
-        missing = f"{window} k = {large}" if windowed.empty else f"{BASELINE_WINDOW} k = {base_k}"
-        result = dataclasses.replace(result, reason=f"no records of {missing} for this claim in this run")
-    return result
+def design_text(results: Results) -> str:
+    """One paragraph saying, from the code, what each verdict row compares and how."""
+    window, large = verdict_window(results.clean["window"]), large_kernel_size(results.clean)
+    radius = fixed_radius(results)
+    return (
+        f"Each row compares the {window} model with an unwindowed model (at the same k, and at k = "
+        f"{REFERENCE_KERNEL_SIZE}, the paper's standard network); the headline uses the largest kernel size of this "
+        f"run (k = {large}). The trained model is the unit of replication: every effect ({window} minus baseline) is "
+        f"computed once per seed, pairing the two models of that seed on the same test images, and its interval and "
+        f"test come from the spread of the per-seed effects ({SEED_ESTIMATOR}; {SEED_TEST}); no (seed, image) pairs "
+        f"are pooled. The intervals are conditional on this run's test images (they vary the training seed, not the "
+        f"test set). Minimal norms: best-known L2 norm per image over every attack of the families "
+        f"{', '.join(MINIMAL_NORM_FAMILIES)}; the primary row uses every evaluated image (misclassified at 0, failed "
+        f"attacks at +inf) through the normalised area under the robust-accuracy curve on [0, {radius:g}] (the "
+        f"largest of the suite's radii; 100 % = robust to every image up to {radius:g}); one convention for infinite "
+        f"norms in every test: {INFINITY_CONVENTION} ({radius:g}). The both-correct row (secondary) is the per-seed "
+        f"Hodges-Lehmann estimate of paired norm differences on the images both models classify correctly. Spatial: "
+        f"robust accuracy of the first spatial attack over every evaluated image; the secondary row is the share of "
+        f"correctly classified images it fools. Leakage: mean over conv layers of the median leakage of their "
+        f"kernels. Relative effects are % of the baseline's mean. The p-values are Holm-adjusted across the rows of "
+        f"each table; the decision uses the adjusted one. Power ({POWER_TEXT})."
+    )
 
 
-def claim_results(results: Results) -> list[ClaimResult]:
-    """Every claim in every comparison (:data:`CLAIMS` x :data:`COMPARISONS`), in that order."""
+def claim_legend() -> list[str]:
+    """One bullet per claim: its name, role, unit and what its per-seed effect is (the function's docstring)."""
+    return [f"- `{c.what}` ({c.role}, {c.direction} claimed{', ' + c.unit if c.unit else ''}): "
+            f"{(c.effects.__doc__ or '').strip().splitlines()[0]}" for c in CLAIMS]
+
+
+def _row(claim: Claim, inputs: Inputs, pair: Pair) -> ClaimResult:
+    per_seed = claim.effects(inputs, pair)
+    row = seed_effect(per_seed, claim=f"{claim.what}: {pair.label()}", unit=claim.unit, direction=claim.direction,
+                      role=claim.role)
+    if per_seed.effects.dropna().empty:
+        row = _no_records(row, per_seed)
+    return row
+
+
+def _no_records(row: ClaimResult, per_seed: SeedEffects) -> ClaimResult:
+    why = "no paired seed has records for this claim in this run"
+    return dataclasses.replace(row, why_undefined=why, note=per_seed.note or why)
+
+
+def headline_pairs(results: Results) -> list[Pair]:
+    """The comparisons of the headline table: large k vs none at large k and at the reference k."""
     window, large = verdict_window(results.clean["window"]), large_kernel_size(results.clean)
     if window is None or large is None:
         return []
-    rows = []
-    for claim in CLAIMS:
-        values = claim.values(results)
-        rows += [_effect(claim, values, window, large, comparison) for comparison in COMPARISONS]
-    return rows
+    return [Pair(window, large, large), Pair(window, large, REFERENCE_KERNEL_SIZE)]
+
+
+def claim_results(results: Results, inputs: Inputs | None = None) -> list[ClaimResult]:
+    """Every claim in every headline comparison, decided as one Holm family."""
+    inputs = inputs or Inputs(results)
+    pairs = headline_pairs(results)
+    return decide_table([_row(claim, inputs, pair) for claim in CLAIMS for pair in pairs])
+
+
+def per_k_results(results: Results, inputs: Inputs | None = None) -> list[ClaimResult]:
+    """The primary claims at every kernel size the window has (vs none at k, and vs none at the reference k), one Holm family."""
+    inputs = inputs or Inputs(results)
+    window = verdict_window(results.clean["window"])
+    if window is None:
+        return []
+    sizes = sorted(int(k) for k in results.clean.loc[results.clean["window"] == window, "kernel_size"].unique())
+    pairs = [Pair(window, k, base) for k in sizes for base in dict.fromkeys((k, REFERENCE_KERNEL_SIZE))]
+    return decide_table([_row(c, inputs, p) for c in CLAIMS if c.role == "primary" for p in pairs])
 
 
 def verdict_table(results: Results) -> pd.DataFrame:
@@ -167,24 +312,35 @@ def verdict_table(results: Results) -> pd.DataFrame:
     return claim_table(claim_results(results))
 
 
-_SHORT_UNITS = {"percentage points": "pp", "L2 norm": "L2", "leakage (fraction)": ""}
+def per_k_table(results: Results) -> pd.DataFrame:
+    """:func:`per_k_results` as a table."""
+    return claim_table(per_k_results(results))
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The verdict table for reading: claim, verdict, effect with its interval and unit, test, p, n.
+    """A verdict table for reading: claim, verdict, effect with interval and unit, relative effect, p, adjusted p.
 
-    The verdict comes right after the claim, so it stays in the first part when a narrow page
-    splits the table.
+    Details (seeds, test, exclusions, power) go in a list under the table (:func:`detail_lines`).
     """
     def effect(row: pd.Series) -> str:
-        unit = _SHORT_UNITS.get(row["unit"], row["unit"])
         interval = "" if pd.isna(row["ci_low"]) else f" [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}]"
-        return f"{row['effect']:+.3g}{interval} {unit}".rstrip()
+        value = "–" if pd.isna(row["effect"]) else f"{row['effect']:+.3g}"
+        return f"{value}{interval} {row['unit']}".rstrip()
 
     return pd.DataFrame({
         "claim": table["claim"], "verdict": table["verdict"],
         "effect [95% CI]": [effect(row) for _, row in table.iterrows()],
-        "p-value": table["p_value"],
-        "n": table["n"].astype(str) + " " + table["n_label"].str.replace("paired ", ""),
-        "test": table["test"].str.split(" (", regex=False).str[0],  # in full in the paragraph above
+        "rel. (%)": ["–" if pd.isna(v) else f"{v:+.1f}" for v in table["relative"]],
+        "p (raw)": table["p_value"], "p (Holm)": table["p_holm"],
     })
+
+
+def detail_lines(table: pd.DataFrame) -> list[str]:
+    """One bullet per row: the claim, then seeds, per-seed effects, reason, exclusions, power, extras."""
+    lines = []
+    for row in table.itertuples():
+        result = ClaimResult(**{k: getattr(row, k) for k in ClaimResult.__dataclass_fields__})
+        parts = [f"{row.verdict}, {row.reason}", f"{row.n} paired seeds ({row.per_seed or 'none'})"]
+        parts += [text for text in (power_text(result), row.note, row.extra) if isinstance(text, str) and text]
+        lines.append(f"- **{row.claim}** ({row.role}): " + "; ".join(parts) + ".")
+    return lines

@@ -15,17 +15,17 @@ import pandas as pd
 
 from robustbench_win.ordering import sort_records
 from robustbench_win.analysis.tables import (
-    MODEL_KEYS, REFERENCE_KERNEL_SIZE, int_columns, over_seeds, seed_differences,
+    MODEL_KEYS, REFERENCE_KERNEL_SIZE, REFERENCE_TAG, int_columns, over_seeds, seed_differences,
 )
 
 SEED_KEYS = [*MODEL_KEYS, "seed"]  # one trained model
-_COUNTS = ["n_paired", "n_paired_k3"]
+_COUNTS = ["n_paired", f"n_paired_{REFERENCE_TAG}"]
 
 
 def _with_differences(per_seed: pd.DataFrame, metric: str, long: pd.DataFrame) -> pd.DataFrame:
     """``long`` with the paired differences of ``metric`` to ``none`` at the same k and at k = 3."""
     for diffs in (seed_differences(per_seed, metric),
-                  seed_differences(per_seed, metric, reference_kernel_size=REFERENCE_KERNEL_SIZE, tag="diff_k3")):
+                  seed_differences(per_seed, metric, reference_kernel_size=REFERENCE_KERNEL_SIZE, tag=f"diff_{REFERENCE_TAG}")):
         long = long.merge(diffs, how="left", on=MODEL_KEYS)
     return long
 

@@ -25,8 +25,10 @@ numbers or DataFrames. Definitions (DESIGN.md, "Minimal-norm evaluation beyond D
   finite best-known norm. ``clean_acc * D`` is the area of an attack that fails everywhere,
   so optimality is 1 for the best-known curve and 0 for an attack that never succeeds.
 - **Paired comparison** of two models (windowed vs a baseline) on the images both attacked
-  (pairs by seed and test index), difference ``norm_model - norm_baseline`` with failures as
-  ``+inf``: scipy's two-sided Wilcoxon signed-rank test (see :func:`paired_norm_test`).
+  (pairs by seed and test index), difference of the norms capped at the largest radius
+  (:data:`~robustbench_win.analysis.inference.INFINITY_CONVENTION`): scipy's two-sided Wilcoxon
+  signed-rank test, pooled over seeds, hence unadjusted and descriptive (see
+  :func:`paired_norm_test`); the verdict tests over seeds.
 
 Which attacks count as minimal-norm is decided by the ``family`` column
 (:data:`MINIMAL_NORM_FAMILIES`); every function takes an explicit ``attacks`` list instead,
@@ -36,28 +38,26 @@ so DeepFool-only numbers are ``attacks=["deepfool"]``.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from robustbench_win.ordering import attack_order, ordered, sort_records
 from robustbench_win.suite import DEFAULT_RADII
-from robustbench_win.analysis.tables import BASELINE_WINDOW, MIN_WILCOXON_PAIRS, radius_column
+from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, signed_rank_test
+from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, radius_column
 
 # Attack families whose per-sample ``l2`` is a minimal L2 perturbation: DeepFool and its
 # variants, and the other minimal-norm L2 attacks (FMN, DDN) under "minimal-norm".
 MINIMAL_NORM_FAMILIES: tuple[str, ...] = ("deepfool", "minimal-norm")
 BEST_KNOWN = "best-known"  # the ``attack`` value of best-known norm rows
-REFERENCE_KERNEL_SIZE = 3  # the standard small-kernel network the paper compares against
 MODEL_COLUMNS = ["model_id", "dataset", "model", "kernel_size", "window", "seed"]  # one trained model
 CONFIG_COLUMNS = ["dataset", "model", "kernel_size", "window"]  # one configuration, all seeds
 NORM_COLUMNS = [*MODEL_COLUMNS, "attack", "index", "attacked", "success", "norm"]
-PAIRED_TEST = "Wilcoxon signed-rank, two-sided (scipy), failures as +inf, zero differences dropped"
+PAIRED_TEST = f"{SIGNED_RANK_TEST}; {INFINITY_CONVENTION}"
 PAIRED_COLUMNS = ["n_pairs", "n_both_failed", "median_diff", "p", "test", "note"]
 COST_COLUMNS = ["forward_passes", "backward_passes", "seconds"]  # optional per-(model, attack) costs
 DEFAULT_BASELINES: tuple[tuple[str, int | None], ...] = (
@@ -334,66 +334,52 @@ def _no_test(n_pairs: int, n_both_failed: int, median_diff: float, note: str) ->
             "p": math.nan, "test": PAIRED_TEST, "note": note}
 
 
-def paired_differences(model: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of images attacked by both models, by (seed, test index), and their differences.
+def paired_differences(model: pd.DataFrame, baseline: pd.DataFrame, radius: float) -> pd.DataFrame:
+    """Pairs of images attacked by both models, by (seed, test index), and their capped differences.
 
     Args:
         model: Norm rows (:func:`sample_norms` or :func:`best_known_norms`) of one
             configuration, all seeds.
         baseline: The same for the model it is compared with.
+        radius: Norms are capped at this radius (:data:`~robustbench_win.analysis.inference.INFINITY_CONVENTION`).
 
     Returns:
         Columns ``seed, index, norm_model, norm_baseline, diff`` with
-        ``diff = norm_model - norm_baseline``: +inf where only the model resisted every
-        attack, -inf where only the baseline did, 0 where both did (a tie).
+        ``diff = min(norm_model, radius) - min(norm_baseline, radius)`` (finite).
     """
     columns = ["seed", "index", "norm"]
     left = model.loc[model["attacked"], columns].rename(columns={"norm": "norm_model"})
     right = baseline.loc[baseline["attacked"], columns].rename(columns={"norm": "norm_baseline"})
     pairs = left.merge(right, on=["seed", "index"], validate="one_to_one").sort_values(["seed", "index"])
-    both_failed = np.isinf(pairs["norm_model"]) & np.isinf(pairs["norm_baseline"])
-    pairs["diff"] = np.where(both_failed, 0.0, pairs["norm_model"] - pairs["norm_baseline"])
+    pairs["diff"] = cap_norms(pairs["norm_model"], radius) - cap_norms(pairs["norm_baseline"], radius)
     return pairs.reset_index(drop=True)
 
 
-def paired_norm_test(model: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, Any]:
-    """Wilcoxon signed-rank test of per-sample norms, model vs baseline, failures as +inf.
+def paired_norm_test(model: pd.DataFrame, baseline: pd.DataFrame, radius: float) -> dict[str, Any]:
+    """Descriptive Wilcoxon signed-rank test of per-image norms, model vs baseline, capped at ``radius``.
 
     Pairs are the images both models attacked (both classify them correctly), matched by
-    (seed, test index); see :func:`paired_differences`. scipy's two-sided
-    ``wilcoxon(diff)`` ranks ``|diff|``: every infinite difference ties at the top rank (a
-    failure is larger than any finite norm, by an unknown amount), and both-failed pairs are
-    zero differences, dropped by the default ``zero_method="wilcox"`` (they stay in
-    ``n_pairs`` and in the median). Substituting a finite value M for +inf would instead order
-    the one-sided failures by their finite partner (and gives these ranks only when M exceeds
-    twice the largest finite norm), an artefact this test avoids. The p-value is scipy's
-    ``method="auto"``: the exact null distribution without ties or zeros (n <= 50), an exact
-    permutation test over all 2^n sign flips with ties or zeros (n <= 13), else the normal
-    approximation with tie and continuity corrections.
+    (seed, test index) and pooled over seeds (:func:`paired_differences`): the p-value is
+    unadjusted and descriptive, since images recur in every seed; the verdict
+    (:mod:`robustbench_win.analysis.claims`) tests over seeds instead.
 
     Args:
         model: Norm rows of the model (all seeds of one configuration).
         baseline: Norm rows of the baseline.
+        radius: The cap of every norm.
 
     Returns:
-        ``n_pairs``, ``n_both_failed``, ``median_diff`` (median of model - baseline, may be
-        ±inf; positive: the model needs larger perturbations), ``p`` (NaN with a ``note``
-        below :data:`~robustbench_win.analysis.tables.MIN_WILCOXON_PAIRS` pairs or with all
-        differences zero), ``test`` (:data:`PAIRED_TEST`) and ``note``.
+        ``n_pairs``, ``n_both_failed``, ``median_diff`` (median of the capped model - baseline;
+        positive: the model needs larger perturbations), ``p`` (NaN with a ``note`` as
+        :func:`~robustbench_win.analysis.inference.signed_rank_test` says), ``test``
+        (:data:`PAIRED_TEST`) and ``note``.
     """
-    pairs = paired_differences(model, baseline)
+    pairs = paired_differences(model, baseline, radius)
     diff = pairs["diff"].to_numpy(dtype=float)
     n_both_failed = int((np.isinf(pairs["norm_model"]) & np.isinf(pairs["norm_baseline"])).sum())
-    with np.errstate(invalid="ignore"):  # +inf and -inf as the two middle values: undefined (NaN)
-        median = float(np.median(diff)) if diff.size else math.nan
-    if len(pairs) < MIN_WILCOXON_PAIRS:
-        return _no_test(len(pairs), n_both_failed, median, f"too few pairs ({len(pairs)} < {MIN_WILCOXON_PAIRS})")
-    if not np.any(diff != 0):
-        return _no_test(len(pairs), n_both_failed, median, "all paired differences are zero")
-    with warnings.catch_warnings():  # scipy warns when ties force the normal approximation
-        warnings.simplefilter("ignore")
-        p = float(stats.wilcoxon(diff).pvalue)
-    return _no_test(len(pairs), n_both_failed, median, "") | {"p": p}
+    median = float(np.median(diff)) if diff.size else math.nan
+    p, note = signed_rank_test(diff)
+    return _no_test(len(pairs), n_both_failed, median, note) | {"p": p}
 
 
 def baseline_group(window: str, kernel_size: int | None) -> str:
@@ -401,7 +387,8 @@ def baseline_group(window: str, kernel_size: int | None) -> str:
     return f"vs {window} (same k)" if kernel_size is None else f"vs {window} (k={kernel_size})"
 
 
-def _paired_record(best: pd.DataFrame, config: tuple, window: str, kernel_size: int | None) -> dict[str, Any]:
+def _paired_record(best: pd.DataFrame, config: tuple, window: str, kernel_size: int | None,
+                   radius: float) -> dict[str, Any]:
     """Paired test of one configuration (dataset, model, k, window) against one baseline."""
     dataset, model, k, own_window = config
     base_k = k if kernel_size is None else kernel_size
@@ -413,7 +400,7 @@ def _paired_record(best: pd.DataFrame, config: tuple, window: str, kernel_size: 
     if base.empty:
         note = f"no {window} model with k={base_k}"
         return _no_test(0, 0, math.nan, note) | {"n_pairs": pd.NA, "n_both_failed": pd.NA}
-    return paired_norm_test(rows, base)
+    return paired_norm_test(rows, base, radius)
 
 
 # --------------------------------------------------------------------------- tables
@@ -528,13 +515,13 @@ def _clean_over_seeds(clean: pd.DataFrame) -> pd.DataFrame:
 
 
 def _paired_columns(best: pd.DataFrame, configs: pd.DataFrame,
-                    baselines: Sequence[tuple[str, int | None]]) -> pd.DataFrame:
+                    baselines: Sequence[tuple[str, int | None]], radius: float) -> pd.DataFrame:
     records = []
     for config in configs[CONFIG_COLUMNS].itertuples(index=False, name=None):
         record = dict(zip(CONFIG_COLUMNS, config))
         for window, kernel_size in baselines:
             group = baseline_group(window, kernel_size)
-            result = _paired_record(best, config, window, kernel_size)
+            result = _paired_record(best, config, window, kernel_size, radius)
             record |= {f"{group}:{name}": result[name] for name in PAIRED_COLUMNS}
         records.append(record)
     return pd.DataFrame(records)
@@ -551,7 +538,8 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     accuracy at ``radii`` and the exact area under the robust-accuracy curve on
     ``[0, auc_upper]``; then mean and std over seeds. Each ``baselines`` entry adds a paired
     test (:func:`paired_norm_test`) of this configuration against the baseline of the same
-    data set and model, pooled over seeds.
+    data set and model, pooled over seeds (unadjusted and descriptive), with norms capped at
+    the largest of ``radii`` (the suite default's largest when ``radii`` is empty).
 
     Args:
         samples: Per-sample attack records.
@@ -585,7 +573,8 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     table.insert(5, "robust_auc_upper", table["dataset"].map(uppers).astype(float))
     if clean is not None:
         table = table.merge(_clean_over_seeds(clean), on=CONFIG_COLUMNS, how="left")
-    table = table.merge(_paired_columns(best, table, baselines), on=CONFIG_COLUMNS, how="left")
+    cap = float(max(radii, default=max(DEFAULT_RADII)))  # the fixed radius of every test on norms
+    table = table.merge(_paired_columns(best, table, baselines, cap), on=CONFIG_COLUMNS, how="left")
     counts = [c for c in table.columns if c.endswith((":n_pairs", ":n_both_failed"))]
     return _integers(sort_records(table, CONFIG_COLUMNS), ["kernel_size", "n_seeds", *_COUNTS, *counts])
 

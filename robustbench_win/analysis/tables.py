@@ -19,22 +19,19 @@ Conventions shared by all tables:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from robustbench_win.analysis.inference import signed_rank_test
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
 from robustbench_win.suite import DEFAULT_RADII
 
 BASELINE_WINDOW = "none"
-REFERENCE_KERNEL_SIZE = 3  # the standard small-kernel network the paper compares against
-# Below 6 pairs a two-sided exact signed-rank test cannot reach p < 0.05 (its smallest
-# p-value is 2 / 2**n), so no p-value is reported.
-MIN_WILCOXON_PAIRS = 6
+REFERENCE_KERNEL_SIZE = 3  # the standard small-kernel network the paper compares against (the one definition)
+REFERENCE_TAG = f"k{REFERENCE_KERNEL_SIZE}"  # suffix of the columns compared with it, e.g. diff_k3
 
 MODEL_KEYS = ["dataset", "model", "kernel_size", "window"]  # one configuration, all seeds
 ROW_KEYS = ["dataset", "model", "kernel_size"]  # one row of a wide table
@@ -161,11 +158,12 @@ def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
         ok["n_params"] = pd.Series(pd.NA, index=ok.index, dtype="Int64")
     long = long.merge(ok.groupby(MODEL_KEYS)["n_params"].max().reset_index(), how="left", on=MODEL_KEYS)
     for diffs in (seed_differences(ok, "acc"),
-                  seed_differences(ok, "acc", reference_kernel_size=REFERENCE_KERNEL_SIZE, tag="diff_k3")):
+                  seed_differences(ok, "acc", reference_kernel_size=REFERENCE_KERNEL_SIZE, tag=f"diff_{REFERENCE_TAG}")):
         long = long.merge(diffs, how="left", on=MODEL_KEYS)
+    ref = REFERENCE_TAG
     long = long[MODEL_KEYS + ["n_params", "n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired",
-                              "diff_k3_mean", "diff_k3_std", "n_paired_k3"]]
-    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_params", "n_seeds", "n_paired", "n_paired_k3"])
+                              f"diff_{ref}_mean", f"diff_{ref}_std", f"n_paired_{ref}"]]
+    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_params", "n_seeds", "n_paired", f"n_paired_{ref}"])
 
 
 def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
@@ -187,7 +185,7 @@ def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
         columns[window] = ["n_params", "n_seeds", "acc_mean", "acc_std"]
         if window != BASELINE_WINDOW:
             columns[window] += ["diff_mean", "diff_std", "n_paired"]
-        columns[window] += ["diff_k3_mean", "diff_k3_std", "n_paired_k3"]
+        columns[window] += [f"diff_{REFERENCE_TAG}_mean", f"diff_{REFERENCE_TAG}_std", f"n_paired_{REFERENCE_TAG}"]
     return _spread(long, ROW_KEYS, "window", columns)
 
 
@@ -259,14 +257,7 @@ def paired_l2_test(windowed: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, 
         "wilcoxon_p": math.nan,
         "wilcoxon_note": "",
     }
-    if len(pairs) < MIN_WILCOXON_PAIRS:
-        result["wilcoxon_note"] = f"too few pairs ({len(pairs)} < {MIN_WILCOXON_PAIRS})"
-    elif not np.any(diff != 0):
-        result["wilcoxon_note"] = "all paired differences are zero"
-    else:
-        with warnings.catch_warnings():  # scipy warns when it falls back to the normal approximation
-            warnings.simplefilter("ignore")
-            result["wilcoxon_p"] = float(stats.wilcoxon(pairs["l2_w"], pairs["l2_b"]).pvalue)
+    result["wilcoxon_p"], result["wilcoxon_note"] = signed_rank_test(diff)
     return result
 
 

@@ -24,7 +24,8 @@ from robustbench_win.store.records import KERNEL_RECORDS, LEAKAGE_RECORDS, SHIFT
 from robustbench_win.store.run_folder import Results, RunFolder
 from robustbench_win.report.summary import dataset_name, render_summary
 
-TABLE_NAMES = ("verdict", "clean_accuracy", "deepfool", "minimal_norm", "attack_quality", "spatial", "leakage", "shift")
+TABLE_NAMES = ("verdict", "verdict_per_k", "clean_accuracy", "deepfool", "minimal_norm", "attack_quality", "spatial", "leakage", "shift")
+VERDICT_TABLES = ("verdict", "verdict_per_k")
 SECURITY_FIGURE = "figures/security_curves.png"  # robust accuracy vs L2 from the best-known norms
 # Table name -> (figure file, drawing function, what it shows).
 FIGURES = {
@@ -47,10 +48,17 @@ def build_tables(results: Results) -> dict[str, pd.DataFrame]:
         "leakage": diagnostic_tables.leakage_table(results.records[LEAKAGE_RECORDS.name]),
         "shift": diagnostic_tables.shift_table(results.records[SHIFT_RECORDS.name],
                                                results.records[SHIFT_ACCURACY_RECORDS.name]),
-        "verdict": claims.verdict_table(results),
+        **_verdicts(results),
         "minimal_norm": mn.comparison_table(results.samples, radii=results.radii, clean=results.clean),
         "attack_quality": mn.attack_quality_table(results.samples, costs=results.costs),
     }
+
+
+def _verdicts(results: Results) -> dict[str, pd.DataFrame]:
+    """The headline verdict table and the per-k one, from one set of per-model values."""
+    inputs = claims.Inputs(results)
+    return {"verdict": claims.claim_table(claims.claim_results(results, inputs)),
+            "verdict_per_k": claims.claim_table(claims.per_k_results(results, inputs))}
 
 
 def _draw_security_curves(out: Path, results: Results, dataset: str) -> dict[str, Path]:
@@ -97,7 +105,7 @@ def build_report(out_dir: Path | str) -> list[Path]:
     written = folder.write_consolidated(results)
     for name in TABLE_NAMES:
         written.append(write_atomic(out / f"table_{name}.csv", built[name].to_csv(index=False, lineterminator="\n")))
-        shown = claims.display_table(built[name]) if name == "verdict" else built[name]
+        shown = claims.display_table(built[name]) if name in VERDICT_TABLES else built[name]
         written.append(write_atomic(out / f"table_{name}.md", to_markdown(shown) + "\n"))
     drawn = _draw_figures(out, built, dataset_name(results), results) | _draw_security_curves(out, results, dataset_name(results))
     written += list(drawn.values())

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robustbench_win.analysis.tables import BASELINE_WINDOW
+from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, REFERENCE_TAG
 
 SCREEN_WIDTH = 120  # characters: what a table in summary.md may take
-_KEY_COLUMNS = ("dataset", "model", "model_id", "attack", "kernel_size", "window")
+_KEY_COLUMNS = ("dataset", "model", "model_id", "attack", "kernel_size", "window", "claim")  # repeated in every part
 _MAX_CELL_CHARS = 300
 
 _LABELS = {
@@ -46,7 +46,7 @@ _LABELS = {
     "median_shift": "median shift (px)",
     "wilcoxon_n_pairs": "pairs",
     "wilcoxon_median_diff": f"median Δ‖r‖₂ (win − {BASELINE_WINDOW})",
-    "wilcoxon_p": "Wilcoxon p",
+    "wilcoxon_p": "Wilcoxon p (unadjusted, descriptive)",
     "wilcoxon_note": "note",
     # minimal-norm tables (robustbench_win.analysis.norms): failures count as an infinite norm
     "norms_from": "norms from",
@@ -58,7 +58,7 @@ _LABELS = {
     "n_pairs": "pairs",
     "n_both_failed": "both failed",
     "median_diff": "median Δ‖r‖₂",
-    "p": "Wilcoxon p",
+    "p": "Wilcoxon p (unadjusted, descriptive)",
     "test": "test",
     "note": "note",
     "seed": "seed",
@@ -69,8 +69,8 @@ _LABELS = {
     "backward_passes_per_sample": "bwd passes / sample",
     "seconds": "seconds",
     "n_params": "params",
-    "n_paired_k3": "paired seeds (k3)",
-    "diff_k3": f"Δ vs {BASELINE_WINDOW} k=3",
+    f"n_paired_{REFERENCE_TAG}": f"paired seeds ({REFERENCE_TAG})",
+    f"diff_{REFERENCE_TAG}": f"Δ vs {BASELINE_WINDOW} k={REFERENCE_KERNEL_SIZE}",
     "leakage_diff": f"Δ vs {BASELINE_WINDOW}",
     "leakage": "leakage",
     "consistency": "consistency (%)",
@@ -93,15 +93,15 @@ _DECIMALS = {
     "forward_passes": 1,
     "backward_passes": 1,
     "seconds": 2,
-    "diff_k3": 2,
+    f"diff_{REFERENCE_TAG}": 2,
     "leakage_diff": 3,
     "consistency": 1,
     "unshifted_acc": 1,
     "mean_shift_acc": 1,
     "worst_shift_acc": 1,
 }
-_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", "diff_k3", "leakage_diff"}
-_P_VALUES = {"wilcoxon_p", "p", "p-value"}
+_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", f"diff_{REFERENCE_TAG}", "leakage_diff"}
+_P_VALUES = {"wilcoxon_p", "p", "p-value", "p (raw)", "p (Holm)"}
 _TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
                  "optimality_note", "claim", "effect [95% CI]", "n", "verdict"}
 _MISSING = "–"

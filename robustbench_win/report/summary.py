@@ -21,8 +21,10 @@ from robustbench_win.report.markdown import SCREEN_WIDTH, pipe_table, to_markdow
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.registry import ATTACKS
 from robustbench_win.measure.leakage import N_FFT
+from robustbench_win.measure.shift_consistency import MAX_SHIFT, grid_shifts
 from robustbench_win.store.records import ATTACK_RECORDS
 from robustbench_win.store.run_folder import CLEAN_TABLE, Results
+from robustbench_win.analysis.inference import MIN_PAIRS
 from robustbench_win.analysis.verdict import VERDICT_RULE
 
 _MIN_ERROR_CHARS = 40  # an error cell is cut to fit the screen, never below this
@@ -119,7 +121,8 @@ def _clean_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: 
         "Test accuracy of each trained model in %, mean ± std over seeds (sample std, n − 1; a "
         "single seed shows no ±). \"Δ vs none\" is the mean ± std over seeds of the per-seed "
         "difference to the unwindowed model with the same kernel size and seed, in percentage "
-        "points; \"Δ vs none k=3\" the same against the unwindowed k = 3 model (the paper's standard "
+        f"points; \"Δ vs none k={tables.REFERENCE_KERNEL_SIZE}\" the same against the unwindowed k = "
+        f"{tables.REFERENCE_KERNEL_SIZE} model (the paper's standard "
         "network). \"params\": trainable parameters of the model. Failed models are left out of the "
         "numbers and listed under Failures.", "",
         *_markdown_tables(built["clean_accuracy"]),
@@ -145,7 +148,8 @@ def _deepfool_section(results: Results, built: dict[str, pd.DataFrame], drawn: d
         "against the unwindowed one at the same k, paired by (seed, test index) over samples "
         "that both models classify correctly and both attacks fooled; \"median Δ‖r‖₂\" is the "
         "median of windowed − none (positive: the windowed model needs larger perturbations). "
-        f"No p-value below {tables.MIN_WILCOXON_PAIRS} pairs.",
+        f"No p-value below {MIN_PAIRS} pairs. These p-values pool (seed, image) pairs and are unadjusted and "
+        "descriptive; the verdict above tests over seeds.",
         *_attack_notes(results, "deepfool"), "",
         *_markdown_tables(built["deepfool"]),
         *_figure_link(drawn, "deepfool", "Mean DeepFool rho vs kernel size", out),
@@ -188,7 +192,8 @@ def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], draw
         f"Paired comparison ({', '.join(groups)}): {mn.PAIRED_TEST}, on the images both models attack, paired by "
         "(seed, test index), so both sides use the same samples; \"median Δ‖r‖₂\" is the median of this model − "
         f"the baseline (positive: this model needs larger perturbations). No p-value below "
-        f"{tables.MIN_WILCOXON_PAIRS} pairs.",
+        f"{MIN_PAIRS} pairs. These p-values pool (seed, image) pairs and are unadjusted and descriptive; the "
+        "verdict above tests over seeds.",
         *_attack_notes(results, mn.MINIMAL_NORM_FAMILIES), "",
         *_markdown_tables(shown),
         *_figure_link(drawn, "security_curves", "Robust accuracy vs L2 radius from best-known norms", out),
@@ -217,15 +222,29 @@ def _attack_quality_section(built: dict[str, pd.DataFrame]) -> list[str]:
 def _verdict_section(results: Results, built: dict[str, pd.DataFrame]) -> list[str]:
     if built["verdict"].empty:
         return ["## Verdict", "", "No windowed and unwindowed models to compare in this run."]
-    return [
-        "## Verdict", "", claims.design_text(results), "", f"Rule: {VERDICT_RULE}", "",
+    lines = [
+        "## Verdict", "", claims.design_text(results), "", "Claims (rows):", "", *claims.claim_legend(), "",
+        f"Rule: {VERDICT_RULE}", "",
         *_markdown_tables(claims.display_table(built["verdict"])), "",
-        *[f"- {row.claim}: {row.verdict}, {row.reason}." for row in built["verdict"].itertuples()],
+        "Details (seeds, per-seed effects, exclusions, power) by row:", "",
+        *claims.detail_lines(built["verdict"]),
     ]
+    per_k = built.get("verdict_per_k")
+    if per_k is not None and not per_k.empty:
+        lines += [
+            "", "### Verdict at every kernel size", "",
+            "The primary claims at every kernel size of the window, against the unwindowed model at the same k and "
+            f"at k = {tables.REFERENCE_KERNEL_SIZE}, by the same rule; Holm across the rows of this table (a family "
+            "of its own, after the headline).", "",
+            *_markdown_tables(claims.display_table(per_k)), "",
+            *claims.detail_lines(per_k),
+        ]
+    return lines
 
 
 _DIFFERENCES = ("\"diff\" is the mean ± std over seeds of the per-seed difference to the unwindowed model "
-                "with the same seed at the same k, \"diff_k3\" the same against the unwindowed k = 3 model.")
+                f"with the same seed at the same k, \"diff_{tables.REFERENCE_TAG}\" the same against the unwindowed "
+                f"k = {tables.REFERENCE_KERNEL_SIZE} model.")
 
 
 def _leakage_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
@@ -247,13 +266,14 @@ def _leakage_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out
 def _shift_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
     if built["shift"].empty:
         return []
+    n_shifted = len([s for s in grid_shifts(MAX_SHIFT) if s != (0, 0)])
     return [
         "## Shift consistency", "",
         "On the attacked test images (the same for every model): consistency is the % of images whose "
-        "predicted class is the same under two different random integer shifts of 1-3 pixels (seeded per "
+        f"predicted class is the same under two different random integer shifts of 1-{MAX_SHIFT} pixels (seeded per "
         "image, so every model sees the same shifts; Zhang, ICML 2019), right or wrong. Accuracy (%) under "
-        "each single shift of the grid -3..3 × -3..3 px, summarised as the unshifted accuracy and the mean "
-        "and the minimum over the 48 non-zero shifts. Mean ± std over seeds. " + _DIFFERENCES, "",
+        f"each single shift of the grid -{MAX_SHIFT}..{MAX_SHIFT} × -{MAX_SHIFT}..{MAX_SHIFT} px, summarised as the "
+        f"unshifted accuracy and the mean and the minimum over the {n_shifted} non-zero shifts. Mean ± std over seeds. " + _DIFFERENCES, "",
         *_markdown_tables(built["shift"]),
         *_figure_link(drawn, "shift", "Shift consistency vs kernel size", out),
     ]
