@@ -117,8 +117,8 @@ def _leakage_values(layers: str) -> Callable[[Results], pd.DataFrame]:
     return values
 
 
-_LEAKAGE_NOT_MEASURED = ("the untrained models' leakage is not measured in this run (run the suite again with the "
-                         "same --out to add it; nothing is retrained)")
+_LEAKAGE_NOT_MEASURED = ("the untrained models' leakage is not measured in this run (running the suite again on its "
+                         "run folder adds it without retraining)")
 
 
 def _norms_per_sample(results: Results) -> pd.DataFrame:
