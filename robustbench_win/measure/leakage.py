@@ -28,7 +28,8 @@ The lobes are defined by the spectrum alone, so the measure does not depend on t
 or on k (a fixed radius in units of ``N / k`` bins would narrow as k grows and count a large,
 smooth filter as leaking); scaling ``w`` by any non-zero factor leaves it unchanged. A layer
 is summarised by the median over its slices, with the quartiles and the mean; a model by the
-mean of its layers' medians (each layer counts once, however many channels it has).
+mean of its layers' medians (each layer counts once, however many channels it has; the report
+averages the block layers only and keeps the stem apart, see "The null").
 1 x 1 layers are skipped: a single tap has a flat spectrum and nothing to truncate.
 
 Why not :func:`scipy.ndimage.watershed_ift`: it floods ``uint8``/``uint16`` images, which
