@@ -16,7 +16,7 @@ from robustbench_win.store.run_folder import Results, RunFolder
 SEEDS = range(5)
 N_IMAGES = 30
 CLAIMS = ("clean accuracy gain", "min-norm AUC gain", "min-norm gain, both correct", "spatial robust acc. gain",
-          "spatial fooled share drop", "leakage reduction")
+          "spatial fooled share drop", "leakage reduction, block layers", "leakage reduction, stem")
 
 
 def write_folder(out: Path, sign: float, rng: np.random.Generator) -> Path:
@@ -31,10 +31,13 @@ def write_folder(out: Path, sign: float, rng: np.random.Generator) -> Path:
                 identity = ModelIdentity(f"cnn_k{k}_{window}_s{seed}", "toy", "cnn", k, window, seed)
                 accuracy = 0.80 + 0.05 * shift + rng.normal(0, 0.005)
                 folder.write_clean(identity, CleanResult("ok", None, accuracy, 100, round(100 * accuracy), 1.0, "", 1000))
-                folder.write_step(LEAKAGE_RECORDS, identity, {"measure": "spectral"}, [{
-                    "layer": "conv", "layer_index": 0, "layer_kernel_size": k, "layer_window": window, "n_fft": 64,
-                    "n_slices": 8, "n_empty": 0, "leakage_median": 0.5 - 0.2 * shift + rng.normal(0, 0.01),
-                    "leakage_q25": 0.4, "leakage_q75": 0.6, "leakage_mean": 0.5}])
+                # A 7 x 7 stem and one k x k block, trained and untrained: the learned change carries the effect.
+                init = 0.5 + rng.normal(0, 0.01, size=2)
+                for measure, medians in (("spectral-init", init), ("spectral", init - 0.2 * shift + rng.normal(0, 0.01, size=2))):
+                    folder.write_step(LEAKAGE_RECORDS, identity, {"measure": measure}, [{
+                        "layer": f"conv{i}", "layer_index": i, "layer_kernel_size": 7 if i == 0 else k,
+                        "layer_window": window, "n_fft": 64, "n_slices": 8, "n_empty": 0, "leakage_median": medians[i],
+                        "leakage_q25": 0.4, "leakage_q75": 0.6, "leakage_mean": 0.5} for i in range(2)])
                 folder.write_step(ATTACK_RECORDS, identity, {"attack": "deepfool", "family": "deepfool"},
                                   [sample(i, 1.0 + 0.5 * shift + rng.normal(0, 0.05)) for i in range(N_IMAGES)])
                 robust = rng.random(N_IMAGES) < 0.3 + 0.4 * shift + rng.normal(0, 0.02)

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import robustbench_win.run.runner as runner
 from robustbench_win.train.checkpoints import load_model
 from robustbench_win.cli import main
 from robustbench_win.measure.leakage import model_leakage_table
+from robustbench_win.models import PaperCNN
 from robustbench_win.report.build import build_report
 
 TINY_SUITE = """
@@ -410,6 +412,7 @@ def test_leakage_and_shift_are_stored_for_every_model_and_rebuilt_from_records_a
 def test_stored_leakage_is_the_leakage_of_each_checkpoint(finished_run: Path) -> None:
     clean = pd.read_csv(finished_run / "clean.csv").set_index("model_id")
     stored = pd.read_csv(finished_run / "leakage.csv")
+    stored = stored[stored["measure"] == "spectral"]
     for model_id in MODEL_IDS:
         model, _ = load_model(Path(clean.loc[model_id, "checkpoint"]))
         expected = model_leakage_table(model)["leakage_median"].to_numpy()
@@ -427,3 +430,60 @@ def test_leakage_command_prints_each_layer_of_a_checkpoint(finished_run: Path, c
         assert f"| {row.layer} " in output and f"{row.leakage_median:.4f}" in output
     assert f"{table['leakage_median'].mean():.4f}" in output.splitlines()[-1]
     assert main(["leakage", str(path.with_name("missing.pt"))]) == 2
+
+
+def _fresh_paper_cnn(model_id: str) -> torch.nn.Module:
+    """The tiny suite's model of ``model_id`` before training, rebuilt by hand: seed, then construct."""
+    _, kernel, window, seed = model_id.split("_")
+    torch.manual_seed(int(seed.removeprefix("s")))
+    return PaperCNN(in_channels=1, num_classes=10, kernel_size=int(kernel.removeprefix("k")), window=window,
+                    depth=3, width=12)
+
+
+def test_stored_init_leakage_is_the_leakage_of_a_freshly_built_model_of_the_seed(finished_run: Path) -> None:
+    stored = pd.read_csv(finished_run / "leakage.csv")
+    for model_id in MODEL_IDS:
+        init = stored[(stored["model_id"] == model_id) & (stored["measure"] == "spectral-init")]
+        trained = stored[(stored["model_id"] == model_id) & (stored["measure"] == "spectral")]
+        expected = model_leakage_table(_fresh_paper_cnn(model_id))
+        assert init["layer"].tolist() == expected["layer"].tolist() == trained["layer"].tolist()
+        assert init["layer_window"].tolist() == expected["window"].tolist()  # windowed like the trained model
+        assert np.allclose(init["leakage_median"], expected["leakage_median"], rtol=1e-8, atol=0)
+        assert not np.allclose(init["leakage_median"], trained["leakage_median"])  # training moved the kernels
+
+
+def _must_not_obtain(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the trained model was built or loaded to measure the untrained one")
+
+
+def test_a_run_folder_without_init_leakage_gains_it_on_resume_without_training(
+    workspace: Path, finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "older"
+    shutil.copytree(finished_run, out)
+    for path in (out / "runs").rglob("leakage-spectral-init.csv"):
+        path.unlink()
+    assert main(["report", str(out)]) == 0  # an older folder still reports
+    assert "Not measured in this run" in (out / "summary.md").read_text()
+    monkeypatch.setattr(runner, "_obtain", _must_not_obtain)
+    assert run_cli(workspace, out) == 0
+    assert len(list((out / "runs").rglob("leakage-spectral-init.csv"))) == len(MODEL_IDS)
+    assert read_tables(out) == read_tables(finished_run)
+
+
+def test_a_report_without_init_records_builds_and_says_not_measured(finished_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "records-only"
+    copy.mkdir()
+    for name in ("suite.toml", "meta.json", "clean.csv", "samples.csv", "kernels.csv", "shift.csv", "shift_accuracy.csv"):
+        shutil.copy(finished_run / name, copy / name)
+    leakage = pd.read_csv(finished_run / "leakage.csv")
+    leakage[leakage["measure"] == "spectral"].to_csv(copy / "leakage.csv", index=False)
+    assert main(["report", str(copy)]) == 0
+    table = pd.read_csv(copy / "table_leakage.csv")
+    assert table["leakage_init_mean"].isna().all() and table["leakage_excess_mean"].notna().all()
+    summary = (copy / "summary.md").read_text()
+    assert "Not measured in this run" in summary
+    verdict = pd.read_csv(copy / "table_verdict.csv")
+    leakage_rows = verdict[verdict["claim"].str.startswith("leakage")]
+    assert len(leakage_rows) == 4 and (leakage_rows["verdict"] == "inconclusive").all()
+    assert leakage_rows["reason"].str.contains("not measured").all()

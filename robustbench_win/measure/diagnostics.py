@@ -21,6 +21,8 @@ from robustbench_win.measure.leakage import N_FFT, effective_kernels, layer_leak
 from robustbench_win.measure.shift_consistency import shift_accuracy_table, shift_consistency
 
 LEAKAGE_MEASURE = "spectral"  # step name of the leakage and kernel records
+# Step name of the leakage records of the untrained model of the same seed (its initial weights).
+LEAKAGE_INIT_MEASURE = "spectral-init"
 SHIFT_MEASURE = "consistency"  # step name of the per-image shift records
 SHIFT_GRID_MEASURE = "grid"  # step name of the per-shift accuracy records
 SHIFT_SEED = 4321  # fixed: every model of every run sees the same two shifts of each image
@@ -34,20 +36,29 @@ class Diagnostic:
     Attributes:
         name: Name in ``timings.json`` and in the failures table.
         kinds: ``(record kind name, step)`` of every file the step writes.
+        trained: Whether it measures the trained model; ``False``: the untrained model of the
+            same seed, which needs neither training nor a checkpoint.
     """
 
     name: str
     kinds: tuple[tuple[str, str], ...]
+    trained: bool = True
 
 
 LEAKAGE_DIAGNOSTIC = Diagnostic("leakage", (("leakage", LEAKAGE_MEASURE), ("kernels", LEAKAGE_MEASURE)))
+LEAKAGE_INIT_DIAGNOSTIC = Diagnostic("leakage-init", (("leakage", LEAKAGE_INIT_MEASURE),), trained=False)
 SHIFT_DIAGNOSTIC = Diagnostic("shift", (("shift", SHIFT_MEASURE), ("shift_accuracy", SHIFT_GRID_MEASURE)))
-DIAGNOSTICS: tuple[Diagnostic, ...] = (LEAKAGE_DIAGNOSTIC, SHIFT_DIAGNOSTIC)
+DIAGNOSTICS: tuple[Diagnostic, ...] = (LEAKAGE_INIT_DIAGNOSTIC, LEAKAGE_DIAGNOSTIC, SHIFT_DIAGNOSTIC)
 
 
 def leakage_rows(model: nn.Module, *, n_fft: int = N_FFT) -> list[dict[str, Any]]:
     """One row per conv layer: :func:`robustbench_win.measure.leakage.layer_leakage`, the layer's own
-    kernel size and window as ``layer_kernel_size`` and ``layer_window``."""
+    kernel size and window as ``layer_kernel_size`` and ``layer_window``.
+
+    Stored twice per model: on the trained model (step :data:`LEAKAGE_MEASURE`) and on the
+    untrained model of the same seed (step :data:`LEAKAGE_INIT_MEASURE`, the null the trained
+    layers are read against).
+    """
     rows = []
     for summary in layer_leakage(model, n_fft=n_fft):
         row = asdict(summary)

@@ -265,14 +265,16 @@ def _long_metric_panels(table: pd.DataFrame, title: str, panels: list[tuple[str,
 
 
 def leakage_figure(table: pd.DataFrame, title: str) -> Figure:
-    """Spectral leakage (mean over layers of the median over kernels) against k, a line per window.
+    """Spectral leakage of the block layers against k, a line per window: raw, and minus the
+    Gaussian-kernel null of each layer's k and window (comparable across k).
 
     Args:
         table: :func:`robustbench_win.analysis.diagnostic_tables.leakage_table`.
         title: Figure title (should name the data set).
     """
     _require(table, "leakage")
-    return _long_metric_panels(table, title, [("leakage", "leakage (energy share outside the main lobe)")])
+    return _long_metric_panels(table, title, [("leakage", "leakage of the block layers (raw)"),
+                                              ("leakage_excess", "leakage minus the random-kernel null")])
 
 
 def shift_figure(table: pd.DataFrame, title: str) -> Figure:

@@ -72,7 +72,16 @@ _LABELS = {
     f"n_paired_{REFERENCE_TAG}": f"paired seeds ({REFERENCE_TAG})",
     f"diff_{REFERENCE_TAG}": f"Δ vs {BASELINE_WINDOW} k={REFERENCE_KERNEL_SIZE}",
     "leakage_diff": f"Δ vs {BASELINE_WINDOW}",
-    "leakage": "leakage",
+    "leakage": "leakage (blocks)",
+    "leakage_init": "untrained",
+    "leakage_change": "learned change",
+    "leakage_null": "Gaussian null",
+    "leakage_excess": "excess over null",
+    "stem": "stem",
+    "stem_init": "stem untrained",
+    "stem_change": "stem change",
+    "change_diff_k3": f"Δ change vs {BASELINE_WINDOW} k=3",
+    "excess_diff_k3": f"Δ excess vs {BASELINE_WINDOW} k=3",
     "consistency": "consistency (%)",
     "unshifted_acc": "unshifted acc. (%)",
     "mean_shift_acc": "mean shift acc. (%)",
@@ -100,7 +109,8 @@ _DECIMALS = {
     "mean_shift_acc": 1,
     "worst_shift_acc": 1,
 }
-_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", f"diff_{REFERENCE_TAG}", "leakage_diff"}
+_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", f"diff_{REFERENCE_TAG}", "leakage_diff", "leakage_change",
+           "leakage_excess", "stem_change", "change_diff_k3", "excess_diff_k3"}
 _P_VALUES = {"wilcoxon_p", "p", "p-value", "p (raw)", "p (Holm)"}
 _TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
                  "optimality_note", "claim", "effect [95% CI]", "n", "verdict"}
@@ -110,6 +120,8 @@ _MISSING = "–"
 def _label(metric: str) -> str:
     if metric.startswith("robust_acc@"):
         return f"robust acc. ε={metric.split('@', 1)[1]} (%)"
+    if metric.startswith("layer") and metric.endswith("_init"):  # a leakage table's untrained layer
+        return f"{metric.removesuffix('_init')} untrained"
     return _LABELS.get(metric, metric)
 
 

@@ -20,7 +20,7 @@ from robustbench_win.analysis import norms as mn
 from robustbench_win.report.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.registry import ATTACKS
-from robustbench_win.measure.leakage import N_FFT
+from robustbench_win.measure.leakage import N_FFT, NULL_SEED, NULL_SLICES
 from robustbench_win.measure.shift_consistency import MAX_SHIFT, grid_shifts
 from robustbench_win.store.records import ATTACK_RECORDS
 from robustbench_win.store.run_folder import CLEAN_TABLE, Results
@@ -248,15 +248,26 @@ _DIFFERENCES = ("\"diff\" is the mean ± std over seeds of the per-seed differen
 
 
 def _leakage_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: Path) -> list[str]:
-    if built["leakage"].empty:
+    table = built["leakage"]
+    if table.empty:
         return []
+    measured = "leakage_init_mean" in table and table["leakage_init_mean"].notna().any()
+    untrained = ("" if measured else "Not measured in this run: the untrained models' leakage (running the suite "
+                 "again on its run folder adds it without retraining), so \"untrained\" and \"learned change\" "
+                 "are empty. ")
     return [
         "## Spectral leakage of the learned kernels", "",
         f"Leakage of one k × k slice of an effective kernel (raw weight × window): the share of its "
         f"power spectrum, zero-padded to {N_FFT} × {N_FFT}, outside the main lobe (the basins of the "
         "spectral peak and its mirror, bounded by the spectrum's minima; see the README). Per layer: the "
-        "median over its slices (layer0 is the first conv in module order, the stem); per model: the mean "
-        "of its layers' medians. Fractions 0..1, mean ± std over seeds. " + _DIFFERENCES, "",
+        "median over its slices (layer0 is the first conv in module order, the stem, whose kernel size and "
+        "window do not follow k: it has its own columns); per model: the mean over the block layers. The "
+        "measure rises with k on kernels without structure, so each value stands next to its null: "
+        "\"untrained\" is the same layers of the model of the same seed before training (windowed alike), "
+        "\"learned change\" the trained minus the untrained value, \"Gaussian null\" the median leakage of "
+        f"Gaussian random kernels of the layer's k and window ({NULL_SLICES} kernels, seed {NULL_SEED}), and "
+        "\"excess over null\" the trained value minus it. Compare across k only the learned change or the "
+        "excess (Δ … vs none k=3). Fractions 0..1, mean ± std over seeds. " + untrained + _DIFFERENCES, "",
         *_markdown_tables(built["leakage"]),
         *_figure_link(drawn, "leakage", "Leakage vs kernel size", out),
         *_figure_link(drawn, "kernels", "Example kernels and their spectra", out),

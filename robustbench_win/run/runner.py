@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import platform
+import random
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from robustbench_win.atomic import WriteError
@@ -36,7 +38,7 @@ from robustbench_win.attacks.base import Attack
 from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.data.datasets import ImageData, stratified_subset
 from robustbench_win.measure.diagnostics import (
-    DIAGNOSTICS, LEAKAGE_DIAGNOSTIC, LEAKAGE_MEASURE, SHIFT_GRID_MEASURE, SHIFT_MEASURE, Diagnostic,
+    DIAGNOSTICS, LEAKAGE_DIAGNOSTIC, LEAKAGE_INIT_MEASURE, LEAKAGE_MEASURE, SHIFT_GRID_MEASURE, SHIFT_MEASURE, Diagnostic,
     kernel_example_rows, leakage_rows, shift_rows,
 )
 from robustbench_win.run.executors import Task, WorkerSetup, default_threads, run_cells
@@ -59,7 +61,7 @@ from robustbench_win.store.records import (
 from robustbench_win.store.run_folder import RunFolder
 from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
 from robustbench_win.data.prepare import prepare_data
-from robustbench_win.train.obtain import TrainedModel, obtain_model
+from robustbench_win.train.obtain import TrainedModel, initial_model, obtain_model
 from robustbench_win.train.weights import load_weights
 
 ATTACK_SAMPLE_SEED = 1234  # fixed: every model of every suite run attacks the same images
@@ -292,7 +294,16 @@ def run_cell(
     pending = [a for a in attacks if not folder.step_done(ATTACK_RECORDS, model_id, a.name)]
     diagnostics = pending_diagnostics(folder, model_id)
     clean = folder.read_clean(model_id)
-    if clean is not None and (clean["status"] == "failed" or not (pending or diagnostics)):
+    if clean is not None and clean["status"] == "failed":
+        return
+    # The untrained model needs only the seed and the spec: an older run folder gains these
+    # records on resume without retraining or reloading anything.
+    for diagnostic in (d for d in diagnostics if not d.trained):
+        start = time.perf_counter()
+        _run_init_diagnostic(cell, data, folder, device)
+        folder.add_timings(model_id, {"diagnostic_seconds": {diagnostic.name: time.perf_counter() - start}})
+    diagnostics = [d for d in diagnostics if d.trained]
+    if clean is not None and not (pending or diagnostics):
         return
     try:
         start = time.perf_counter()
@@ -322,6 +333,25 @@ def pending_diagnostics(folder: RunFolder, model_id: str) -> list[Diagnostic]:
     """The diagnostics (:data:`~robustbench_win.measure.diagnostics.DIAGNOSTICS`) whose records are not all stored."""
     kinds = {kind.name: kind for kind in RECORD_KINDS}
     return [d for d in DIAGNOSTICS if not all(folder.step_done(kinds[name], model_id, step) for name, step in d.kinds)]
+
+
+def _run_init_diagnostic(cell: Cell, data: ImageData, folder: RunFolder, device: torch.device) -> None:
+    """Spectral leakage of the cell's untrained model: built from its seed exactly as training builds it
+    (windowed like the trained model). A cell loaded from a weights file gets the same: the untrained
+    model of its architecture and seed, the null its layers are read against."""
+    with _failure_recorded(folder, LEAKAGE_RECORDS, cell.identity.model_id, LEAKAGE_INIT_MEASURE), _rng_kept():
+        model = initial_model(cell.spec, data).to(device)
+        folder.write_step(LEAKAGE_RECORDS, cell.identity, {"measure": LEAKAGE_INIT_MEASURE}, leakage_rows(model))
+
+
+@contextmanager
+def _rng_kept() -> Iterator[None]:
+    """Leave the Python, NumPy and torch (CPU) random states as they were before the block."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
 
 
 def _run_diagnostic(

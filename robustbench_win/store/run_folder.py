@@ -11,6 +11,7 @@ Layout of a run folder ``OUT`` (``robustbench-win run SUITE --out OUT``)::
     OUT/runs/<model_id>/attack-<attack>.error.json  an attack that crashed on this model
     OUT/runs/<model_id>/attack-<attack>.costs.json  what the attack cost on this model (passes, seconds)
     OUT/runs/<model_id>/leakage-spectral.csv        spectral leakage, one row per conv layer
+    OUT/runs/<model_id>/leakage-spectral-init.csv   the same on the untrained model of that seed
     OUT/runs/<model_id>/kernels-spectral.csv        example effective kernels, one row per tap
     OUT/runs/<model_id>/shift-consistency.csv       predictions under two random shifts, per image
     OUT/runs/<model_id>/shift_accuracy-grid.csv     accuracy under each single grid shift

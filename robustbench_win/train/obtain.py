@@ -56,8 +56,7 @@ def obtain_model(
         CheckpointError: The stored checkpoint is corrupt or does not fit.
         WriteError: The new checkpoint cannot be written.
     """
-    seed_everything(spec.seed)  # weights initialisation depends on the seed
-    model = build_model(spec, data)
+    model = initial_model(spec, data)
     payload = store.load(spec, model)
     if payload is not None:
         model = model.to(device).eval()
@@ -76,6 +75,15 @@ def obtain_model(
     }
     path = store.save(spec, model, metrics)
     return TrainedModel(model.eval(), path, False, metrics, correct, seconds)
+
+
+def initial_model(spec: ModelSpec, data: ImageData) -> nn.Module:
+    """The untrained model of ``spec``: the weights its training starts from (seeded by ``spec.seed``).
+
+    Seeds Python, NumPy and torch with ``spec.seed`` (as training does) and leaves them so.
+    """
+    seed_everything(spec.seed)  # weights initialisation depends on the seed
+    return build_model(spec, data)
 
 
 def _timed_evaluate(model: nn.Module, data: ImageData, device: torch.device | str) -> tuple[torch.Tensor, float]:
