@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from robustbench_win.analysis.diagnostic_tables import leakage_per_seed
+from robustbench_win.analysis.flags import REFUSED, flagged_models, refusal
 from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES, best_known_norms
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.store.records import LEAKAGE_RECORDS
@@ -158,8 +159,21 @@ def claim_results(results: Results) -> list[ClaimResult]:
     rows = []
     for claim in CLAIMS:
         values = claim.values(results)
-        rows += [_effect(claim, values, window, large, comparison) for comparison in COMPARISONS]
+        rows += [_refused_if_flagged(_effect(claim, values, window, large, comparison), claim, results, window, large,
+                                     comparison) for comparison in COMPARISONS]
     return rows
+
+
+# --------------------------------------------------------------------------- sanity-check hook
+
+
+def _refused_if_flagged(result: ClaimResult, claim: Claim, results: Results, window: str, large: int,
+                        comparison: Comparison) -> ClaimResult:
+    """A robustness claim resting on a model a sanity check flagged is refused, naming check and model."""
+    if "robustness" not in claim.what:
+        return result
+    why = refusal(flagged_models(results), [(window, large), (BASELINE_WINDOW, comparison.kernel_size or large)])
+    return result if why is None else dataclasses.replace(result, verdict=REFUSED, reason=f"refused: {why}")
 
 
 def verdict_table(results: Results) -> pd.DataFrame:
