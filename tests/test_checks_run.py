@@ -137,3 +137,16 @@ def test_checks_switched_off_are_said_in_the_report(workspace: Path) -> None:
     assert pd.read_csv(out / "checks.csv").empty
     summary = (out / "summary.md").read_text()
     assert "Switched off by the suite's [checks]" in summary and "`cross-check`" in summary
+
+
+def test_a_run_without_a_baseline_opens_with_the_models_own_results_and_a_capped_sample_count_is_said(
+        workspace: Path) -> None:
+    out = run(workspace, "alone", "--set", "windows=['hamming']", "--set", "test_size=60",
+              "--set", "attack_samples=100000", "--set", "attacks=[{name='deepfool'}]")
+    summary = (out / "summary.md").read_text()
+    first = summary.split("\n## ")[1]
+    assert first.startswith("No baseline for a verdict") and "defect-cnn_k3_hamming_s0" in first
+    assert summary.split("\n## ")[2].startswith("Clean accuracy")  # then the model's own results
+    assert "+nan" not in summary and "0 seeds" not in summary
+    assert "all 60 test images attacked" in summary and "attack_samples = 100000 was capped" in summary
+    assert set(pd.read_csv(out / "checks.csv")["status"]) <= {"pass", "skipped"}  # a healthy model: no alarm

@@ -48,7 +48,7 @@ CHANCE_CONFIDENCE = 0.99  # binomial interval around 1 / classes
 CROSS_CHECK_IMAGES = 10  # correctly classified images the decision-based attack runs on (seeded)
 CROSS_CHECK_SHARE = 0.2  # flag when more than this share of them get a smaller norm than the gradient attacks
 CROSS_CHECK_MARGIN = 0.01  # a norm counts as smaller when below (1 - margin) x the best-known one
-CROSS_CHECK_STEPS = 20  # HopSkipJump iterations
+CROSS_CHECK_STEPS = 10  # HopSkipJump iterations (bench/cross_check.md: cost and quality)
 CROSS_CHECK_SEED = 2024  # fixed: every model is cross-checked on the same images
 CHECK_BATCH = 100  # images per forward pass
 
