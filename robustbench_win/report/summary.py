@@ -353,6 +353,9 @@ def _timings_section(results: Results) -> list[str]:
                           "clean eval (s)": [_seconds(models[m].get("clean_seconds")) for m in order]})
     for attack in attacks:
         frame[f"{attack} (s)"] = [_seconds((models[m].get("attack_seconds") or {}).get(attack)) for m in order]
+    if any(models[m].get("check_seconds") for m in order):
+        frame["checks (s)"] = [_seconds(sum((models[m].get("check_seconds") or {}).values()) if models[m].get(
+            "check_seconds") else None) for m in order]
     return lines + [""] + _markdown_tables(frame)
 
 
