@@ -63,12 +63,18 @@ TOP_LEVEL_KEYS = {
     "train": "table: training configuration",
     "attacks": "array of tables: name (registry) and the attack's parameters",
     "report": "table: radii (L2 radii for robust accuracy)",
+    "checks": "table: the sanity checks run on every model (enabled = false switches all off; a check's name "
+              "= false switches that one off, e.g. { cross-check = false }); the report says which are off",
     "weights": "evaluate models trained elsewhere instead of training: a state-dict file per model, as a "
                "pattern such as \"weights/k{kernel_size}_{window}_s{seed}.pt\" (relative to the current folder)",
 }
 WEIGHTS_FIELDS = ("kernel_size", "window", "seed")  # the placeholders a weights pattern may use
 MODEL_KEYS = {"name", "args", "param_match"}
 REPORT_KEYS = {"radii"}
+# The sanity checks of robustbench_win.measure.checks, by name (the keys of [checks]).
+CHECK_NAMES = ("randomized-outputs", "non-finite-outputs", "probability-outputs", "input-gradients", "chance-level",
+               "cross-check")
+CHECK_KEYS = {"enabled", *CHECK_NAMES}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
@@ -107,7 +113,12 @@ class SuiteConfig:
     device: str = "auto"
     weights: str | None = None
     param_match: bool = False
+    checks_off: tuple[str, ...] = ()  # sanity checks switched off in [checks] (all of CHECK_NAMES: enabled = false)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def check_enabled(self, name: str) -> bool:
+        """Whether the sanity check ``name`` runs (every check does unless [checks] says otherwise)."""
+        return name not in self.checks_off
 
     def to_toml(self) -> str:
         """The resolved configuration as TOML (what the run folder stores as ``suite.toml``)."""
@@ -189,6 +200,8 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> SuiteConfig:
     _reject_unknown(train_raw, TRAIN_KEYS, source, "train.")
     report = _table(raw, "report", source)
     _reject_unknown(report, REPORT_KEYS, source, "report.")
+    checks = _table(raw, "checks", source)
+    _reject_unknown(checks, CHECK_KEYS, source, "checks.")
     config = SuiteConfig(
         name=_get(raw, "name", str, source),
         dataset=_dataset(raw, source),
@@ -209,6 +222,7 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> SuiteConfig:
         device=_device(raw.get("device", "auto"), source),
         weights=raw.get("weights"),
         param_match=_bool(model, "param_match", source, "model."),
+        checks_off=_checks_off(checks, source),
         raw=raw,
     )
     _check_models_build(config, source)
@@ -326,6 +340,14 @@ def _bool(table: dict[str, Any], key: str, source: str, prefix: str = "") -> boo
     if not isinstance(value, bool):
         raise SuiteError(f"{source}: '{prefix}{key}' must be true or false, got {value!r}")
     return value
+
+
+def _checks_off(checks: dict[str, Any], source: str) -> tuple[str, ...]:
+    """The checks a [checks] table switches off (every one with ``enabled = false``)."""
+    switched = {key: _bool(checks | {key: checks.get(key, True)}, key, source, "checks.") for key in CHECK_KEYS}
+    if not switched["enabled"]:
+        return CHECK_NAMES
+    return tuple(name for name in CHECK_NAMES if not switched[name])
 
 
 def _device(value: Any, source: str) -> str:

@@ -142,7 +142,7 @@ def test_report_writes_every_file(built):
     names = {p.relative_to(out).as_posix() for p in written}
     expected = {"clean.csv", "samples.csv.gz", "costs.csv", "timings.csv", "summary.md", "figures/clean_accuracy.png",
                 "figures/deepfool_rho.png", "figures/spatial_robust_accuracy.png", "figures/security_curves.png"}
-    expected |= {f"{kind}.csv" for kind in ("leakage", "kernels", "shift", "shift_accuracy")}
+    expected |= {f"{kind}.csv" for kind in ("leakage", "kernels", "shift", "shift_accuracy", "checks")}
     expected |= {f"table_{t}.{ext}" for t in report.TABLE_NAMES for ext in ("csv", "md")}
     assert set(report.TABLE_NAMES) >= {"clean_accuracy", "deepfool", "spatial", "minimal_norm", "attack_quality"}
     assert names == expected

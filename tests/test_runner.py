@@ -336,11 +336,12 @@ def test_a_full_disk_stops_the_run_with_one_message_and_keeps_every_result(
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = workspace / "disk-full"
-    written = no_space_after(10, monkeypatch)  # 7 files per model: 3 attacks, leakage, kernels and 2 of shifts
+    # 13 files per model: 5 sanity checks, 3 attacks, the cross-check, leakage, kernels and 2 of shifts
+    written = no_space_after(16, monkeypatch)
     assert run_cli(workspace, out) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"robustbench-win: error: cannot write {out / 'runs'}") and "No space left on device" in err
-    assert f"Every finished result is saved in {out / 'runs'} (2 models with clean accuracy, 10 per-sample result files)" in err
+    assert f"Every finished result is saved in {out / 'runs'} (2 models with clean accuracy, 16 per-sample result files)" in err
     assert "run the same command again" in err and f"robustbench-win report {out}" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     kept = {p: p.read_bytes() for p in written}

@@ -35,6 +35,7 @@ import pandas as pd
 
 from robustbench_win.analysis.diagnostic_tables import leakage_per_seed
 from robustbench_win.analysis.inference import INFINITY_CONVENTION, MIN_PAIRS, cap_norms, hodges_lehmann
+from robustbench_win.analysis.flags import REFUSED, flagged_models, refusal
 from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES, best_known_norms
 from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_seed_metrics
 from robustbench_win.analysis.verdict import (
@@ -241,14 +242,15 @@ class Claim:
     direction: Direction
     effects: Callable[[Inputs, Pair], SeedEffects]
     role: str = "primary"
+    robustness: bool = False  # refused when a model it rests on is flagged by a sanity check
 
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("clean accuracy gain", "pp", "increase", clean_effects),
-    Claim("min-norm AUC gain", "pp", "increase", auc_effects),
-    Claim("min-norm gain, both correct", "L2", "increase", both_correct_effects, role="secondary"),
-    Claim("spatial robust acc. gain", "pp", "increase", spatial_effects),
-    Claim("spatial fooled share drop", "pp", "decrease", spatial_fooled_effects, role="secondary"),
+    Claim("min-norm AUC gain", "pp", "increase", auc_effects, robustness=True),
+    Claim("min-norm gain, both correct", "L2", "increase", both_correct_effects, role="secondary", robustness=True),
+    Claim("spatial robust acc. gain", "pp", "increase", spatial_effects, robustness=True),
+    Claim("spatial fooled share drop", "pp", "decrease", spatial_fooled_effects, role="secondary", robustness=True),
     Claim("leakage reduction, block layers", "", "decrease", leakage_effects),
     Claim("leakage reduction, stem", "", "decrease", stem_leakage_effects, role="secondary"),
 )
@@ -312,7 +314,8 @@ def claim_results(results: Results, inputs: Inputs | None = None) -> list[ClaimR
     """Every claim in every headline comparison, decided as one Holm family."""
     inputs = inputs or Inputs(results)
     pairs = headline_pairs(results)
-    return decide_table([_row(claim, inputs, pair) for claim in CLAIMS for pair in pairs])
+    rows = decide_table([_row(claim, inputs, pair) for claim in CLAIMS for pair in pairs])
+    return _refused_if_flagged(rows, [c for c in CLAIMS for _ in pairs], [p for _ in CLAIMS for p in pairs], results)
 
 
 def per_k_results(results: Results, inputs: Inputs | None = None) -> list[ClaimResult]:
@@ -323,7 +326,25 @@ def per_k_results(results: Results, inputs: Inputs | None = None) -> list[ClaimR
         return []
     sizes = sorted(int(k) for k in results.clean.loc[results.clean["window"] == window, "kernel_size"].unique())
     pairs = [Pair(window, k, base) for k in sizes for base in dict.fromkeys((k, REFERENCE_KERNEL_SIZE))]
-    return decide_table([_row(c, inputs, p) for c in CLAIMS if c.role == "primary" for p in pairs])
+    claims = [c for c in CLAIMS if c.role == "primary"]
+    rows = decide_table([_row(c, inputs, p) for c in claims for p in pairs])
+    return _refused_if_flagged(rows, [c for c in claims for _ in pairs], [p for _ in claims for p in pairs], results)
+
+
+# --------------------------------------------------------------------------- sanity-check hook
+
+
+def _refused_if_flagged(rows: list[ClaimResult], claims: list[Claim], pairs: list[Pair],
+                        results: Results) -> list[ClaimResult]:
+    """A robustness claim resting on a model a sanity check flagged is refused, naming check and model."""
+    found = flagged_models(results)
+    out = []
+    for row, claim, pair in zip(rows, claims, pairs, strict=True):
+        why = None
+        if claim.robustness:
+            why = refusal(found, [(pair.window, pair.kernel_size), (BASELINE_WINDOW, pair.base_kernel_size)])
+        out.append(row if why is None else dataclasses.replace(row, verdict=REFUSED, reason=f"refused: {why}"))
+    return out
 
 
 def verdict_table(results: Results) -> pd.DataFrame:

@@ -187,8 +187,12 @@ def best_known_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     conflicts = verdicts[verdicts > 1]
     if len(conflicts):
         first = dict(zip(keys, conflicts.index[0]))
-        raise ValueError(f"sample {first['index']} of model {first['model_id']} is attacked by some attacks and "
-                         f"not by others; the records of one model must share its clean predictions")
+        raise ValueError(
+            f"model {first['model_id']} has randomized outputs: it classified test image {first['index']} correctly "
+            f"for some attacks and wrongly for others, so its predictions change from one forward pass to the next "
+            f"and its norms are meaningless. Evaluate it in eval() with randomness disabled (dropout, random "
+            f"transforms), or register an expectation-over-transformation variant; the randomized-outputs check "
+            f"refuses such a model before its attacks unless the suite's [checks] switches it off")
     order = {name: i for i, name in enumerate(_resolve_attacks(samples, attacks))}
     ranked = norms.assign(_order=norms["attack"].map(order)).sort_values(["norm", "_order"], kind="mergesort")
     best = ranked.drop_duplicates(keys, keep="first").drop(columns="_order")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from robustbench_win.analysis import claims
 from robustbench_win.analysis import diagnostic_tables
+from robustbench_win.analysis import flags
 from robustbench_win.report import figures
 from robustbench_win.analysis import tables
 from robustbench_win.analysis import norms as mn
@@ -26,6 +27,7 @@ from robustbench_win.report.summary import dataset_name, render_summary
 
 TABLE_NAMES = ("verdict", "verdict_per_k", "clean_accuracy", "deepfool", "minimal_norm", "attack_quality", "spatial", "leakage", "shift")
 VERDICT_TABLES = ("verdict", "verdict_per_k")
+MARKED_TABLES = ("clean_accuracy", "deepfool", "minimal_norm", "attack_quality", "spatial")  # carry the checks' flags
 SECURITY_FIGURE = "figures/security_curves.png"  # robust accuracy vs L2 from the best-known norms
 # Table name -> (figure file, drawing function, what it shows).
 FIGURES = {
@@ -40,8 +42,9 @@ KERNEL_FIGURE = "figures/kernel_examples.png"
 
 
 def build_tables(results: Results) -> dict[str, pd.DataFrame]:
-    """The comparison tables, keyed by :data:`TABLE_NAMES`."""
-    return {
+    """The comparison tables, keyed by :data:`TABLE_NAMES`; rows resting on a model a sanity check flagged
+    carry it in a ``checks`` column (:func:`robustbench_win.analysis.flags.mark_table`)."""
+    built = {
         "clean_accuracy": tables.clean_accuracy_table(results.clean),
         "deepfool": tables.deepfool_table(results.samples, results.radii),
         "spatial": tables.spatial_table(results.samples),
@@ -52,6 +55,11 @@ def build_tables(results: Results) -> dict[str, pd.DataFrame]:
         "minimal_norm": mn.comparison_table(results.samples, radii=results.radii, clean=results.clean),
         "attack_quality": mn.attack_quality_table(results.samples, costs=results.costs),
     }
+    found = flags.flagged_models(results)
+    if not found.empty:
+        for name in MARKED_TABLES:
+            built[name] = flags.mark_table(built[name], found)
+    return built
 
 
 def _verdicts(results: Results) -> dict[str, pd.DataFrame]:

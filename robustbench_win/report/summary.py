@@ -26,6 +26,9 @@ from robustbench_win.store.records import ATTACK_RECORDS
 from robustbench_win.store.run_folder import CLEAN_TABLE, Results
 from robustbench_win.analysis.inference import MIN_PAIRS
 from robustbench_win.analysis.verdict import VERDICT_RULE
+from robustbench_win.analysis.flags import REFUSED
+from robustbench_win.measure.checks import CHECK_ORDER, FLAG, REFUSE, describe_checks
+from robustbench_win.store.records import CHECK_RECORDS
 
 _MIN_ERROR_CHARS = 40  # an error cell is cut to fit the screen, never below this
 
@@ -177,7 +180,10 @@ def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], draw
         return []
     table = built["minimal_norm"]
     radii = ", ".join(f"{r:g}" for r in results.radii)
-    ranges = ", ".join(f"{u:.3g}" for u in table["robust_auc_upper"].dropna().unique()) or "undefined"
+    ranges = ", ".join(f"{u:.3g}" for u in table["robust_auc_upper"].dropna().unique())
+    area = (f"AUC is the exact area under that curve on [0, {ranges}] (the largest finite best-known norm)" if ranges
+            else "AUC, the area under that curve up to the largest finite best-known norm, is not defined here: no "
+                 "attack fooled any correctly classified image, so there is no finite norm to end the curve at")
     groups = [mn.baseline_group(w, k) for w, k in mn.DEFAULT_BASELINES]
     shown = table.drop(columns=["norms_from", "robust_auc_upper", *(f"{g}:test" for g in groups)], errors="ignore")
     return [
@@ -186,9 +192,8 @@ def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], draw
         "found for it on that model. An attacked image that no attack fooled counts as ∞ (never dropped), an image "
         "the model misclassifies as 0. Median ‖r‖₂ is over the attacked images, failures included (∞ when half or "
         "more failed); \"mean ‖r‖₂ (successes only)\" is the mean over fooled images only. Robust accuracy at ε "
-        f"(ε ∈ {{{radii}}}) is the % of all evaluated images whose best-known norm exceeds ε; AUC is the exact "
-        f"area under that curve on [0, {ranges}] (the largest finite best-known norm). Per seed, then mean ± std "
-        "over seeds.", "",
+        f"(ε ∈ {{{radii}}}) is the % of all evaluated images whose best-known norm exceeds ε; {area}. Per seed, "
+        "then mean ± std over seeds.", "",
         f"Paired comparison ({', '.join(groups)}): {mn.PAIRED_TEST}, on the images both models attack, paired by "
         "(seed, test index), so both sides use the same samples; \"median Δ‖r‖₂\" is the median of this model − "
         f"the baseline (positive: this model needs larger perturbations). No p-value below "
@@ -219,9 +224,24 @@ def _attack_quality_section(built: dict[str, pd.DataFrame]) -> list[str]:
     ]
 
 
+def has_verdict(built: dict[str, pd.DataFrame]) -> bool:
+    """Whether the run compares anything: some verdict row has paired values, or was refused."""
+    table = built["verdict"]
+    return not table.empty and bool(((table["n"] > 0) | (table["verdict"] == REFUSED)).any())
+
+
+def _no_baseline_section(results: Results) -> list[str]:
+    """What a run without a comparison opens with instead of a verdict table of empty rows."""
+    models = ", ".join(results.clean["model_id"].astype(str)) or "no model"
+    return ["## No baseline for a verdict", "",
+            f"This run has no baseline for a verdict: it holds {models}, and a claim compares a windowed model at "
+            f"the largest kernel size with the unwindowed (window = none) model at that size and at k = 3 on the "
+            f"same seeds. Run a suite with both windows to get one. The model's own results follow."]
+
+
 def _verdict_section(results: Results, built: dict[str, pd.DataFrame]) -> list[str]:
-    if built["verdict"].empty:
-        return ["## Verdict", "", "No windowed and unwindowed models to compare in this run."]
+    if not has_verdict(built):
+        return []
     lines = [
         "## Verdict", "", claims.design_text(results), "", "Claims (rows):", "", *claims.claim_legend(), "",
         f"Rule: {VERDICT_RULE}", "",
@@ -290,6 +310,35 @@ def _shift_section(built: dict[str, pd.DataFrame], drawn: dict[str, Path], out: 
     ]
 
 
+def _checks_section(results: Results) -> list[str]:
+    """Each model's sanity checks (one column per check), what failed and why, and what was switched off."""
+    checks = results.records.get(CHECK_RECORDS.name, CHECK_RECORDS.schema.frame([]))
+    off = [str(name) for name in results.meta.get("checks_off") or []]
+    if checks.empty and not off:
+        return []
+    lines = ["## Sanity checks", "",
+             "Run on every model before its robustness numbers count (flag: its numbers carry the flag in every "
+             "table and no robustness claim may rest on them; refuse: it was not attacked):", "",
+             *[f"- `{name}`: {text}" for name, text in describe_checks().items() if name not in off]]
+    if off:
+        lines += ["", f"Switched off by the suite's [checks]: {', '.join(f'`{n}`' for n in off)}; the robustness "
+                      f"numbers of this run were not checked for {'it' if len(off) == 1 else 'them'}."]
+    if checks.empty:
+        return lines
+    names = [c for c in CHECK_ORDER if c in set(checks["check"])]
+    status = checks.pivot_table(index="model_id", columns="check", values="status", aggfunc="first")
+    seconds = checks.groupby("model_id")["seconds"].sum()
+    rows = [[m, *[_status(status.loc[m].get(c)) for c in names], f"{seconds[m]:.2f}"] for m in status.index]
+    lines += ["", pipe_table(["model", *names, "seconds"], rows)]
+    failed = checks[checks["status"].isin([FLAG, REFUSE])]
+    lines += [""] + [f"- {row.model_id}, `{row.check}`: {row.message}." for row in failed.itertuples()] if len(failed) else []
+    return lines
+
+
+def _status(value: Any) -> str:
+    return "–" if not isinstance(value, str) else (value.upper() if value in (FLAG, REFUSE) else value)
+
+
 def _failures_section(results: Results) -> list[str]:
     if results.failures.empty:
         return []
@@ -336,6 +385,9 @@ def _timings_section(results: Results) -> list[str]:
                           "clean eval (s)": [_seconds(models[m].get("clean_seconds")) for m in order]})
     for attack in attacks:
         frame[f"{attack} (s)"] = [_seconds((models[m].get("attack_seconds") or {}).get(attack)) for m in order]
+    if any(models[m].get("check_seconds") for m in order):
+        frame["checks (s)"] = [_seconds(sum((models[m].get("check_seconds") or {}).values()) if models[m].get(
+            "check_seconds") else None) for m in order]
     return lines + [""] + _markdown_tables(frame)
 
 
@@ -352,15 +404,20 @@ def render_summary(results: Results, built: dict[str, pd.DataFrame], drawn: dict
         Markdown text ending in a newline.
     """
     suite = results.meta.get("suite_name") or out.name
+    # Without a baseline the run opens with the model's own results instead of a verdict of empty rows.
+    opening = [_verdict_section(results, built)] if has_verdict(built) else [
+        _no_baseline_section(results), _clean_section(built, drawn, out),
+        _minimal_norm_section(results, built, drawn, out)]
     sections = [
         [f"# {suite}: {dataset_name(results)}"],
-        _verdict_section(results, built),
+        *opening,
+        _checks_section(results),
         ["## Overview", "", *_overview(results)],
         _notes(results),
-        _clean_section(built, drawn, out),
+        *([] if not has_verdict(built) else [_clean_section(built, drawn, out)]),
         _deepfool_section(results, built, drawn, out),
         _spatial_section(results, built, drawn, out),
-        _minimal_norm_section(results, built, drawn, out),
+        *([] if not has_verdict(built) else [_minimal_norm_section(results, built, drawn, out)]),
         _attack_quality_section(built),
         _leakage_section(built, drawn, out),
         _shift_section(built, drawn, out),

@@ -293,7 +293,7 @@ def _run_ray(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[TaskT]], 
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        _connect_ray(ray, address)
     try:
         remote = ray.remote(num_cpus=setup.threads, num_gpus=1 if setup.cuda else 0, max_retries=0)(_worker_cell)
         refs = {remote.remote(cell_fn, task.payload, setup): key for key, task in enumerate(tasks)}
@@ -307,6 +307,37 @@ def _run_ray(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[TaskT]], 
     finally:
         if started_here:
             ray.shutdown()
+
+
+RAY_TOKEN_FILE = "~/.ray/auth_token"  # Ray's default token file (ray get-auth-token --generate writes it)
+
+
+def _connect_ray(ray: Any, address: str | None) -> None:
+    """``ray.init`` on ``address``; a refused connection to a cluster that wants a token says so and how to fix it.
+
+    Raises:
+        ExecutorError: The driver cannot connect because the cluster uses token authentication
+            (Ray 2.59+ turns it on for ``ray start --head``) and this process does not.
+    """
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError) as error:
+        if address in (None, "auto") or os.environ.get("RAY_AUTH_MODE") == "token":
+            raise
+        raise ExecutorError(ray_auth_hint(address, ray.__version__, str(error))) from None
+
+
+def ray_auth_hint(address: str, version: str, error: str) -> str:
+    """What to do when connecting to ``address`` failed, most often for want of token authentication."""
+    return (
+        f"could not connect to the Ray cluster at {address} ({error.strip().splitlines()[0] if error.strip() else 'no reason given'}). "
+        f"Ray {version} clusters started with `ray start --head` use token authentication (Ray 2.59+; its log says "
+        f"InvalidAuthToken) and a driver must too: set RAY_AUTH_MODE=token in this environment, with the cluster's "
+        f"token in {RAY_TOKEN_FILE} (the default on the head node), RAY_AUTH_TOKEN=<token> or "
+        f"RAY_AUTH_TOKEN_PATH=<file> (`ray get-auth-token` on the head prints it); or, on the head node, use "
+        f"--ray-address auto. If the cluster does not use tokens, check that HOST:PORT is its GCS address "
+        f"(`ray status`)"
+    )
 
 
 def _ray_result(ray: Any, ref: Any) -> Any:

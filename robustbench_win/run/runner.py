@@ -19,6 +19,7 @@ files. One run at a time holds a run folder (:mod:`robustbench_win.run.folder_lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import random
@@ -31,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from robustbench_win.atomic import WriteError
 from robustbench_win.attacks.base import Attack
 from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.data.datasets import ImageData, stratified_subset
+from robustbench_win.measure.checks import (
+    CROSS_CHECK, GRADIENT_FAMILIES, REFUSE, CheckResult, cross_check, pre_attack_checks,
+)
 from robustbench_win.measure.diagnostics import (
     DIAGNOSTICS, LEAKAGE_DIAGNOSTIC, LEAKAGE_INIT_MEASURE, LEAKAGE_MEASURE, SHIFT_GRID_MEASURE, SHIFT_MEASURE, Diagnostic,
     kernel_example_rows, leakage_rows, shift_rows,
@@ -47,6 +52,7 @@ from robustbench_win.models.param_match import DEFAULT_TOLERANCE, REFERENCE_KERN
 from robustbench_win.registry import ATTACKS
 from robustbench_win.store.records import (
     ATTACK_RECORDS,
+    CHECK_RECORDS,
     KERNEL_RECORDS,
     LEAKAGE_RECORDS,
     RECORD_KINDS,
@@ -59,7 +65,7 @@ from robustbench_win.store.records import (
     failure_fields,
 )
 from robustbench_win.store.run_folder import RunFolder
-from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
+from robustbench_win.suite import CHECK_NAMES, AttackSpec, SuiteConfig, weights_path
 from robustbench_win.data.prepare import prepare_data
 from robustbench_win.train.obtain import TrainedModel, initial_model, obtain_model
 from robustbench_win.train.weights import load_weights
@@ -177,13 +183,14 @@ class CellTask:
     checkpoint_dir: Path | None
     device: str
     progress: bool
+    checks_off: tuple[str, ...] = ()
 
 
 def execute_cell(task: CellTask) -> str:
     """Run one cell from its :class:`CellTask` (in this process or a worker); return its model id."""
     store = CheckpointStore(task.checkpoint_dir) if task.checkpoint_dir else CheckpointStore()
     run_cell(task.cell, task.attacks, load_data(task.data), torch.tensor(task.indices, dtype=torch.long), store,
-             torch.device(task.device), RunFolder(task.run_folder), task.progress)
+             torch.device(task.device), RunFolder(task.run_folder), task.progress, checks_off=task.checks_off)
     return task.cell.identity.model_id
 
 
@@ -242,7 +249,8 @@ def run_suite(
         meta = folder.start(run_facts(config, data, torch_device, setup.threads) | {"jobs": jobs, "executor": executor})
         indices = tuple(attack_indices(data, config.attack_samples).tolist())
         tasks = [Task(cell.identity.model_id, CellTask(cell, config.attacks, request, indices, setup.run_folder,
-                                                       checkpoint_dir, str(torch_device), progress and in_process))
+                                                       checkpoint_dir, str(torch_device), progress and in_process,
+                                                       config.checks_off))
                  for cell in cells(config, in_channels=data.in_channels, num_classes=data.num_classes)]
         run_cells(execute_cell, tasks, setup, jobs=jobs, executor=executor, ray_address=ray_address,
                   progress=progress, desc=f"suite {config.name}")
@@ -281,11 +289,14 @@ def run_cell(
     device: torch.device,
     folder: RunFolder,
     progress: bool,
+    *,
+    checks_off: tuple[str, ...] = (),
 ) -> None:
-    """Clean accuracy and every pending attack of one model, each stored as it finishes.
+    """Clean accuracy, the sanity checks and every pending attack of one model, each stored as it finishes.
 
     A model that fails to train is recorded as failed (delete its ``clean.json`` to retry);
-    an attack that crashes is recorded and retried by the next run.
+    an attack that crashes is recorded and retried by the next run. A model a check refuses
+    (:mod:`robustbench_win.measure.checks`) is not attacked; the other models still are.
 
     Raises:
         WriteError: A result could not be written.
@@ -293,6 +304,8 @@ def run_cell(
     model_id = cell.identity.model_id
     pending = [a for a in attacks if not folder.step_done(ATTACK_RECORDS, model_id, a.name)]
     diagnostics = pending_diagnostics(folder, model_id)
+    checks = [name for name in CHECK_NAMES if name not in checks_off
+              and not folder.step_done(CHECK_RECORDS, model_id, name)]
     clean = folder.read_clean(model_id)
     if clean is not None and clean["status"] == "failed":
         return
@@ -303,7 +316,7 @@ def run_cell(
         _run_init_diagnostic(cell, data, folder, device)
         folder.add_timings(model_id, {"diagnostic_seconds": {diagnostic.name: time.perf_counter() - start}})
     diagnostics = [d for d in diagnostics if d.trained]
-    if clean is not None and not (pending or diagnostics):
+    if clean is not None and not (pending or diagnostics or checks):
         return
     try:
         start = time.perf_counter()
@@ -319,14 +332,72 @@ def run_cell(
         folder.write_clean(cell.identity, CleanResult("failed", failure["error"], None, 0, 0, 0.0, ""), failure["traceback"])
         return
     folder.add_timings(model_id, timings)
+    images, labels = data.test_tensors(indices)
+    _run_checks(trained.model.to(device).eval(), images.to(device), labels.to(device), folder.read_clean(model_id) or {},
+                data.num_classes, cell.identity, folder, set(checks) - {CROSS_CHECK})
+    if refused(folder, model_id):
+        pending = []  # its numbers would be meaningless; the check's record says why
     for attack in pending:
         start = time.perf_counter()
         _run_attack(attack, trained.model, data, indices, cell.identity, folder, device, progress)
         folder.add_timings(model_id, {"attack_seconds": {attack.name: time.perf_counter() - start}})
+    if CROSS_CHECK in checks and not refused(folder, model_id):
+        with _failure_recorded(folder, CHECK_RECORDS, model_id, CROSS_CHECK):
+            best = best_known_norms(folder, model_id, indices)
+            if best is not None:  # no gradient attack in the suite: nothing to cross-check
+                _store_checks(folder, cell.identity, [cross_check(trained.model.to(device).eval(), images.to(device),
+                                                                  labels.to(device), best.to(device))])
     for diagnostic in diagnostics:
         start = time.perf_counter()
         _run_diagnostic(diagnostic, trained.model, data, indices, cell.identity, folder, device)
         folder.add_timings(model_id, {"diagnostic_seconds": {diagnostic.name: time.perf_counter() - start}})
+
+
+def _run_checks(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, clean: dict[str, Any],
+                num_classes: int, identity: ModelIdentity, folder: RunFolder, wanted: set[str]) -> None:
+    """The pending checks before the attacks (:func:`~robustbench_win.measure.checks.pre_attack_checks`), stored."""
+    if not wanted:
+        return
+    with _failure_recorded(folder, CHECK_RECORDS, identity.model_id, "pre-attack"):
+        _store_checks(folder, identity, pre_attack_checks(
+            model, images, labels, n_correct=int(clean.get("n_correct") or 0), n_test=int(clean.get("n_test") or 0),
+            num_classes=num_classes, enabled=wanted.__contains__))
+
+
+def _store_checks(folder: RunFolder, identity: ModelIdentity, results: list[CheckResult]) -> None:
+    """One ``check-<name>.csv`` per result, and its seconds in ``timings.json``."""
+    for result in results:
+        row = dataclasses.asdict(result)
+        folder.write_step(CHECK_RECORDS, identity, {"check": row.pop("check")}, [row])
+        folder.add_timings(identity.model_id, {"check_seconds": {result.check: result.seconds}})
+
+
+def refused(folder: RunFolder, model_id: str) -> bool:
+    """Whether a stored check refused the model (it is then not attacked)."""
+    for path in sorted(folder.model_dir(model_id).glob(f"{CHECK_RECORDS.prefix}-*.csv")):
+        try:
+            frame = CHECK_RECORDS.schema.read_csv(path)
+        except ValueError:
+            continue
+        if (frame["status"] == REFUSE).any():
+            return True
+    return False
+
+
+def best_known_norms(folder: RunFolder, model_id: str, indices: torch.Tensor) -> torch.Tensor | None:
+    """Per attacked image (in ``indices`` order), the smallest verified L2 norm over the model's stored
+    gradient attacks (:data:`~robustbench_win.measure.checks.GRADIENT_FAMILIES`), +inf where all failed, NaN
+    where it was not attacked; ``None`` when no such attack is stored."""
+    frames = []
+    for path in sorted(folder.model_dir(model_id).glob(f"{ATTACK_RECORDS.prefix}-*.csv")):
+        frame = ATTACK_RECORDS.schema.read_csv(path)
+        frames.append(frame[frame["family"].isin(GRADIENT_FAMILIES)])
+    rows = pd.concat(frames) if frames else None
+    if rows is None or rows.empty:
+        return None
+    norm = rows["l2"].where(rows["success"].astype(bool), float("inf")).where(rows["attacked"].astype(bool), float("nan"))
+    best = norm.groupby(rows["index"]).min(skipna=False)  # NaN stays NaN: not attacked by any
+    return torch.tensor([float(best.get(i, float("nan"))) for i in indices.tolist()], dtype=torch.float32)
 
 
 def pending_diagnostics(folder: RunFolder, model_id: str) -> list[Diagnostic]:
@@ -445,7 +516,10 @@ def attack_cost(name: str, attack: Attack) -> AttackCost:
 
 def run_facts(config: SuiteConfig, data: ImageData, device: torch.device, threads: int | None = None) -> dict[str, Any]:
     """What ``meta.json`` says about a run: names, notes and descriptions from the objects themselves."""
-    notes = [*config.notes, *data.notes, f"{config.attack_samples} test images attacked, the same ones for every model"]
+    notes = [*config.notes, *data.notes, attacked_note(config.attack_samples, len(data.test_labels))]
+    if config.checks_off:
+        notes.append(f"sanity checks switched off in the suite's [checks]: {', '.join(config.checks_off)}; "
+                     f"the robustness numbers of its models were not checked for them")
     if config.param_match:
         notes.append(f"parameter-matched: each model's width is scaled so that its parameter count is within "
                      f"{DEFAULT_TOLERANCE:.0%} of the same model's at k = {REFERENCE_KERNEL_SIZE} (n_params in the "
@@ -454,7 +528,16 @@ def run_facts(config: SuiteConfig, data: ImageData, device: torch.device, thread
         "suite_name": config.name, "dataset_name": data.display_name, "notes": notes,
         "attacks": attack_info(config.attacks), "versions": _versions(), "device": _device_name(device, threads),
         "threads": threads or torch.get_num_threads(), "radii": list(config.radii),
+        "checks_off": list(config.checks_off),
     }
+
+
+def attacked_note(requested: int, available: int) -> str:
+    """What the report says about the attacked images: how many, and whether ``attack_samples`` was capped."""
+    if requested <= available:
+        return f"{requested} test images attacked, the same ones for every model"
+    return (f"all {available} test images attacked, the same ones for every model (attack_samples = {requested} "
+            f"was capped to the {available} images of the test split)")
 
 
 def attack_info(attacks: tuple[AttackSpec, ...]) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
+from robustbench_win.measure.checks import CheckResult
 from robustbench_win.measure.leakage import LayerLeakage
 from robustbench_win.measure.shift_consistency import ShiftAccuracy, ShiftSample
 
@@ -424,8 +425,13 @@ SHIFT_ACCURACY_RECORDS = RecordKind(
     schema=IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(ShiftAccuracy),
     unique=("model_id", "measure", "dx", "dy"), sort=(*_DIAGNOSTIC_SORT, "dx", "dy"),
 )
+CHECK_RECORDS = RecordKind(
+    name="checks", prefix="check", step="check",
+    schema=IDENTITY + Schema.of(CheckResult),
+    unique=("model_id", "check"), sort=("dataset", "model", "kernel_size", "window", "seed", "check"),
+)
 RECORD_KINDS: tuple[RecordKind, ...] = (
-    ATTACK_RECORDS, LEAKAGE_RECORDS, KERNEL_RECORDS, SHIFT_RECORDS, SHIFT_ACCURACY_RECORDS,
+    ATTACK_RECORDS, LEAKAGE_RECORDS, KERNEL_RECORDS, SHIFT_RECORDS, SHIFT_ACCURACY_RECORDS, CHECK_RECORDS,
 )
 
 

@@ -15,6 +15,7 @@ Layout of a run folder ``OUT`` (``robustbench-win run SUITE --out OUT``)::
     OUT/runs/<model_id>/kernels-spectral.csv        example effective kernels, one row per tap
     OUT/runs/<model_id>/shift-consistency.csv       predictions under two random shifts, per image
     OUT/runs/<model_id>/shift_accuracy-grid.csv     accuracy under each single grid shift
+    OUT/runs/<model_id>/check-<check>.csv           one sanity check of the model (robustbench_win.measure.checks)
 
 Everything under ``runs/<model_id>/`` is written only by the process that handles that model,
 and every file is written atomically, so several processes can work on different models of one

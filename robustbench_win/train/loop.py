@@ -29,6 +29,10 @@ from robustbench_win.train.speed import (
 logger = logging.getLogger(__name__)
 
 
+class TrainingDivergedError(RuntimeError):
+    """The training loss became non-finite: the learning rate is too high for the model (or the data is broken)."""
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` did: seconds spent, the mean loss of each epoch, the speed options used."""
@@ -123,10 +127,24 @@ def train(
             scheduler.step()
             result.epoch_losses.append(_mean_loss(losses, sizes))
             bar.set_postfix(epoch=epoch + 1, loss=f"{result.epoch_losses[-1]:.3f}")
+            check_finite_loss(result.epoch_losses[-1], epoch, config)
     result.seconds = time.perf_counter() - start
     result.images_per_second = config.epochs * len(data.train_labels) / max(result.seconds, 1e-9)
     model.eval()
     return result
+
+
+def check_finite_loss(loss: float, epoch: int, config: TrainConfig) -> None:
+    """Stop a training run whose loss diverged: every later step would only spread the NaN.
+
+    Raises:
+        TrainingDivergedError: ``loss`` is NaN or infinite; the message names ``train.lr``.
+    """
+    if math.isfinite(loss):
+        return
+    raise TrainingDivergedError(
+        f"training diverged: the mean loss of epoch {epoch + 1} of {config.epochs} is {loss} with train.lr = "
+        f"{config.lr}; lower the learning rate (e.g. --set train.lr={config.lr / 10:g}) and run again")
 
 
 def train_step(
