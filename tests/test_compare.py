@@ -45,10 +45,13 @@ def test_bad_inputs_are_refused() -> None:
         meta.random_effects([1.0, 2.0], [1.0])
 
 
-def verdict(claims: list[str], effects: list[float], se: float, n: int) -> pd.DataFrame:
+def verdict(claims: list[str], effects: list[float], se: float, n: int, baseline: float = 50.0) -> pd.DataFrame:
+    """A verdict table in absolute units whose relative effects (% of ``baseline``) are ``effects``."""
     half = stats.t.ppf(0.975, n - 1) * se
-    return pd.DataFrame({"claim": claims, "effect_rel": effects, "ci_low_rel": [e - half for e in effects],
-                         "ci_high_rel": [e + half for e in effects], "n_seeds": n, "verdict": "inconclusive"})
+    absolute = [e * baseline / 100 for e in effects]
+    return pd.DataFrame({"claim": claims, "effect": absolute, "ci_low": [a - half * baseline / 100 for a in absolute],
+                         "ci_high": [a + half * baseline / 100 for a in absolute], "baseline": baseline, "n": n,
+                         "verdict": "inconclusive"})
 
 
 CLAIMS = ["clean accuracy gain: hamming k=11 vs none k=11", "minimal-norm robustness gain: hamming k=11 vs none k=11"]
@@ -70,7 +73,7 @@ def test_two_runs_with_the_same_records_pool_to_their_effect_with_zero_heterogen
 
 def test_a_run_without_spread_is_shown_but_not_pooled() -> None:
     runs = [compare.Run("a", verdict(CLAIMS, [1.0, -2.0], se=0.4, n=5)),
-            compare.Run("b", verdict(CLAIMS, [2.0, -1.0], se=0.4, n=5).assign(n_seeds=1))]
+            compare.Run("b", verdict(CLAIMS, [2.0, -1.0], se=0.4, n=5).assign(n=1))]
     per_run, pooled = compare.compare_runs(runs)
     assert per_run["se"].isna().sum() == 2
     assert list(pooled["runs_left_out"]) == ["b", "b"]

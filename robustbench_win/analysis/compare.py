@@ -25,11 +25,11 @@ from scipy import stats
 from robustbench_win.analysis import claims, meta
 from robustbench_win.store.run_folder import Results
 
-# Columns of a verdict table that compare reads, by role.
+# Columns of a verdict table (robustbench_win.analysis.verdict.ClaimResult) that compare reads.
 KEY = "claim"  # what is claimed, against which baseline: identical text across comparable runs
-EFFECT, LOW, HIGH = "effect_rel", "ci_low_rel", "ci_high_rel"
-UNIT = "%"  # relative effects are in % of the baseline
-N_SEEDS, VERDICT = "n_seeds", "verdict"
+UNIT = "%"  # effects are pooled relative to the baseline, in % of its mean over seeds
+N_SEEDS, VERDICT = "n", "verdict"
+_READ = (KEY, "effect", "ci_low", "ci_high", "baseline", N_SEEDS, VERDICT)
 
 
 class CompareError(ValueError):
@@ -47,21 +47,24 @@ class Run:
 def run_effects(run: Run) -> pd.DataFrame:
     """One row per claim of ``run``: relative effect, its 95% interval, standard error, seeds, verdict.
 
-    The standard error is the half-width of the Student t interval over seeds divided by its
-    critical value: the verdict's interval is ``effect +- t(0.975, n - 1) * se``.
+    The relative effect and its interval are the verdict's absolute ones divided by the
+    baseline's mean over seeds (``100 * x / |baseline|``, the verdict's ``relative``); the standard
+    error is the half-width of the Student t interval over seeds divided by its critical value,
+    since the verdict's interval is ``effect +- t(0.975, n - 1) * se``.
     """
     table = run.verdict
-    missing = [c for c in (KEY, EFFECT, LOW, HIGH, N_SEEDS, VERDICT) if c not in table.columns]
+    missing = [c for c in _READ if c not in table.columns]
     if missing:
         raise CompareError(f"run '{run.label}' has no {', '.join(missing)} in its verdict table; "
                            f"rebuild it with this version ('robustbench-win report DIR') and compare again")
     n = pd.to_numeric(table[N_SEEDS], errors="coerce")
+    scale = 100.0 / table["baseline"].astype(float).abs().where(lambda b: b > 0)
+    effect, low, high = (table[c].astype(float) * scale for c in ("effect", "ci_low", "ci_high"))
     critical = stats.t.ppf(0.975, np.maximum(n - 1, 1))
-    se = (table[HIGH].astype(float) - table[LOW].astype(float)) / (2 * critical)
+    se = (high - low) / (2 * critical)
     se = se.where((n >= 2) & np.isfinite(se) & (se > 0))
     return pd.DataFrame({
-        "run": run.label, KEY: table[KEY].astype(str), "effect": table[EFFECT].astype(float),
-        "ci_low": table[LOW].astype(float), "ci_high": table[HIGH].astype(float), "se": se,
+        "run": run.label, KEY: table[KEY].astype(str), "effect": effect, "ci_low": low, "ci_high": high, "se": se,
         N_SEEDS: n.astype("Int64"), VERDICT: table[VERDICT].astype(str),
     })
 

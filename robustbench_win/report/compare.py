@@ -109,7 +109,7 @@ def render_page(per_run: pd.DataFrame, pooled: pd.DataFrame, folders: list[Path]
              f"Pooled: {meta.METHOD}; tau² is the variance between runs, I² the share of the spread that "
              "is heterogeneity rather than seed noise, Q Cochran's statistic with its p-value.", "",
              f"![forest plot]({FOREST_FIGURE})", "", "## Pooled across runs", ""]
-    header = ["claim", "pooled effect [95% CI]", "p", "tau²", "I²", "Q (p)", "runs pooled", "left out"]
+    header = ["claim", "pooled effect [95% CI]", "p (unadjusted)", "tau²", "I²", "Q (p)", "runs pooled", "left out"]
     rows = []
     for _, r in pooled.iterrows():
         has = "estimate" in r and pd.notna(r.get("estimate"))
@@ -121,7 +121,7 @@ def render_page(per_run: pd.DataFrame, pooled: pd.DataFrame, folders: list[Path]
     lines += [pipe_table(header, rows), "", "## Each run", ""]
     header = ["claim", "run", "effect [95% CI]", "seeds", "verdict"]
     rows = [[r[compare.KEY], r["run"],
-             f"{_number(r['effect'])} [{_number(r['ci_low'])}, {_number(r['ci_high'])}] %", str(r["n_seeds"]), r["verdict"]]
+             f"{_number(r['effect'])} [{_number(r['ci_low'])}, {_number(r['ci_high'])}] %", str(r[compare.N_SEEDS]), r["verdict"]]
             for _, r in per_run.sort_values([compare.KEY, "run"], kind="stable").iterrows()]
     lines += [pipe_table(header, rows), ""]
     return "\n".join(lines)
