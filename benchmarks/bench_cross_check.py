@@ -3,6 +3,7 @@
 Run::
 
     python benchmarks/bench_cross_check.py [--models 3:none,11:hamming] [--images 10]
+    python benchmarks/bench_cross_check.py --smoke   # seconds: does it still run?
 
 On the quick preset's models (seed 0, from the checkpoint store, trained if absent), the
 cross-check's images (:func:`robustbench_win.measure.checks.cross_check_indices` among the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,16 +28,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from robustbench_win.data.prepare import prepare_data
+from robustbench_win.measure import checks
+from robustbench_win.registry import ATTACKS
+from robustbench_win.run.runner import attack_indices
+from robustbench_win.suite import load_suite
+from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
+from robustbench_win.train.obtain import obtain_model
 
-from robustbench_win.data.prepare import prepare_data  # noqa: E402
-from robustbench_win.measure import checks  # noqa: E402
-from robustbench_win.registry import ATTACKS  # noqa: E402
-from robustbench_win.run.runner import attack_indices  # noqa: E402
-from robustbench_win.suite import load_suite  # noqa: E402
-from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec  # noqa: E402
-from robustbench_win.train.obtain import obtain_model  # noqa: E402
+# --smoke: one model (k = 3, no window) trained for one epoch on 1,000 digits in a temporary
+# checkpoint store, 2 images, foolbox's HopSkipJump at 2 steps: checks that it runs, measures nothing.
+SMOKE_OVERRIDES = ["train_size=1000", "train.epochs=1", "train.milestones=[]"]
+SMOKE_ATTACK, SMOKE_STEPS = "foolbox HopSkipJump", 2
 
 
 class Counting(nn.Module):
@@ -74,14 +77,27 @@ ATTACKS_TRIED = {"foolbox BoundaryAttack": (boundary, (200, 1000)), "ART HopSkip
                  "foolbox HopSkipJump": (fb_hsj, (10, 20))}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="3:none,11:hamming")
     parser.add_argument("--images", type=int, default=checks.CROSS_CHECK_IMAGES)
     parser.add_argument("--attacks", default=",".join(ATTACKS_TRIED), help="comma-separated names of the table")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: one tiny model, 2 images, foolbox HopSkipJump at 2 steps; measures nothing")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    config = load_suite("quick")
+    if args.smoke:
+        with tempfile.TemporaryDirectory(prefix="bench-cross-check-") as scratch:
+            args.models, args.images, args.attacks = "3:none", 2, SMOKE_ATTACK
+            benchmark(args, SMOKE_OVERRIDES, CheckpointStore(Path(scratch)), {SMOKE_ATTACK: (SMOKE_STEPS,)})
+    else:
+        benchmark(args, [], CheckpointStore(), {name: budgets for name, (_, budgets) in ATTACKS_TRIED.items()})
+
+
+def benchmark(args: argparse.Namespace, overrides: list[str], store: CheckpointStore,
+              budgets_of: dict[str, tuple[int, ...]]) -> None:
+    """Trains or loads the models, runs the attacks at their budgets and prints the table."""
+    config = load_suite("quick", overrides)
     data = prepare_data(config.dataset, train_size=config.train_size, test_size=config.test_size, data_dir=None,
                         download=False)
     indices = attack_indices(data, config.attack_samples)
@@ -92,7 +108,7 @@ def main() -> None:
         k, window = item.split(":")
         spec = ModelSpec(config.model, {"kernel_size": int(k), "window": window, **config.model_args}, config.dataset,
                          config.train, seed=0, train_size=config.train_size)
-        model = obtain_model(spec, data, CheckpointStore(), progress=False, evaluate_test=False).model.eval()
+        model = obtain_model(spec, data, store, progress=False, evaluate_test=False).model.eval()
         with torch.no_grad():
             predicted = model(images).argmax(1)
         chosen = torch.as_tensor(checks.cross_check_indices(np.flatnonzero((predicted == labels).numpy()), args.images))
@@ -102,10 +118,10 @@ def main() -> None:
         distance = torch.cdist(x.flatten(1), images.flatten(1))
         distance[predicted[None, :] == y[:, None]] = math.inf
         starts = images[distance.argmin(1)]
-        for name, (run, budgets) in ATTACKS_TRIED.items():
+        for name, (run, _) in ATTACKS_TRIED.items():
             if name not in args.attacks.split(","):
                 continue
-            for steps in budgets:
+            for steps in budgets_of[name]:
                 counted = Counting(model).eval()
                 start = time.perf_counter()
                 adv = run(counted, x, y, starts, steps).float().clamp(0, 1)

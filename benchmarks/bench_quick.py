@@ -3,7 +3,8 @@
 Run by ``make bench-quick``::
 
     python benchmarks/bench_quick.py [--suite quick] [--repeats 1] [--set KEY=VALUE ...]
-        [--variant 'LABEL: CLI ARGS' ...] [--bare-steps 60]
+        [--variant 'LABEL: CLI ARGS' ...] [--bare-steps 60] [--out bench]
+    python benchmarks/bench_quick.py --smoke --out /tmp/bench   # seconds: does it still run?
 
 Each variant is one ``robustbench-win run SUITE`` in a fresh output folder and a fresh
 checkpoint store (nothing reused), timed from outside; its phases come from the run's own
@@ -18,7 +19,7 @@ against a bare PyTorch loop (same model, batch, optimiser, one thread per proces
 variant used), timed in this process right after. A ratio well below 1 means the suite's
 training loop costs more than the arithmetic it asks for.
 
-Writes ``bench/quick.csv`` and ``bench/quick.md`` and prints the table.
+Writes ``quick.csv`` and ``quick.md`` into ``--out`` (default ``bench/``) and prints the table.
 """
 
 from __future__ import annotations
@@ -39,14 +40,18 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from robustbench_win.registry import MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from robustbench_win.registry import MODELS  # noqa: E402
-
 BENCH_DIR = ROOT / "bench"
 CLI = [sys.executable, "-m", "robustbench_win"]
 DEFAULT_VARIANTS = ("preset:", "2 workers x 1 thread: --jobs 2 --threads 1")
+# --smoke: two models (k = 3, both windows, seed 0) trained for one epoch on 400 digits, 4 digits
+# attacked, one variant on one thread, 5 bare-loop steps: checks that the benchmark runs, measures nothing.
+SMOKE_OVERRIDES = ["kernel_sizes=[3]", "seeds=[0]", "train_size=400", "train.epochs=1", "train.milestones=[]",
+                   "attack_samples=4"]
+SMOKE_VARIANTS = ("1 thread: --threads 1",)
+SMOKE_BARE_STEPS = 5
 
 
 def cpu_model() -> str:
@@ -115,11 +120,11 @@ def bare_loop_steps_per_second(suite: str, overrides: list[str], steps: int, thr
 
 
 def suite_steps(suite: str, overrides: list[str]) -> int:
-    """Optimiser steps per model of the suite (training split of the quick data: 4,000 digits)."""
+    """Optimiser steps per model of the suite (its ``train_size``, else the quick data's 4,000 training digits)."""
     from robustbench_win.suite import load_suite
 
     config = load_suite(suite, overrides)
-    return config.train.epochs * -(-4000 // config.train.batch_size)
+    return config.train.epochs * -(-(config.train_size or 4000) // config.train.batch_size)
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -140,7 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", action="append", metavar="'LABEL: CLI ARGS'",
                         help=f"a variant: label, colon, extra `run` arguments (default: {list(DEFAULT_VARIANTS)})")
     parser.add_argument("--bare-steps", type=int, default=60, help="timed steps of the bare loop (0: skip it)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR, help="output folder (default bench/)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: two tiny models, 4 digits attacked, one variant, 5 bare steps; measures nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.overrides = [*SMOKE_OVERRIDES, *args.overrides]
+        args.variant, args.repeats, args.bare_steps = args.variant or list(SMOKE_VARIANTS), 1, SMOKE_BARE_STEPS
     variants = [parse_variant(v) for v in (args.variant or DEFAULT_VARIANTS)]
     common = [part for override in args.overrides for part in ("--set", override)]
     load = os.getloadavg()[0]
@@ -170,9 +181,9 @@ def main(argv: list[str] | None = None) -> None:
              f"wall time outside the run (report, figures, process start).")
     text = (f"# Suite phases\n\n{setup}\n\nCommand: `python benchmarks/bench_quick.py {' '.join(sys.argv[1:])}`\n\n"
             f"{table.to_markdown(index=False, floatfmt='.3g')}\n")
-    BENCH_DIR.mkdir(exist_ok=True)
-    table.to_csv(BENCH_DIR / "quick.csv", index=False, float_format="%.6g")
-    (BENCH_DIR / "quick.md").write_text(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "quick.csv", index=False, float_format="%.6g")
+    (args.out / "quick.md").write_text(text)
     print(text)
 
 
