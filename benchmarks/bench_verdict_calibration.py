@@ -1,6 +1,6 @@
 """How often the verdict is decisive without a true effect: the per-seed design vs the pooled one.
 
-Simulated runs (``tests/calibration_sim.py``: seeds crossed with images, known effect) go
+Simulated runs (:mod:`robustbench_win.analysis.calibration`: seeds crossed with images, known effect) go
 through (a) the verdict's design, a paired t-test over seeds on the per-seed normalised AUC
 difference, and (b) the design the verdict used before, a Wilcoxon signed-rank test with a
 Hodges-Lehmann estimate and Tukey interval over (seed, image) pairs pooled across seeds, on the
@@ -9,6 +9,7 @@ Prints the share of supported + contradicted verdicts per design (the false-posi
 the effect is 0) and a binomial 95 % interval.
 
 Usage: .venv/bin/python benchmarks/bench_verdict_calibration.py [--runs 1000]
+       .venv/bin/python benchmarks/bench_verdict_calibration.py --smoke   # seconds: does it still run?
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from robustbench_win.analysis.calibration import Design, simulate
+from robustbench_win.analysis.inference import cap_norms
+from robustbench_win.analysis.verdict import SeedEffects, decide_table, seed_effect
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from calibration_sim import Design, simulate  # noqa: E402
-
-from robustbench_win.analysis.inference import cap_norms  # noqa: E402
-from robustbench_win.analysis.verdict import SeedEffects, decide_table, seed_effect  # noqa: E402
-
 POOLED_COMMIT = "804c3c7"
+SMOKE_RUNS = 20  # --smoke: checks that it runs, measures nothing
 
 
 def pooled_module():
@@ -61,7 +61,10 @@ def pooled(module, windowed: np.ndarray, baseline: np.ndarray) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true", help=f"seconds: {SMOKE_RUNS} runs per design; measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs = SMOKE_RUNS
     module = pooled_module()
     designs = {
         "3 seeds, 100 images": Design(n_seeds=3),

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from robustbench_win.analysis.calibration import Design, simulate
 from robustbench_win.analysis.inference import (
     ALPHA, cap_norms, hodges_lehmann, holm, holm_levels, min_detectable_effect, power_paired_t, seed_t_test,
     seeds_needed, signed_rank_test,
 )
 from robustbench_win.analysis.verdict import CONTRADICTED, SUPPORTED, SeedEffects, decide_table, seed_effect
-from calibration_sim import Design, simulate
 
 NAN = math.nan
 

@@ -1,7 +1,9 @@
-"""Synthetic minimal-norm results with a known effect, for the calibration of the verdict.
+"""Simulated runs with a known effect, seeds crossed with images, to check the verdict's false-positive rate.
 
-Shared by ``tests/test_inference.py`` (a fast check) and ``benchmarks/bench_verdict_calibration.py``
-(a bigger grid, and today's pooled design for comparison). One simulated run: ``n_seeds``
+Synthetic minimal-norm results for the calibration of the verdict: with ``effect = 0`` the share
+of decisive verdicts is its false-positive rate, with an effect its power. Used by
+``tests/test_inference.py`` (a fast check) and ``benchmarks/bench_verdict_calibration.py`` (a
+bigger grid, and the earlier pooled design for comparison). One simulated run: ``n_seeds``
 trained pairs (windowed, baseline) evaluated on the same ``n_images`` test images. Norms are
 built exchangeably, so with ``effect = 0`` the windowed and baseline norms have the same
 distribution and every estimand is exactly zero:
