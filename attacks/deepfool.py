@@ -108,7 +108,7 @@ class DeepFool(DeepFoolParameters):
         run = self._descend(model, x, y, classes)
         success = torch.ones(len(x), dtype=torch.bool, device=x.device)
         if len(run.unchecked):  # the last step's result has not been checked yet
-            success[run.unchecked] = ~_still_correct(model, run.x_adv[run.unchecked], y[run.unchecked])
+            success[run.unchecked] = ~still_correct(model, run.x_adv[run.unchecked], y[run.unchecked])
         return BatchOutput(x_adv=run.x_adv, iterations=run.iterations, success=success)
 
     def _descend(self, model: nn.Module, x0: Tensor, y: Tensor, classes: Tensor) -> Descent:
@@ -121,13 +121,13 @@ class DeepFool(DeepFoolParameters):
         for _ in range(self.steps):
             # The forward pass for the gradients also tells which samples are fooled by now;
             # it is repeated on the rest only when some of them are.
-            logits, x_active = _forward(model, x_adv[active])
+            logits, x_active = forward_with_input_graph(model, x_adv[active])
             still = logits.argmax(dim=1) == y[active]
             if not bool(still.all()):
                 active = active[still]
                 if len(active) == 0:
                     break
-                logits, x_active = _forward(model, x_adv[active])
+                logits, x_active = forward_with_input_graph(model, x_adv[active])
             base = x0[active] + r_tot[active] if self.projected else None
             step, targets[active] = self._closest_boundary_step(logits, x_active, classes[active], base)
             r_tot[active] += step
@@ -196,14 +196,15 @@ def feasible_direction(grad: Tensor, base: Tensor) -> Tensor:
     return grad.masked_fill(blocked, 0.0)
 
 
-def _forward(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+def forward_with_input_graph(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     """``model(x)`` with a graph back to (a leaf copy of) ``x``, which is returned too."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         return model(x), x
 
 
-def _still_correct(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+def still_correct(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Whether ``model`` still predicts ``y`` on each row of ``x`` (no graph)."""
     with torch.no_grad():
         return model(x).argmax(dim=1) == y
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from robustbench_win.attacks.base import BatchOutput, check_non_negative, check_positive_int
-from robustbench_win.attacks.deepfool import DeepFool, _forward, _still_correct, check_candidates, feasible_direction
+from robustbench_win.attacks.deepfool import DeepFool, check_candidates, forward_with_input_graph, still_correct, feasible_direction
 
 _NORMAL_NORM_MIN = 1e-6  # smallest boundary-normal norm divided by, as adv-lib's sdf
 
@@ -83,7 +83,7 @@ class SuperDeepFool(DeepFool):
         active = torch.arange(len(x0), device=x0.device)
         for iteration in range(self.outer_steps + 1):
             if iteration:  # x0 itself is correctly classified: the base class attacks no other
-                fooled = ~_still_correct(model, current[active], y[active])
+                fooled = ~still_correct(model, current[active], y[active])
                 adv[active[fooled]] = current[active[fooled]]
                 found[active[fooled]] = True
                 active = active[~fooled]
@@ -97,7 +97,7 @@ class SuperDeepFool(DeepFool):
 
     def _project(self, model: nn.Module, x0: Tensor, x: Tensor, x_df: Tensor, y: Tensor, targets: Tensor) -> Tensor:
         """``clip(x + ((x_df - x0) . w) w)``, ``w`` the unit boundary normal at ``x_df`` feasible at ``x``."""
-        logits, x_leaf = _forward(model, x_df)
+        logits, x_leaf = forward_with_input_graph(model, x_df)
         predicted = logits.argmax(dim=1)
         other = torch.where(predicted != y, predicted, targets)
         margin = logits.gather(1, other[:, None]) - logits.gather(1, y[:, None])
@@ -115,7 +115,7 @@ class SuperDeepFool(DeepFool):
         view = (-1, *([1] * (x0.ndim - 1)))
         for _ in range(self.search_steps if len(x0) else 0):
             middle = (low + high) / 2
-            fooled = ~_still_correct(model, torch.lerp(x0, adv, middle.view(view)), y)
+            fooled = ~still_correct(model, torch.lerp(x0, adv, middle.view(view)), y)
             high = torch.where(fooled, middle, high)
             low = torch.where(fooled, low, middle)
         return torch.lerp(x0, adv, high.view(view))  # exactly adv where high stayed 1
