@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/robustbench-win run $(SUITE)
+	$(BIN)/robustbench-win run $(SUITE) --jobs 2 --threads 1
 
 test: install
 	$(BIN)/python -m pytest -q
