@@ -116,7 +116,7 @@ def test_a_defective_model_is_caught_and_the_claims_resting_on_it_are_refused(
     assert found.loc[("hamming", check), "status"] == status
     healthy = found.loc["none"]
     assert set(healthy["status"]) <= {"pass", "skipped"}, healthy  # no false alarm on the baseline
-    samples = pd.read_csv(out / "samples.csv")
+    samples = pd.read_csv(out / "samples.csv.gz")
     assert {"none"} <= set(samples["window"])  # nothing lost: the healthy model's attacks are all there
     if status == "refuse":
         assert "hamming" not in set(samples["window"])  # not attacked, so no meaningless norms

@@ -343,7 +343,7 @@ def _refused_if_flagged(rows: list[ClaimResult], claims: list[Claim], pairs: lis
         why = None
         if claim.robustness:
             why = refusal(found, [(pair.window, pair.kernel_size), (BASELINE_WINDOW, pair.base_kernel_size)])
-        out.append(row if why is None else dataclasses.replace(row, verdict=REFUSED, reason=f"refused: {why}"))
+        out.append(row if why is None else dataclasses.replace(row, verdict=REFUSED, reason=why))
     return out
 
 
