@@ -48,7 +48,7 @@ def report_figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Figure
     (which hold every kind: attacks, a minimal-norm attack, leakage, kernels, shifts), with a long title."""
     drawn: dict[str, Figure] = {}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(Path(path).name, fig) and Path(path))
+        patch.setattr(figures, "save_png", lambda fig, path: drawn.setdefault(Path(path).name, fig) and Path(path))
         results = RunFolder(QUICK_REPORT).collect()
         built = build.build_tables(results)
         out = tmp_path_factory.mktemp("figures")

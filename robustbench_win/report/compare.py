@@ -13,7 +13,6 @@ from its stored records, and writes into ``out``:
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
 from pathlib import Path
@@ -25,6 +24,7 @@ from matplotlib.figure import Figure
 
 from robustbench_win.analysis import compare, meta
 from robustbench_win.atomic import write_atomic
+from robustbench_win.report.figures import save_png
 from robustbench_win.report.markdown import pipe_table
 from robustbench_win.report.summary import dataset_name
 from robustbench_win.store.run_folder import RunFolder
@@ -33,7 +33,6 @@ FOREST_FIGURE = "figures/forest.png"
 _PANEL_SIZE = (4.6, 0.42)  # inches: width of the plot area, height per row (runs + pooled)
 _LABEL_CHARS = 32  # run labels wrap at this many characters
 _INCHES_PER_CHAR = 0.075  # room for one character of a run label at the small font
-_DPI = 120
 
 
 def run_label(folder: Path, dataset: str) -> str:
@@ -82,12 +81,6 @@ def forest_figure(per_run: pd.DataFrame, pooled: pd.DataFrame) -> Figure:
         ax.set_xlabel(f"effect of the window ({compare.UNIT} of the baseline)", fontsize="small")
         ax.grid(True, axis="x", alpha=0.3)
     return fig
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
-    return write_atomic(path, buffer.getvalue())
 
 
 def _number(value: object, digits: int = 2) -> str:
@@ -139,6 +132,6 @@ def write_comparison(folders: list[Path], out: Path) -> list[Path]:
     return [
         write_atomic(out / "compare_runs.csv", per_run.to_csv(index=False)),
         write_atomic(out / "compare_pooled.csv", pooled.to_csv(index=False)),
-        _save(forest_figure(per_run, pooled), out / FOREST_FIGURE),
+        save_png(forest_figure(per_run, pooled), out / FOREST_FIGURE),
         write_atomic(out / "compare.md", render_page(per_run, pooled, folders)),
     ]

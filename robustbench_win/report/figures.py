@@ -57,7 +57,7 @@ def _fit_title(fig: Figure, title: str) -> None:
             return
 
 
-def _save(fig: Figure, path: Path | str) -> Path:
+def save_png(fig: Figure, path: Path | str) -> Path:
     """Write ``fig`` as PNG atomically (no half-written figure if interrupted)."""
     buffer = io.BytesIO()
     # No "Software" entry: the bytes then depend on the data and the matplotlib version only.
@@ -69,7 +69,7 @@ def _png_writer(draw: Callable[[pd.DataFrame, str], Figure]) -> Callable[[pd.Dat
     """A ``plot_*`` function: ``draw(table, title)`` written as a PNG to ``path``, which it returns."""
 
     def plot(table: pd.DataFrame, path: Path | str, title: str) -> Path:
-        return _save(draw(table, title), path)
+        return save_png(draw(table, title), path)
 
     plot.__doc__ = f":func:`{draw.__name__}` written as a PNG to ``path``; returns ``path``."
     return plot
@@ -246,7 +246,7 @@ def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str |
     Raises:
         ValueError: ``curves`` is empty.
     """
-    return _save(draw_security_curves(curves, title=title), path)
+    return save_png(draw_security_curves(curves, title=title), path)
 
 
 # --------------------------------------------------------------------------- diagnostics
