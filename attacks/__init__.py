@@ -1,4 +1,4 @@
-"""Attack code: DeepFool, SuperDeepFool, FMN, DDN, spatial grid/random search, adapters to foolbox and ART.
+"""Attack code: DeepFool, SuperDeepFool, FMN, DDN, ALMA, spatial grid/random search, adapters to foolbox and ART.
 
 Every attack is an :class:`Attack` called as ``attack(model, images, labels, indices)`` and
 returns one :class:`SampleResult` per sample. Create attacks by name through the registry
@@ -6,6 +6,7 @@ returns one :class:`SampleResult` per sample. Create attacks by name through the
 foolbox and ART are imported only when their adapters run.
 """
 
+from robustbench_win.attacks.alma import ALMA
 from robustbench_win.attacks.art_backend import ArtDeepFool, ArtSpatial
 from robustbench_win.attacks.base import Attack, BatchOutput, CallStats
 from robustbench_win.attacks.ddn import DDN
@@ -18,7 +19,7 @@ from robustbench_win.attacks.superdeepfool import SuperDeepFool
 
 __all__ = [
     "Attack", "BatchOutput", "CallStats", "SampleResult", "RECORD_FIELDS",
-    "DeepFool", "ProjectedDeepFool", "SuperDeepFool", "FMN", "DDN", "SpatialGrid", "SpatialRandom",
+    "DeepFool", "ProjectedDeepFool", "SuperDeepFool", "FMN", "DDN", "ALMA", "SpatialGrid", "SpatialRandom",
     "FoolboxDeepFool", "FoolboxFMN", "FoolboxDDN", "FoolboxSpatial", "ArtDeepFool", "ArtSpatial",
     "grid_transforms", "warp",
 ]

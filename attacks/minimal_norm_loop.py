@@ -62,6 +62,19 @@ def boundary_search(
     return batch_view(high, x0) * (x1 - x0)
 
 
+def deepfool_start(model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int) -> Tensor:
+    """``(B, C, H, W)`` projected DeepFool's perturbation pulled back to the boundary by bisection.
+
+    Zero for the samples projected DeepFool does not fool (they start from the clean image).
+    """
+    delta = torch.zeros_like(x)
+    output = ProjectedDeepFool()._attack_batch(model, x, y, indices, batch_size=batch_size)
+    fooled = output.success if output.success is not None else torch.ones(len(x), dtype=torch.bool, device=x.device)
+    if bool(fooled.any()):
+        delta[fooled] = boundary_search(model, x[fooled], output.x_adv[fooled], y[fooled])
+    return delta
+
+
 def check_init(init: Any) -> str:
     """Return ``init`` if it names a starting point in :data:`INITS`, else raise ``ValueError``."""
     if init not in INITS:
@@ -266,14 +279,9 @@ class MinimalNormL2Attack(Attack):
 
     def _starting_point(self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], batch_size: int) -> Tensor:
         """``(B, C, H, W)`` first perturbation: zero, or DeepFool's pulled back to the boundary."""
-        delta = torch.zeros_like(x)
         if self.init == "none":
-            return delta
-        output = ProjectedDeepFool()._attack_batch(model, x, y, indices, batch_size=batch_size)
-        fooled = output.success if output.success is not None else torch.ones(len(x), dtype=torch.bool, device=x.device)
-        if bool(fooled.any()):
-            delta[fooled] = boundary_search(model, x[fooled], output.x_adv[fooled], y[fooled])
-        return delta
+            return torch.zeros_like(x)
+        return deepfool_start(model, x, y, indices, batch_size=batch_size)
 
     @abstractmethod
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from robustbench_win.attacks.alma import ALMA
 from robustbench_win.attacks.art_backend import ArtDeepFool, ArtSpatial
 from robustbench_win.attacks.base import Attack
 from robustbench_win.attacks.ddn import DDN
@@ -59,6 +60,12 @@ def fmn(**params: Any) -> Attack:
 def ddn(**params: Any) -> Attack:
     """Decoupled Direction and Norm L2 attack (Rony et al. 2019) from projected DeepFool's point."""
     return DDN(**{"steps": DDN_STEPS, "patience": DDN_PATIENCE, **params})
+
+
+@register_attack("alma")
+def alma(**params: Any) -> Attack:
+    """Augmented Lagrangian L2 attack ALMA (Rony et al. 2021), penalty P2, from the clean image."""
+    return ALMA(**params)
 
 
 @register_attack("fmn-foolbox")
