@@ -489,17 +489,3 @@ def test_a_report_without_init_records_builds_and_says_not_measured(finished_run
     assert len(leakage_rows) == 4 and (leakage_rows["verdict"] == "inconclusive").all()
     assert (leakage_rows["reason"] + leakage_rows["note"].fillna("")).str.contains("not measured").all()
 
-
-def test_worker_runs_start_the_largest_kernels_first_keeping_matrix_order_within_a_size() -> None:
-    from types import SimpleNamespace
-
-    from robustbench_win.run.executors import Task
-    from robustbench_win.run.runner import cells, largest_kernels_first
-    from robustbench_win.suite import load_suite
-
-    matrix = cells(load_suite("quick"))
-    tasks = [Task(cell.identity.model_id, SimpleNamespace(cell=cell)) for cell in matrix]
-    ordered = [task.payload.cell.identity for task in largest_kernels_first(tasks)]
-    assert [identity.kernel_size for identity in ordered] == sorted((c.identity.kernel_size for c in matrix), reverse=True)
-    assert [i.model_id for i in ordered[:4]] == [c.identity.model_id for c in matrix if c.identity.kernel_size == 11]
-    assert sorted(i.model_id for i in ordered) == sorted(c.identity.model_id for c in matrix)

@@ -252,23 +252,10 @@ def run_suite(
                                                        checkpoint_dir, str(torch_device), progress and in_process,
                                                        config.checks_off))
                  for cell in cells(config, in_channels=data.in_channels, num_classes=data.num_classes)]
-        if not in_process:
-            tasks = largest_kernels_first(tasks)
         run_cells(execute_cell, tasks, setup, jobs=jobs, executor=executor, ray_address=ray_address,
                   progress=progress, desc=f"suite {config.name}")
         folder.finish(meta, time.perf_counter() - started)
     return folder
-
-
-def largest_kernels_first(tasks: list[Task[CellTask]]) -> list[Task[CellTask]]:
-    """The tasks by kernel size, largest first, in matrix order within a size.
-
-    With several workers a run ends when its last cell does. A cell's cost grows with its
-    kernel size (training and attacks alike), so starting the dearest cells first leaves the
-    cheap ones to fill the gaps at the end and no worker waits long for the others (longest
-    processing time first). Results do not depend on the order: every cell is seeded by itself.
-    """
-    return sorted(tasks, key=lambda task: -task.payload.cell.identity.kernel_size)
 
 
 def _absolute(plugin: str) -> str:
