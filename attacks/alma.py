@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from robustbench_win.attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
 from robustbench_win.attacks.minimal_norm_loop import (
-    batch_view, check_fraction, check_init, check_patience, check_positive, decisively_adversarial, deepfool_start,
-    l2_norms,
+    batch_view, check_fraction, check_init, check_patience, check_positive, check_tolerance, decisively_adversarial,
+    deepfool_start, keep_smallest, l2_norms,
 )
 
 _MU_RANGE = (1e-6, 1e12)  # the multiplier's clamp, as in the authors' code
@@ -128,9 +128,7 @@ class ALMA(Attack):
         self.logit_tolerance = check_non_negative("logit_tolerance", logit_tolerance)
         self.init = check_init(init)
         self.patience = check_patience(patience)
-        self.tolerance = check_non_negative("tolerance", tolerance)
-        if self.tolerance >= 1:
-            raise ValueError(f"tolerance must be a relative decrease below 1, got {tolerance!r}")
+        self.tolerance = check_tolerance(tolerance)
 
     def params(self) -> dict[str, Any]:
         return {"steps": self.steps, "lr_init": self.lr_init, "lr_reduction": self.lr_reduction,
@@ -193,7 +191,7 @@ class ALMA(Attack):
         is_adversarial = dlr.detach() < 0
         walk.step_found[active] = torch.where(~found & is_adversarial, float(step), walk.step_found[active])
         walk.found[active] = found | is_adversarial
-        self._track_best(walk, active, delta.detach(), norm.detach(), decisively_adversarial(logits, y))
+        keep_smallest(walk, active, delta.detach(), norm.detach(), decisively_adversarial(logits, y), self.tolerance)
         with torch.enable_grad():
             penalty = penalty_p2(dlr, rho, mu)
             loss = penalty if step == 0 else norm + penalty
@@ -206,13 +204,3 @@ class ALMA(Attack):
         walk.delta[active] = (x0 + new_delta).clamp(0.0, 1.0) - x0
         walk.square_avg[active], walk.momentum[active] = square_avg, momentum
         walk.mu[active], walk.rho[active] = mu, rho
-
-    def _track_best(self, walk: _Walk, active: Tensor, delta: Tensor, norm: Tensor, decisive: Tensor) -> None:
-        """Keep the smallest decisively adversarial perturbation; count steps without improvement."""
-        best = walk.best_norm[active]
-        smaller = decisive & (norm < best)
-        improved = decisive & (norm < best * (1.0 - self.tolerance))
-        walk.best_norm[active] = torch.where(smaller, norm, best)
-        walk.best_delta[active] = torch.where(batch_view(smaller, delta), delta, walk.best_delta[active])
-        walk.stale[active] = torch.where(improved, 0, walk.stale[active] + 1)
-        walk.steps[active] += 1

@@ -14,7 +14,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -92,6 +92,14 @@ def check_patience(patience: Any) -> int:
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
         raise ValueError(f"patience must be an integer >= 0 (0: every sample runs all steps), got {patience!r}")
     return patience
+
+
+def check_tolerance(tolerance: Any) -> float:
+    """Return ``float(tolerance)`` if it is a relative decrease in [0, 1), else raise ``ValueError``."""
+    number = check_non_negative("tolerance", tolerance)
+    if number >= 1:
+        raise ValueError(f"tolerance must be a relative decrease below 1, got {tolerance!r}")
+    return number
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -179,6 +187,30 @@ class Iterate:
         )
 
 
+class BestSoFar(Protocol):
+    """Per-sample best-so-far fields (rows in batch order) that :func:`keep_smallest` updates."""
+
+    best_norm: Tensor
+    best_delta: Tensor
+    stale: Tensor
+    steps: Tensor
+
+
+def keep_smallest(
+    state: BestSoFar, active: Tensor, delta: Tensor, norm: Tensor, decisive: Tensor, tolerance: float
+) -> None:
+    """For the ``active`` rows: keep ``delta`` where it is decisively adversarial and smaller than
+    the best so far, count steps since the best fell by more than ``tolerance`` (relative), and
+    count the step."""
+    best = state.best_norm[active]
+    smaller = decisive & (norm < best)
+    improved = decisive & (norm < best * (1.0 - tolerance))
+    state.best_norm[active] = torch.where(smaller, norm, best)
+    state.best_delta[active] = torch.where(batch_view(smaller, delta), delta, state.best_delta[active])
+    state.stale[active] = torch.where(improved, 0, state.stale[active] + 1)
+    state.steps[active] += 1
+
+
 @dataclass
 class StepInput:
     """What one step of the attack knows about the samples still running (rows = ``active``).
@@ -258,9 +290,7 @@ class MinimalNormL2Attack(Attack):
         self.box_aware = check_bool("box_aware", box_aware)
         self.init = check_init(init)
         self.patience = check_patience(patience)
-        self.tolerance = check_non_negative("tolerance", tolerance)
-        if self.tolerance >= 1:
-            raise ValueError(f"tolerance must be a relative decrease below 1, got {tolerance!r}")
+        self.tolerance = check_tolerance(tolerance)
 
     def params(self) -> dict[str, Any]:
         return {"steps": self.steps, "box_aware": self.box_aware, "init": self.init, "patience": self.patience,
@@ -324,15 +354,8 @@ class MinimalNormL2Attack(Attack):
 
     def _track_best(self, state: Iterate, active: Tensor, delta: Tensor, is_adversarial: Tensor, decisive: Tensor) -> None:
         """Keep the smallest decisively adversarial perturbation; count steps without improvement."""
-        norm = l2_norms(delta)
-        best = state.best_norm[active]
-        smaller = decisive & (norm < best)
-        improved = decisive & (norm < best * (1.0 - self.tolerance))
-        state.best_norm[active] = torch.where(smaller, norm, best)
-        state.best_delta[active] = torch.where(batch_view(smaller, delta), delta, state.best_delta[active])
+        keep_smallest(state, active, delta, l2_norms(delta), decisive, self.tolerance)
         state.found[active] |= is_adversarial
-        state.stale[active] = torch.where(improved, 0, state.stale[active] + 1)
-        state.steps[active] += 1
 
     def _done(self, state: Iterate, active: Tensor) -> Tensor:
         """``(n,)`` which active samples are done (see the class docstring)."""
