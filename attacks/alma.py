@@ -108,6 +108,7 @@ class ALMA(Attack):
     name: ClassVar[str] = "alma"
     family: ClassVar[str] = "minimal-norm"
     channels_last: ClassVar[bool] = True
+    fast_gradient_kernels: ClassVar[bool] = True
 
     def __init__(
         self, *, steps: int = 1000, lr_init: float = 0.1, lr_reduction: float = 0.01, mu_init: float = 1.0,

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from robustbench_win.attacks.input_gradients import fast_input_gradients
 from robustbench_win.attacks.result import SampleResult
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,9 @@ class Attack(ABC):
     # Run the model with channels-last weights during the call (native attacks): oneDNN's
     # large-kernel convolutions are up to 3x faster so on CPU (benchmarks/bench_attacks.py).
     channels_last: ClassVar[bool] = False
+    # Compute input gradients with the faster CPU kernels during the call (native gradient
+    # attacks; robustbench_win.attacks.input_gradients says which and why).
+    fast_gradient_kernels: ClassVar[bool] = False
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
@@ -150,7 +154,12 @@ class Attack(ABC):
         device = model_device(model)
         x = images.detach().to(device=device, dtype=torch.float32)
         y = labels.detach().to(device=device, dtype=torch.long)
-        with frozen(model), full_fp32(device), channels_last_weights(model, self.channels_last):
+        with (
+            frozen(model),
+            full_fp32(device),
+            channels_last_weights(model, self.channels_last),
+            fast_input_gradients(model, device, self.fast_gradient_kernels),
+        ):
             clean_pred = predict(model, x, batch_size).tolist()
             label_list = y.tolist()
             results: list[SampleResult | None] = [

@@ -99,6 +99,7 @@ class DeepFool(DeepFoolParameters):
 
     name: ClassVar[str] = "deepfool"
     channels_last: ClassVar[bool] = True
+    fast_gradient_kernels: ClassVar[bool] = True
     projected: ClassVar[bool] = False  # stay in [0, 1]: projected r_tot, feasible steps (ProjectedDeepFool)
 
     def _attack_batch(

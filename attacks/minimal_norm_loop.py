@@ -281,6 +281,7 @@ class MinimalNormL2Attack(Attack):
 
     family: ClassVar[str] = "minimal-norm"
     channels_last: ClassVar[bool] = True
+    fast_gradient_kernels: ClassVar[bool] = True
 
     def __init__(
         self, *, steps: int = 200, box_aware: bool = False, init: str = "deepfool", patience: int = 0,

@@ -15,7 +15,9 @@ Columns: ``samples/s`` counts attacked (correctly classified) samples per second
 time; ``x foolbox`` is that throughput over the foolbox backend's of the same family on the
 same model; ``agree foolbox`` is the fraction of samples both attacked on which the two
 agree about success; ``median dL2 foolbox`` is the median per-sample relative difference
-of the L2 norms on samples both fooled (DeepFool family). ART's spatial attack searches one
+of the L2 norms on samples both fooled (DeepFool family). The row ``deepfool, plain kernels`` is
+our DeepFool with its faster CPU kernels for input gradients switched off
+(``robustbench_win.attacks.input_gradients``), timed in the same run. ART's spatial attack searches one
 global transform per batch (a different metric) and is run on fewer samples because
 ART warps with 4-D cubic splines (about 1.5 ms per image per transform).
 """
@@ -53,8 +55,11 @@ BATCH = 32  # training batch
 MAX_LR = 0.01  # Adam, one-cycle schedule
 SEED = 0
 ATTACK_BATCH = 256  # samples per attack batch, for every backend
-ATTACK_ORDER = ("deepfool", "deepfool-foolbox", "deepfool-art",
+ATTACK_ORDER = ("deepfool", "deepfool, plain kernels", "deepfool-foolbox", "deepfool-art",
                 "spatial-grid", "spatial-random", "spatial-foolbox", "spatial-art")
+# Rows for our attacks with an internal switched off, to show what it buys in the same run:
+# label -> (registered attack, attribute set to False on the instance).
+SWITCHED_OFF = {"deepfool, plain kernels": ("deepfool", "fast_gradient_kernels")}
 FOOLBOX_PEER = {"deepfool": "deepfool-foolbox", "spatial": "spatial-foolbox"}
 # --smoke: 3 rotations x 3 x 3 translations and 10 DeepFool steps (checks that it runs, measures nothing).
 SMOKE_GRID = {"num_rotations": 3, "num_translations": 3}
@@ -146,11 +151,14 @@ def benchmark(samples: int, art_spatial_samples: int, cache_dir: Path, epochs: i
         runs: dict[str, tuple[list[SampleResult], float]] = {}
         for attack_name in ATTACK_ORDER:
             n = min(samples, art_spatial_samples) if attack_name == "spatial-art" else samples
-            attack = ATTACKS.create(attack_name, **(attack_args or {}).get(attack_name, {}))
+            registered, switch = SWITCHED_OFF.get(attack_name, (attack_name, None))
+            attack = ATTACKS.create(registered, **(attack_args or {}).get(registered, {}))
+            if switch:
+                setattr(attack, switch, False)
             runs[attack_name] = timed(attack, model, x[:n], y[:n])
             print(f"{model_name:12s} {attack_name:17s} {runs[attack_name][1]:7.1f} s", file=sys.stderr)
         for attack_name, (results, seconds) in runs.items():
-            family = ATTACKS.create(attack_name).family
+            family = ATTACKS.create(SWITCHED_OFF.get(attack_name, (attack_name,))[0]).family
             peer_results, peer_seconds = runs[FOOLBOX_PEER[family]]
             row = {"model": model_name, **summarise(attack_name, family, results, seconds),
                    **compare(results, peer_results, family)}
