@@ -24,7 +24,8 @@ the other, so the seconds compare.
    (patience 0, clean start).
 3. **Combinations**, the best-known norms of a preset: the per-image minimum over its
    minimal-norm attacks (read from the ``quick``, ``mnist14`` and ``cifar10`` presets, and the
-   chosen suite), alone and with ``alma``, ``ddn`` or ``superdeepfool`` added.
+   chosen suite), alone and with ``alma`` (from the clean image, and from DeepFool's boundary
+   point), ``ddn`` or ``superdeepfool`` added.
 
 Each row compares its per-image norms with the reference's: median and 90th percentile of the
 ratio, the share within 1 %, and AttackBench optimality
@@ -189,8 +190,9 @@ def combinations(
     """(members, presets) of every combination row.
 
     Each preset's set alone (in the order of ``configs``); the first set (the ``quick``
-    preset's) plus ``alma`` at each budget but the smallest, and plus ``superdeepfool``; every
-    other set plus ``ddn(ddn_steps)``.
+    preset's) plus ``alma`` at each budget but the smallest, plus ``alma`` started from
+    projected DeepFool's boundary point at the two smallest budgets (does a warm start make a
+    short ALMA enough?), and plus ``superdeepfool``; every other set plus ``ddn(ddn_steps)``.
     """
     sets = preset_sets(configs)
     if not sets:
@@ -199,6 +201,8 @@ def combinations(
     ddn = setting_of("ddn", budget_kwargs("ddn", ddn_steps))
     return [*sets,
             *[((*first, setting_of("alma", budget_kwargs("alma", steps))), "") for steps in alma_budgets[1:]],
+            *[((*first, setting_of("alma", {**budget_kwargs("alma", steps), "init": "deepfool"})), "")
+              for steps in alma_budgets[:2]],
             *[((*members, ddn), "") for members, _ in sets[1:] if ddn.label not in {m.label for m in members}],
             ((*first, setting_of("superdeepfool", {})), "")]
 
@@ -406,7 +410,8 @@ def markdown(table: pd.DataFrame, accuracy: dict[str, float], attacked: int, adv
         "where the row beats the reference); `below reference` is the share of attacked images on which the "
         "row's norm is smaller than the reference's.\n\n"
         f"Steps: `fmn(n)` and `ddn(n)` run n steps with patience n // 2; `alma(n)` runs n steps with patience 0 "
-        "from the clean image; `deepfool` and `superdeepfool` run with their defaults.\n\n"
+        "from the clean image (`init='deepfool'`: from projected DeepFool's boundary point); `deepfool` and "
+        "`superdeepfool` run with their defaults.\n\n"
         f"![optimality against cost](figures/near_minimal_optimality.png)\n\n"
         f"{_format(table).to_markdown(index=False)}\n"
     )
