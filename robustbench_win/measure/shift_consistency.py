@@ -27,7 +27,9 @@ import torch
 from torch import Tensor, nn
 
 # check_inputs validates exactly what an attack's __call__ does; shared so the messages agree.
-from robustbench_win.attacks.base import check_inputs, check_positive_int, frozen, full_fp32, model_device, predict
+from robustbench_win.attacks.base import (
+    channels_last_weights, check_inputs, check_positive_int, frozen, full_fp32, model_device, predict,
+)
 from robustbench_win.attacks.spatial import warp
 
 MAX_SHIFT = 3  # pixels, the spatial attack's translation range
@@ -141,7 +143,8 @@ def shift_consistency(
     x = images.detach().to(device=device, dtype=torch.float32)
     pairs = torch.tensor([random_shift_pair(seed, index, max_shift) for index in indices], dtype=torch.float64)
     pairs = pairs.view(len(indices), 2, 2)  # (N, shift a or b, dx or dy)
-    with frozen(model), full_fp32(device):
+    # Channels-last weights, as the attacks run the model: oneDNN's large kernels are faster so.
+    with frozen(model), full_fp32(device), channels_last_weights(model):
         pred_a = predict_shifted(model, x, pairs[:, 0], batch_size)
         pred_b = predict_shifted(model, x, pairs[:, 1], batch_size)
         grid = [(shift, predict_shifted(model, x, torch.tensor([shift], dtype=torch.float64), batch_size))
