@@ -6,11 +6,11 @@ they need be, and :func:`fast_input_gradients` undoes both for the duration of a
 
 1. **Input gradients of convolutions with few input channels.** oneDNN's backward-data
    kernel for a convolution with 1 to 4 input channels (such as a stem, which sees the
-   pixels) is 3 to 6 times
-   slower than PyTorch's native kernel for the same result (a 7 x 7, stride-2 stem on 28 x 28
-   digits: 5.4 ms against 1.7 ms for 94 images, one thread, AMD EPYC), while for wider
-   convolutions oneDNN is the faster. Such convolutions compute their input gradient with
-   the native kernel; their forward pass is unchanged.
+   pixels) is 3 to 6 times slower than PyTorch's native kernel for the same result (a 7 x 7,
+   stride-2 stem on 28 x 28 digits: 5.4 ms against 1.7 ms for 94 images, one thread, AMD
+   EPYC), while for wider convolutions oneDNN is the faster. Such convolutions compute their
+   input gradient with the native kernel (oneDNN is switched off, process-wide, for that one
+   call); their forward pass is unchanged.
 2. **Memory layout of what the backward pass reads.** Attacks run the model with
    channels-last weights, which speeds up the forward pass of large kernels, but the
    gradient arriving from global pooling is in the default layout. Every ReLU and
