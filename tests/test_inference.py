@@ -58,6 +58,20 @@ def test_power_agrees_with_a_simulated_t_test() -> None:
     assert power_paired_t(0.8, 1.0, 6) == pytest.approx(rejected, abs=0.015)
 
 
+def test_power_with_two_seeds_agrees_with_a_simulated_t_test_where_scipy_nct_fails() -> None:
+    """With 1 degree of freedom scipy's nct gives NaN for the lower tail from ncp ~ 12 on, which
+    once made the power jump to 1 and the detectable effect jump between runs."""
+    rng = np.random.default_rng(1)
+    for effect in (6.0, 9.0, 12.0):  # ncp = sqrt(2) * effect: 8.5 .. 17
+        samples = rng.normal(effect, 1.0, (200000, 2))
+        rejected = np.mean(stats.ttest_1samp(samples, 0.0, axis=1).pvalue < ALPHA)
+        assert power_paired_t(effect, 1.0, 2) == pytest.approx(rejected, abs=0.005)
+    powers = [power_paired_t(effect, 1.0, 2) for effect in np.linspace(0.5, 30.0, 200)]
+    assert np.all(np.diff(powers) > 0) and powers[-1] < 1.0  # rises smoothly, never reaches 1
+    detectable = [min_detectable_effect(11.04 * factor, 2) for factor in (0.9999, 1.0, 1.0001)]
+    assert np.ptp(detectable) / detectable[1] < 1e-3  # continuous in the spread
+
+
 def test_min_detectable_effect_inverts_the_power() -> None:
     effect = min_detectable_effect(1.0, 10)
     assert effect < 1.0 and power_paired_t(effect, 1.0, 10) == pytest.approx(0.8, abs=1e-6)  # d = 1 has 0.803

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize, stats
+from scipy import integrate, optimize, stats
 
 CONFIDENCE = 0.95  # of every interval
 ALPHA = 0.05  # family-wise significance level of every table of verdicts (Holm)
@@ -174,11 +174,31 @@ def power_paired_t(effect: float, sd: float, n: int, alpha: float = ALPHA) -> fl
     if n < 2 or not sd > 0:
         return math.nan
     df, ncp = n - 1, math.sqrt(n) * abs(effect) / sd
-    critical = stats.t.ppf(1.0 - alpha / 2.0, df)
-    power = float(stats.nct.sf(critical, df, ncp) + stats.nct.cdf(-critical, df, ncp))
-    if math.isnan(power):  # scipy's nct fails far in the tail (a huge ncp): the power is 1 there
-        power = 1.0 if ncp > critical else 0.0
-    return power
+    critical = float(stats.t.ppf(1.0 - alpha / 2.0, df))
+    upper = float(stats.nct.sf(critical, df, ncp))
+    lower = float(stats.nct.cdf(-critical, df, ncp))
+    # scipy's nct returns NaN for some tails (with 1 degree of freedom already at ncp ~ 12, where
+    # the lower tail is ~1e-38): fall back to the same probability as a one-dimensional integral.
+    if math.isnan(upper):
+        upper = _nct_tail(critical, df, ncp, upper_tail=True)
+    if math.isnan(lower):
+        lower = _nct_tail(-critical, df, ncp, upper_tail=False)
+    return min(1.0, upper + lower)
+
+
+def _nct_tail(t: float, df: int, ncp: float, *, upper_tail: bool) -> float:
+    """``P(T > t)`` (or ``P(T < t)``) for ``T = (Z + ncp) / sqrt(V / df)``, ``Z`` normal, ``V`` chi-square(df).
+
+    Conditional on ``V = v``, ``T > t`` is ``Z > t sqrt(v / df) - ncp``: integrate that normal
+    tail against the chi-square density.
+    """
+    def conditional(v: float) -> float:
+        shift = t * math.sqrt(v / df) - ncp
+        tail = stats.norm.sf(shift) if upper_tail else stats.norm.cdf(shift)
+        return float(tail * stats.chi2.pdf(v, df))
+
+    value, _ = integrate.quad(conditional, 0.0, math.inf, limit=200)
+    return min(1.0, max(0.0, value))
 
 
 def min_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
