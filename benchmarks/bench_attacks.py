@@ -149,16 +149,18 @@ def benchmark(samples: int, art_spatial_samples: int, cache_dir: Path, epochs: i
         with torch.no_grad():
             accuracy[model_name] = float((model(test_x).argmax(1) == test_y).float().mean())
         runs: dict[str, tuple[list[SampleResult], float]] = {}
+        families: dict[str, str] = {}
         for attack_name in ATTACK_ORDER:
             n = min(samples, art_spatial_samples) if attack_name == "spatial-art" else samples
             registered, switch = SWITCHED_OFF.get(attack_name, (attack_name, None))
             attack = ATTACKS.create(registered, **(attack_args or {}).get(registered, {}))
             if switch:
                 setattr(attack, switch, False)
+            families[attack_name] = attack.family
             runs[attack_name] = timed(attack, model, x[:n], y[:n])
             print(f"{model_name:12s} {attack_name:17s} {runs[attack_name][1]:7.1f} s", file=sys.stderr)
         for attack_name, (results, seconds) in runs.items():
-            family = ATTACKS.create(SWITCHED_OFF.get(attack_name, (attack_name,))[0]).family
+            family = families[attack_name]
             peer_results, peer_seconds = runs[FOOLBOX_PEER[family]]
             row = {"model": model_name, **summarise(attack_name, family, results, seconds),
                    **compare(results, peer_results, family)}
