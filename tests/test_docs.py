@@ -143,6 +143,11 @@ def attribute_docs(cls: type) -> dict[str, str]:
     return {key: value.replace("``", "`") for key, value in docs.items()}
 
 
+def markdown_cell(text: str) -> str:
+    """Plain text safe in a markdown table cell (``<name>`` would render as an HTML tag)."""
+    return text.replace("|", "/").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def suite_keys_table() -> str:
     """Every key a suite file accepts, from the schema ``suite.py`` validates against."""
     from robustbench_win import suite
@@ -155,7 +160,7 @@ def suite_keys_table() -> str:
             what += "; keys " + ", ".join(f"`{key}.{sub}`" for sub in sorted(tables[key]))
         elif key == "train":
             what += "; keys below"
-        lines.append(f"| `{key}` | {what.replace('|', '/')} |")
+        lines.append(f"| `{key}` | {markdown_cell(what)} |")
     described = attribute_docs(TrainConfig)
     lines += ["", "| `[train]` key | default | what |", "|:--|:--|:--|"]
     for item in dataclasses.fields(TrainConfig):
@@ -669,6 +674,23 @@ def test_the_attack_command_as_shown_runs_on_an_untrained_model(tmp_path: Path, 
     write_attack_weights(tmp_path, command)
     assert main([*command, "--samples", "4", "--out", "out", "--quiet"]) == 0
     assert (tmp_path / "out" / "summary.md").is_file()
+
+
+@pytest.mark.slow
+def test_the_run_command_of_make_run_runs_as_shown_at_a_small_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``robustbench-win run quick --jobs 2 --threads 1`` (what ``make run`` runs), two workers, tiny sizes appended."""
+    from robustbench_win.cli import main
+
+    make_run = re.search(r"^run: install\n\t\$\(BIN\)/robustbench-win (.*)$", (ROOT / "Makefile").read_text(encoding="utf-8"),
+                         re.MULTILINE)
+    assert make_run, "the Makefile's run target changed"
+    shown = [cli_arguments(words) for _, words in shown_commands()]
+    command = shlex.split(make_run.group(1).replace("$(SUITE)", "quick"))
+    assert command in shown, f"the docs do not show make run's command: {command}"
+    monkeypatch.chdir(tmp_path)
+    tiny = [f"--set={setting}" for setting in [*TINY_SUITE, "train.epochs=1", "seeds=[0]", "kernel_sizes=[3,5]"]]
+    assert main([*command, *tiny, "--out", "out", "--checkpoint-dir", "checkpoints", "--quiet"]) == 0
+    assert len(read_csv(tmp_path / "out" / "clean.csv")) == 4
 
 
 if __name__ == "__main__":
