@@ -230,6 +230,11 @@ def pooled_text(claim: str) -> str:
     return f"{signed(row['estimate'], 1)} % [{signed(row['ci_low'], 1)}, {signed(row['ci_high'], 1)}]"
 
 
+def spatial_ceiling(run: str) -> str:
+    """The highest mean spatial-grid robust accuracy (%) of any configuration of a run."""
+    return f"{max(float(r['spatial-grid:robust_acc_mean']) for r in read_csv(REPORTS / run / 'table_spatial.csv')):.1f}"
+
+
 def parameter_ratio_range() -> str:
     """``11 to 13``: the parameters of Hamming at the largest k over none at k = 3, rounded, over every run."""
     ratios = [round(float(clean_table(run)[largest_k(run)]["hamming:n_params"]) / float(clean_table(run)[3]["none:n_params"]))
@@ -256,7 +261,10 @@ def answer_facts() -> list[tuple[str, bool]]:
     size_gain = {run: clean_table(run)[k]["none:diff_k3_mean"] for run in VERDICT_RUNS}
     recipe_gain = {run: float(verdict_row(run, f"{clean} {small}")["effect"]) for run in VERDICT_RUNS}
     cifar_notes = meta("cifar10-jpeg")["notes"][0]
+    models = {(r["model"], r["window"]) for run in ALL_RUNS for r in read_csv(REPORTS / run / "clean.csv")}
     return [
+        ("Three runs of the paper's CNN, none against Hamming, are committed",
+         models == {("paper-cnn", "none"), ("paper-cnn", "hamming")} and len(ALL_RUNS) == 3),
         (f"`quick` (the embedded MNIST digits, {seeds_of('quick')} seeds: too few for a verdict", seeds_of("quick") < 3),
         (f"subsampled to 14x14, {seeds_of('mnist14')} seeds)", "14x14" in meta("mnist14")["dataset_name"]),
         (f"(a JPEG copy of CIFAR-10, {seeds_of('cifar10-jpeg')} seeds)", "JPEG copy" in meta("cifar10-jpeg")["dataset_name"]),
@@ -271,6 +279,7 @@ def answer_facts() -> list[tuple[str, bool]]:
          float(pooled_row(f"{auc} {same}")["ci_high"]) < 0 and pooled_row(f"{auc} {same}")["runs_pooled"] == "3"),
         (f"raises spatial robust accuracy by {signed(verdict_row('cifar10-jpeg', f'{spatial} {same}')['effect'])} pp (supported)",
          verdict_row("cifar10-jpeg", f"{spatial} {same}")["verdict"] == "supported"),
+        (f"on mnist14 no model keeps more than {spatial_ceiling('mnist14')} % of the digits robust to it", True),
         (f"accuracy: {signed(verdict_row('mnist14', at_three, 'table_verdict_per_k')['effect'])} pp on mnist14 and "
          f"{signed(verdict_row('cifar10-jpeg', at_three, 'table_verdict_per_k')['effect'])} pp on CIFAR-10, contradicted",
          verdicts(at_three, "table_verdict_per_k") == {"contradicted"}),
