@@ -8,11 +8,12 @@ A factory is registered with a decorator::
     def my_cnn(*, in_channels: int, num_classes: int, kernel_size: int = 3, window: str = "none"):
         ...
 
-Built-in entries live in :mod:`models`, :mod:`attacks` and :mod:`robustbench_win.data.datasets`;
-they are imported the first time a registry is read, never at package import. Third-party
-packages register through the entry-point groups ``robustbench_win.models``,
-``robustbench_win.data.datasets`` and ``robustbench_win.attacks``: each entry point names a module
-(or a callable) whose import registers its factories.
+Built-in entries live in :mod:`robustbench_win.models.zoo`, :mod:`robustbench_win.attacks.zoo`
+and :mod:`robustbench_win.data.datasets`; they are imported the first time a registry is read,
+never at package import. Third-party packages register through the entry-point groups
+``robustbench_win.models``, ``robustbench_win.datasets`` and ``robustbench_win.attacks`` (the
+registry's kind after :data:`ENTRY_POINT_PREFIX`): each entry point names a module (or a
+callable) whose import registers its factories.
 """
 
 from __future__ import annotations
