@@ -263,7 +263,7 @@ def answer_facts() -> list[tuple[str, bool]]:
     cifar_notes = meta("cifar10-jpeg")["notes"][0]
     models = {(r["model"], r["window"]) for run in ALL_RUNS for r in read_csv(REPORTS / run / "clean.csv")}
     return [
-        ("Three runs of the paper's CNN, none against Hamming, are committed",
+        ("Three runs of the paper's CNN, unwindowed (`none`) against Hamming, are committed",
          models == {("paper-cnn", "none"), ("paper-cnn", "hamming")} and len(ALL_RUNS) == 3),
         (f"`quick` (the embedded MNIST digits, {seeds_of('quick')} seeds: too few for a verdict", seeds_of("quick") < 3),
         (f"subsampled to 14x14, {seeds_of('mnist14')} seeds)", "14x14" in meta("mnist14")["dataset_name"]),
