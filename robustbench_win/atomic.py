@@ -13,8 +13,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from robustbench_win.errors import UserError
 
-class WriteError(OSError):
+
+class WriteError(UserError, OSError):
     """A file could not be written; ``path`` names it and ``strerror`` says why."""
 
     def __init__(self, path: Path, error: OSError) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from robustbench_win.errors import BadValueError
 from robustbench_win.train.checkpoints import ModelSpec, build_model
 from robustbench_win.data.datasets import ImageData
 from robustbench_win.train.loop import evaluate
@@ -24,7 +25,7 @@ from robustbench_win.train.obtain import TrainedModel
 _LISTED_KEYS = 5  # keys named in a mismatch message
 
 
-class WeightsError(ValueError):
+class WeightsError(BadValueError):
     """A weights file is missing, unreadable, or does not fit the model it is loaded into."""
 
 
