@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from robustbench_win.atomic import WriteError, write_atomic
-from robustbench_win.errors import UserError
+from robustbench_win.errors import BadValueError, UserError
 from robustbench_win.train.checkpoints import CheckpointError, CheckpointStore, ModelSpec, load_model
 from robustbench_win.data.datasets import default_cache_dir
 from robustbench_win.run.executors import EXECUTORS
@@ -157,7 +157,7 @@ def _model_args(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--arg expects KEY=VALUE, got '{item}'")
+            raise BadValueError(f"--arg expects KEY=VALUE, got '{item}'")
         kwargs[key.strip().replace("-", "_")] = parse_value(value.strip())
     return kwargs
 
@@ -420,7 +420,7 @@ def command_attack(args: argparse.Namespace) -> int:
     try:
         radii = tuple(float(r) for r in args.radii.split(",") if r.strip())
     except ValueError:
-        raise ValueError(f"--radii expects comma-separated numbers such as 0.5,1,2, got '{args.radii}'") from None
+        raise BadValueError(f"--radii expects comma-separated numbers such as 0.5,1,2, got '{args.radii}'") from None
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
     config = weights_suite(model=args.model, weights=args.weights, dataset=args.dataset, attacks=attacks,
                            model_args=_model_args(args.arg), attack_samples=args.samples, radii=radii)
