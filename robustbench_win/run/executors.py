@@ -242,7 +242,7 @@ def _local_worker_init(gpus: Any, parent_pid: int) -> None:
 
 
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies (linux/prctl.h)
-ORPHANED_EXIT_STATUS = 128 + signal.SIGKILL  # how a worker whose parent died ends on any platform
+ORPHANED_EXIT_STATUS = 137  # a worker whose parent died ends as SIGKILL would end it (128 + 9), on any platform
 
 
 def end_with_parent(parent_pid: int) -> None:
@@ -258,6 +258,16 @@ def end_with_parent(parent_pid: int) -> None:
         _arm_parent_death_signal()
     if os.getppid() != parent_pid and sys.platform != "win32":  # orphaned before the signal was armed
         os._exit(ORPHANED_EXIT_STATUS)
+    exit_when_parent_exits()
+
+
+def exit_when_parent_exits() -> None:
+    """In a process started by :mod:`multiprocessing`: end it as soon as its parent has exited.
+
+    A daemon thread waits on the parent's sentinel (a pipe the parent holds open; on Windows its
+    process handle), which needs no polling and works on every platform. Does nothing in a
+    process that :mod:`multiprocessing` did not start.
+    """
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_when_gone, args=(parent,), name="end-with-parent", daemon=True).start()
