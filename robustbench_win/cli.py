@@ -313,11 +313,15 @@ def _stopped_line(stop: KeyboardInterrupt) -> str:
     return f"{start}robustbench-win: stopped by {name}: {saved}; run the same command again to resume"
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _stopped_run(stop: KeyboardInterrupt, out: Path) -> Stopped:
     """``stop`` of a run or attack command, saying what its run folder keeps."""
     models, files = RunFolder(out).saved() if out.is_dir() else (0, 0)
-    saved = (f"{models} models with clean accuracy and {files} per-sample result files are saved in {out / 'runs'}"
-             if models or files else f"no model had finished, nothing is saved in {out}")
+    saved = (f"{_count(models, 'model')} with clean accuracy and {_count(files, 'per-sample result file')} "
+             f"are saved in {out / 'runs'}" if models or files else f"no model had finished, nothing is saved in {out}")
     return Stopped(getattr(stop, "signum", signal.SIGINT), saved)
 
 

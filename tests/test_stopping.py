@@ -195,5 +195,6 @@ def test_sigterm_stops_the_workers_says_what_is_saved_in_one_line_and_exits_143(
     assert len(lines) == 1, err
     runs = tmp_path / "terminated" / "runs"
     models = len(list(runs.glob("*/clean.json")))
-    assert lines[0].startswith(f"robustbench-win: stopped by SIGTERM: {models} models with clean accuracy and ")
+    assert lines[0].startswith(f"robustbench-win: stopped by SIGTERM: {models} model{'s' * (models != 1)} with "
+                               f"clean accuracy and ")
     assert f"are saved in {runs}; run the same command again to resume" in lines[0]

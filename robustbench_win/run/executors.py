@@ -238,6 +238,9 @@ def _local_worker_init(gpus: Any, parent_pid: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the driver alone decides what stops,
     # and stops the workers itself (a worker interrupted mid-cell would report a failure).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a named multiprocessing semaphore, which a worker ended by a signal
+    # leaves to the resource tracker (a warning on the run's stderr); a worker's bars are its own.
+    tqdm.set_lock(threading.RLock())
     _worker_gpu = gpus.get() if gpus is not None else None
 
 
