@@ -26,8 +26,8 @@ import logging
 import os
 import signal
 import sys
-import threading
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -61,7 +61,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 DEBUG_ENV = "ROBUSTBENCH_WIN_DEBUG"  # "1": every error goes through with its traceback, as --debug
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # each ends a command with status 128 + its number
 
 
 class RunStoppedError(UserError, OSError):
@@ -84,6 +83,8 @@ class Stopped(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.saved = saved
+
+
 KINDS = ("models", "datasets", "attacks", "suites")
 
 
@@ -443,7 +444,7 @@ def command_attack(args: argparse.Namespace) -> int:
     return 0
 
 
-class ReportFolderError(UserError, FileNotFoundError):
+class ReportFolderError(UserError, RuntimeError):
     """``report`` was given a path that is not a run folder, or a folder a run is still writing."""
 
 

@@ -236,7 +236,7 @@ def _local_worker_init(gpus: Any, parent_pid: int) -> None:
     global _worker_gpu
     end_with_parent(parent_pid)
     # Ctrl-C in a terminal reaches the whole process group: the driver alone decides what stops,
-    # and stops the workers itself (a worker interrupted mid-cell would report a failure).
+    # and stops the workers itself (an interrupted worker would only hand its cell back as failed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # tqdm's default lock is a named multiprocessing semaphore, which a worker ended by a signal
     # leaves to the resource tracker (a warning on the run's stderr); a worker's bars are its own.
