@@ -60,6 +60,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def is_worker(pid: int) -> bool:
+    """Whether ``pid`` runs a worker started by multiprocessing (not its resource tracker)."""
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -163,8 +171,8 @@ def busy(driver: subprocess.Popen, out: Path) -> list[int]:
              "the first model to finish")
     assert driver.poll() is None, "the run ended before it could be stopped"
     found = children(driver.pid)
-    assert len(found) >= 2  # two workers (and multiprocessing's resource tracker)
-    return found
+    assert len([pid for pid in found if is_worker(pid)]) == 2
+    return found  # the workers and multiprocessing's resource tracker
 
 
 @pytest.mark.slow
@@ -186,11 +194,14 @@ def test_sigterm_stops_the_workers_says_what_is_saved_in_one_line_and_exits_143(
         tmp_path: Path, processes: list) -> None:
     driver = start(processes, *run_command(tmp_path, "terminated"), stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE, text=True)
-    workers = busy(driver, tmp_path / "terminated")
+    started = busy(driver, tmp_path / "terminated")
+    workers = [pid for pid in started if is_worker(pid)]
+    assert len(workers) == 2
     driver.send_signal(signal.SIGTERM)
     _, err = driver.communicate(timeout=60)
     assert driver.returncode == 128 + signal.SIGTERM
     assert not any(alive(pid) for pid in workers)  # stopped before the driver exited
+    wait_for(lambda: not any(alive(pid) for pid in started), GONE_WITHIN, "multiprocessing's resource tracker to end")
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     runs = tmp_path / "terminated" / "runs"
