@@ -30,6 +30,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from robustbench_win.errors import BadValueError, UserError
+
 Factory = TypeVar("Factory", bound=Callable[..., Any])
 
 ENTRY_POINT_PREFIX = "robustbench_win."
@@ -42,7 +44,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
     """Raised when a registry has no entry of the requested name."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message
@@ -53,7 +55,7 @@ class MissingLibraryError(UnknownNameError):
     """A name routed to an optional library (``timm:NAME``) that is not installed."""
 
 
-class PluginError(ImportError):
+class PluginError(UserError, ImportError):
     """A ``--plugin`` module or file, or an entry point, cannot be imported.
 
     Attributes:
@@ -91,7 +93,7 @@ class Registry(Generic[Factory]):
         def decorator(factory: Factory) -> Factory:
             existing = self._entries.get(name)
             if existing is not None and existing is not factory and not overwrite:
-                raise ValueError(
+                raise BadValueError(
                     f"{self.kind} registry already has an entry named '{name}' "
                     f"({_qualname(existing)}); choose another name or pass overwrite=True"
                 )
@@ -110,7 +112,7 @@ class Registry(Generic[Factory]):
 
         def decorator(resolver: Callable[[str], Factory]) -> Callable[[str], Factory]:
             if self._routes.get(prefix, resolver) is not resolver:
-                raise ValueError(f"{self.kind} registry already has a route for '{prefix}:NAME'")
+                raise BadValueError(f"{self.kind} registry already has a route for '{prefix}:NAME'")
             self._routes[prefix] = resolver
             return resolver
 

@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from robustbench_win.errors import BadValueError
 from robustbench_win.models.windows import WINDOWS, check_kernel_size, check_window
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, UnknownNameError
 from robustbench_win.train.config import TrainConfig
@@ -78,7 +79,7 @@ CHECK_KEYS = {"enabled", *CHECK_NAMES}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
-class SuiteError(ValueError):
+class SuiteError(BadValueError):
     """A suite file or override is invalid; the message names the key and what was expected."""
 
 

@@ -303,11 +303,12 @@ def _no_records(row: ClaimResult, per_seed: SeedEffects) -> ClaimResult:
 
 
 def headline_pairs(results: Results) -> list[Pair]:
-    """The comparisons of the headline table: large k vs none at large k and at the reference k."""
+    """The comparisons of the headline table: large k vs none at large k and at the reference k (one
+    comparison when large k is the reference k)."""
     window, large = verdict_window(results.clean["window"]), large_kernel_size(results.clean)
     if window is None or large is None:
         return []
-    return [Pair(window, large, large), Pair(window, large, REFERENCE_KERNEL_SIZE)]
+    return [Pair(window, large, base) for base in dict.fromkeys((large, REFERENCE_KERNEL_SIZE))]
 
 
 def claim_results(results: Results, inputs: Inputs | None = None) -> list[ClaimResult]:

@@ -65,6 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robustbench_win.errors import BadValueError
 from robustbench_win.models.windowed_conv import WindowedConv2d
 from robustbench_win.models.windows import window_2d
 
@@ -303,7 +304,7 @@ def effective_kernels(model: nn.Module) -> list[ConvKernels]:
             continue
         height, width = module.kernel_size
         if height != width:
-            raise ValueError(
+            raise BadValueError(
                 f"spectral leakage is measured on square k x k kernels; layer '{name}' has a "
                 f"{height} x {width} kernel"
             )
@@ -407,7 +408,7 @@ def _check_kernels(kernels: Tensor, n_fft: int) -> None:
         shape = tuple(kernels.shape) if isinstance(kernels, Tensor) else type(kernels).__name__
         raise ValueError(f"kernels must be a real float tensor of shape (slices, k, k), got {shape}")
     if max(kernels.shape[1:]) > n_fft:
-        raise ValueError(
+        raise BadValueError(
             f"n_fft must be at least the kernel size to zero-pad it: kernels are "
             f"{kernels.shape[1]} x {kernels.shape[2]}, n_fft is {n_fft}"
         )

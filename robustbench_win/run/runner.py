@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robustbench_win.atomic import WriteError
+from robustbench_win.atomic import WriteError, remove_temporaries
 from robustbench_win.attacks.base import Attack
 from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.data.datasets import ImageData, stratified_subset
@@ -238,6 +238,7 @@ def run_suite(
     folder = RunFolder(out_dir)
     folder.claim(config.to_toml())  # first: it says clearly why a folder cannot be written
     with hold_run_folder(folder.root):
+        remove_temporaries(folder.root)  # what a worker killed mid-write left; only this run writes here now
         torch_device = resolve_device(device or config.device)
         request = DataRequest.of(config, data_dir, download)
         data = load_data(request)

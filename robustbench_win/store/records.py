@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import traceback
 import typing
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from robustbench_win.attacks.result import RECORD_FIELDS, SampleResult
+from robustbench_win.errors import BadValueError
 from robustbench_win.measure.checks import CheckResult
 from robustbench_win.measure.leakage import LayerLeakage
 from robustbench_win.measure.shift_consistency import ShiftAccuracy, ShiftSample
@@ -151,6 +153,10 @@ def _dtype(hint: Any) -> str:
     return _DTYPES[hint]
 
 
+class RecordError(BadValueError):
+    """A stored record file is damaged or does not hold what its schema declares (the message names the file)."""
+
+
 @dataclass(frozen=True)
 class Schema:
     """Columns and dtypes of one kind of record, in file order; reads and writes it typed."""
@@ -191,7 +197,7 @@ class Schema:
             source: Where they come from, for the error message (a file).
 
         Raises:
-            ValueError: A record lacks a required column, or holds no value in a ``bool``
+            RecordError: A record lacks a required column, or holds no value in a ``bool``
                 column (pandas would read that as False); the message names ``source`` and the column.
         """
         rows = list(rows)
@@ -201,32 +207,36 @@ class Schema:
         return frame.astype({c.name: c.dtype for c in self.columns if c.dtype != "str"})
 
     def check(self, record: Mapping[str, Any], source: str | Path = "record") -> None:
-        """Raise ``ValueError`` naming ``source`` and the column if ``record`` cannot be stored as is."""
+        """Raise :class:`RecordError` naming ``source`` and the column if ``record`` cannot be stored as is."""
         missing = [c.name for c in self.columns if c.required and c.name not in record]
         if missing:
-            raise ValueError(f"{source}: a record lacks the required column '{missing[0]}' "
+            raise RecordError(f"{source}: a record lacks the required column '{missing[0]}' "
                              f"(expected columns {self.names}, got {list(record)})")
         empty = [c.name for c in self.columns if c.dtype == "bool" and c.name in record and _is_missing(record[c.name])]
         if empty:
-            raise ValueError(f"{source}: column '{empty[0]}' must hold True or False, got {record[empty[0]]!r}")
+            raise RecordError(f"{source}: column '{empty[0]}' must hold True or False, got {record[empty[0]]!r}")
 
     def read_csv(self, path: Path) -> pd.DataFrame:
         """Read a CSV file of these records, typed.
 
         Raises:
-            ValueError: Empty file, a required column missing, or a value of the wrong type;
-                the message names the file and the column.
+            RecordError: Empty, cut short (a compressed file) or damaged file, a required column
+                missing, or a value of the wrong type; the message names the file and the column.
         """
         try:
             frame = pd.read_csv(path, dtype=self.dtypes, true_values=list(TRUE_TEXT), false_values=list(FALSE_TEXT),
                                 keep_default_na=False, na_values=[""], **_EXACT_FLOATS)
         except pd.errors.EmptyDataError:
-            raise ValueError(f"{path}: empty file; expected a header row {self.names}") from None
+            raise RecordError(f"{path}: empty file; expected a header row {self.names}") from None
+        except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as error:
+            raise RecordError(f"{path} is cut short or damaged ({error}); restore it from a copy (a committed report: "
+                              f"git checkout -- {path}), or run the suite again on this folder, which redoes "
+                              f"damaged files under runs/") from None
         except (ValueError, TypeError) as error:
-            raise ValueError(f"{path}: {self._bad_column(path) or error}") from None
+            raise RecordError(f"{path}: {self._bad_column(path) or error}") from None
         missing = [c.name for c in self.columns if c.required and c.name not in frame.columns]
         if missing:
-            raise ValueError(f"{path}: missing columns {missing}; expected {self.names}, got {list(frame.columns)}")
+            raise RecordError(f"{path}: missing columns {missing}; expected {self.names}, got {list(frame.columns)}")
         for column in self.columns:
             if column.name not in frame.columns:
                 frame[column.name] = pd.Series([None] * len(frame), dtype=object).astype(column.dtype)

@@ -43,6 +43,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_win.errors import UserError
 from robustbench_win.atomic import write_atomic
 from robustbench_win.ordering import sort_records
 from robustbench_win.store.records import (
@@ -57,6 +58,7 @@ from robustbench_win.store.records import (
     AttackCost,
     CleanResult,
     ModelIdentity,
+    RecordError,
     RecordKind,
     failure_fields,
     nested_timings,
@@ -72,11 +74,11 @@ TIMINGS_TABLE = "timings.csv"  # every model's timings.json, consolidated
 STEP_FLOAT_FORMAT = "%.9g"  # per-model record files; tables are computed from these values
 
 
-class ResultsNotFoundError(FileNotFoundError):
+class ResultsNotFoundError(UserError, FileNotFoundError):
     """The run folder holds no stored model results."""
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(UserError, RuntimeError):
     """The output folder holds results of a different suite configuration."""
 
 
@@ -274,7 +276,7 @@ class RunFolder:
 
         Raises:
             ResultsNotFoundError: No model folder under ``runs/`` and no ``clean.csv``.
-            ValueError: A stored per-sample file is malformed (the message names it).
+            RecordError: A stored per-sample file is malformed (the message names it).
         """
         meta = _read_json(self.root / META_FILE) or {}
         suite = self.root / SUITE_FILE
@@ -317,11 +319,32 @@ class RunFolder:
         return sort_records(COSTS.frame(r for _, r in read), (*MODEL_SORT, "attack"))
 
     def _no_results(self) -> ResultsNotFoundError:
+        """Why the folder cannot be reported, naming what is really missing."""
+        produce = f"`robustbench-win run SUITE --out {self.root}`"
+        if not self.root.is_dir():
+            return ResultsNotFoundError(f"no folder '{self.root}': pass the --out folder of a run, or produce one with "
+                                        f"{produce}")
+        consolidated = sorted(p.name for p in self.root.iterdir() if p.name in self._consolidated_names())
+        if consolidated:  # a report whose runs/ is not kept (a committed report), with clean.csv lost
+            return ResultsNotFoundError(
+                f"'{self.root}' holds consolidated records ({', '.join(consolidated)}) but not {CLEAN_TABLE}, the "
+                f"clean-accuracy record of every model that the report is built from, and no '{self.runs}' folder to "
+                f"rebuild it from. Restore {self.root / CLEAN_TABLE} (a committed report: git checkout -- "
+                f"{self.root / CLEAN_TABLE}), or produce the records again with {produce}."
+            )
         return ResultsNotFoundError(
             f"no stored results in '{self.root}': expected one folder per model under '{self.runs}', "
             f"each holding clean.json and attack-<attack>.csv files. Produce them with "
-            f"`robustbench-win run SUITE --out {self.root}`, then build the report again."
+            f"{produce}, then build the report again."
         )
+
+    @staticmethod
+    def _consolidated_names() -> set[str]:
+        """File names of the consolidated records a report writes besides ``clean.csv``."""
+        names = {COSTS_TABLE, TIMINGS_TABLE}
+        for kind in RECORD_KINDS:
+            names |= {kind.consolidated_name, f"{kind.name}.csv"}
+        return names
 
     def _read_runs(self) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
         cleans, failures, timings = [], [], {}
@@ -381,7 +404,7 @@ class RunFolder:
         if duplicated.any():
             first = records[duplicated].iloc[0]
             where = ", ".join(f"{c} {first[c]}" for c in kind.unique)
-            raise ValueError(f"{self.runs}: the record of {where} appears more than once; each must be stored once")
+            raise RecordError(f"{self.runs}: the record of {where} appears more than once; each must be stored once")
         return sort_records(records, kind.sort)
 
     @staticmethod
