@@ -12,19 +12,23 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from robustbench_win.attacks.exact_relu import (
+    ExactDistance,
     ReluNet,
     minimal_l2_distance,
     minimal_l2_distances,
     relu_mlp,
 )
+from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES
 from robustbench_win.data.datasets import load_dataset, stratified_subset
 from robustbench_win.registry import ATTACKS
+from robustbench_win.suite import load_suite
 from robustbench_win.train.config import TrainConfig
 from robustbench_win.train.loop import train
 
@@ -140,9 +144,8 @@ HIDDEN = 10  # 2^10 patterns x 9 classes = 9,216 programs per digit before pruni
 DIGITS = 30
 
 
-@pytest.fixture(scope="module")
-def digits_net() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, list]:
-    """A 784-10-10 ReLU network trained on the embedded digits, and its exact distances on correct test digits."""
+def train_digits_net() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, list[ExactDistance]]:
+    """A 784-10-10 ReLU network trained on the embedded digits, correct test digits, their exact distances."""
     data = load_dataset("mnist5k")
     torch.manual_seed(0)
     model = relu_mlp(28 * 28, HIDDEN, 10)
@@ -152,7 +155,12 @@ def digits_net() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, list]:
     with torch.no_grad():
         correct = model(x).argmax(dim=1) == y
     x, y = x[correct][:DIGITS], y[correct][:DIGITS]
-    return model, x, y, minimal_l2_distances(model, x, y)
+    return model.eval(), x, y, minimal_l2_distances(model, x, y)
+
+
+@pytest.fixture(scope="module")
+def digits_net() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, list[ExactDistance]]:
+    return train_digits_net()
 
 
 def test_every_distance_on_digits_is_certified(digits_net: tuple) -> None:
@@ -174,11 +182,62 @@ def test_the_closest_point_is_on_the_boundary(digits_net: tuple) -> None:
         assert int(logits[-1].argmax()) != label, "the point just past the optimum is not misclassified"
 
 
-@pytest.mark.parametrize("name", ["deepfool", "deepfool-projected", "superdeepfool", "fmn", "ddn", "alma"])
-def test_no_attack_beats_the_exact_distance(digits_net: tuple, name: str) -> None:
-    model, x, y, exact = digits_net
-    results = ATTACKS.create(name)(model, x, y)
-    found = [(r.l2, e.lower_bound) for r, e in zip(results, exact) if r.success]
-    assert len(found) >= len(exact) // 2  # a check of something
-    for norm, bound in found:
-        assert norm >= bound * (1 - FLOAT32_SLACK)
+# --------------------------------------------------------------------------- the canary: attacks against the optimum
+
+# Every registered minimal-norm attack at its defaults, but ALMA at 500 steps (the reference's;
+# its default 1000 would double this file's time).
+ATTACKS_RUN: dict[str, dict[str, Any]] = {
+    "deepfool": {}, "deepfool-projected": {}, "superdeepfool": {}, "fmn": {}, "ddn": {}, "alma": {"steps": 500},
+}
+# The long-budget reference of benchmarks/bench_reference.py: ALMA at 500 steps from the clean
+# image, FMN and DDN at 4 x the largest preset budget (100 steps) from DeepFool's point, all steps run.
+REFERENCE: dict[str, tuple[str, dict[str, Any]]] = {
+    "alma(500)": ("alma", {"steps": 500, "patience": 0}),
+    "fmn(400)": ("fmn", {"steps": 400, "patience": 0}),
+    "ddn(400)": ("ddn", {"steps": 400, "patience": 0}),
+}
+
+
+def preset_attacks() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The minimal-norm attacks of the quick, mnist14 and cifar10 presets, as configured, by label."""
+    found = {}
+    for preset in ("quick", "mnist14", "cifar10"):
+        for spec in load_suite(preset).attacks:
+            if ATTACKS.create(spec.name, **spec.params).family in MINIMAL_NORM_FAMILIES:
+                found[f"{spec.name}{sorted(spec.params.items())}"] = (spec.name, dict(spec.params))
+    return found
+
+
+@pytest.fixture(scope="module")
+def canary_norms(digits_net: tuple) -> dict[str, np.ndarray]:
+    """Per digit verified norms (+inf: failed) of every attack run, by label."""
+    model, x, y, _ = digits_net
+    settings = {name: (name, params) for name, params in ATTACKS_RUN.items()} | preset_attacks() | REFERENCE
+    return {label: np.array([r.l2 if r.success else math.inf for r in ATTACKS.create(name, **params)(model, x, y)])
+            for label, (name, params) in settings.items()}
+
+
+def test_no_attack_beats_the_exact_distance(digits_net: tuple, canary_norms: dict[str, np.ndarray]) -> None:
+    *_, exact = digits_net
+    bound = np.array([e.lower_bound for e in exact])
+    for label, norms in canary_norms.items():
+        fooled = np.isfinite(norms)
+        assert fooled.mean() >= 0.9, label  # a check of something
+        assert np.all(norms[fooled] >= bound[fooled] * (1 - FLOAT32_SLACK)), f"{label} found a point closer than the optimum"
+
+
+def test_best_known_norms_and_the_reference_come_close_to_the_optimum(
+    digits_net: tuple, canary_norms: dict[str, np.ndarray]
+) -> None:
+    # Thresholds are measured margins on this network (30 digits, torch 2.14 on CPU):
+    # best-known norms (the presets' attacks) median 1.0001 x exact, within 1 % on 77 % of digits;
+    # the reference median 1.0001, within 1 % on 80 %, p90 1.020. The assertions leave 3-5 digits
+    # of slack for other platforms' rounding; the misses are real local optima (every attack and
+    # restart ends there: benchmarks/bench_exact.py), not noise.
+    *_, exact = digits_net
+    distance = np.array([e.distance for e in exact])
+    best_known = np.min([canary_norms[label] for label in preset_attacks()], axis=0) / distance
+    reference = np.min([canary_norms[label] for label in REFERENCE], axis=0) / distance
+    assert np.median(best_known) < 1.005 and np.mean(best_known <= 1.01) >= 0.6
+    assert np.median(reference) < 1.005 and np.mean(reference <= 1.01) >= 0.7
+    assert np.quantile(reference, 0.9) < 1.05
