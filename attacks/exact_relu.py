@@ -23,7 +23,7 @@ set, attained on its closure: every verified adversarial example is at least tha
 the box, and the dual ``g(lam) = ||x(lam) - x0||^2 + lam^T (A x(lam) - c)`` is concave and
 continuously differentiable, with gradient ``A x(lam) - c``. scipy's L-BFGS-B maximises it
 under ``lam >= 0``; one Newton step on the active rows and free pixels then lands on the
-exact solution of the piecewise-linear optimality conditions (kept only where it raises the
+exact solution of the piecewise-linear optimality conditions (kept unless it lowers the
 dual). By weak duality every ``g(lam)`` is a lower bound on the program's optimum, and
 ``||x(lam) - x0||^2`` is an upper bound wherever ``x(lam)`` satisfies the rows. A program is
 *solved* when both hold to tolerance: ``x(lam)`` violates no row by more than
@@ -139,8 +139,7 @@ class ProgramSolution:
     """What maximising one program's dual gave.
 
     Attributes:
-        lower: Dual value reached: a lower bound on the program's optimum (``inf`` if pruned
-            with no dual evaluation, which never happens here).
+        lower: Dual value reached: a lower bound on the program's optimum.
         upper: ``||x - x0||^2`` of the dual's point if it satisfies the rows, else ``inf``.
         point: That point (``None`` when the maximisation was stopped above ``bound``).
     """
@@ -225,10 +224,12 @@ def solve_program(
     except _AboveBound as above:
         return ProgramSolution(above.value, math.inf, None)
     lam = np.maximum(result.x, 0.0)
-    polished = newton_polish(a, c, x0, lam, lower, upper)
-    if polished is not None and dual(polished)[0] >= dual(lam)[0] - GAP_TOLERANCE * max(dual(lam)[0], 1e-12):
-        lam = polished
     value, slack = dual(lam)
+    polished = newton_polish(a, c, x0, lam, lower, upper)
+    if polished is not None:
+        polished_value, polished_slack = dual(polished)
+        if polished_value >= value - GAP_TOLERANCE * max(value, 1e-12):  # a wrong active set lowers the dual
+            lam, value, slack = polished, polished_value, polished_slack
     if value > bound:
         return ProgramSolution(value, math.inf, None)
     x = point(lam)
@@ -276,7 +277,8 @@ def half_space_bounds(net: ReluNet, x0: np.ndarray, label: int, all_patterns: np
     where a constant row can never hold, and for ``label`` itself.
     """
     pre = net.w1 @ x0 + net.b1  # (H,)
-    unit_distance = np.abs(pre) / np.linalg.norm(net.w1, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero row: its unit never changes state
+        unit_distance = np.nan_to_num(np.abs(pre) / np.linalg.norm(net.w1, axis=1), nan=0.0, posinf=np.inf)
     own = (pre >= 0).astype(np.float64)
     # A unit's row is violated at x0 only where the pattern disagrees with x0's own.
     unit_bound = np.max(np.where(all_patterns != own, unit_distance, 0.0), axis=1, initial=0.0)  # (P,)

@@ -241,3 +241,12 @@ def test_best_known_norms_and_the_reference_come_close_to_the_optimum(
     assert np.median(best_known) < 1.005 and np.mean(best_known <= 1.01) >= 0.6
     assert np.median(reference) < 1.005 and np.mean(reference <= 1.01) >= 0.7
     assert np.quantile(reference, 0.9) < 1.05
+
+
+def test_only_a_flatten_linear_relu_linear_network_is_read() -> None:
+    with pytest.raises(ValueError, match="Flatten, Linear, ReLU, Linear"):
+        ReluNet.from_module(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)))
+    with pytest.raises(ValueError, match="inconsistent layer shapes"):
+        ReluNet(w1=np.zeros((2, 4)), b1=np.zeros(3), w2=np.zeros((3, 2)), b2=np.zeros(3))
+    net = ReluNet.from_module(relu_mlp(4, 2, 3))
+    assert net.w1.shape == (2, 4) and net.w2.shape == (3, 2) and net.w1.dtype == np.float64
