@@ -48,7 +48,7 @@ bench-near-minimal: install
 bench-exact: install
 	$(BIN)/python benchmarks/bench_exact.py
 
-# The long-budget reference restarted from other points and at 4x its budget, quick models (hours on 2 cores).
+# The long-budget reference restarted from other points and at 4x its budget, quick models (about 40 minutes on 2 cores).
 bench-reference: install
 	$(BIN)/python benchmarks/bench_reference.py
 

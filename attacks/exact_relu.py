@@ -308,6 +308,9 @@ def minimal_l2_distance(net: ReluNet, x0: np.ndarray, label: int, *, lower: floa
 
     Returns:
         The distance with its certified lower bound and the closest point.
+
+    Raises:
+        ValueError: ``x0`` of the wrong size or outside the box.
     """
     x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
     if x0.shape != (net.w1.shape[1],) or np.any(x0 < lower) or np.any(x0 > upper):
@@ -338,7 +341,8 @@ def minimal_l2_distance(net: ReluNet, x0: np.ndarray, label: int, *, lower: floa
     squared, point, target, pattern = best_found
     lowest = min(lowest, squared)  # every pruned pair's bound exceeded a best at least this small
     distance, lower_bound = math.sqrt(squared), math.sqrt(max(lowest, 0.0))
-    certified = squared == math.inf or squared - lowest <= GAP_TOLERANCE * squared + 1e-15
+    # Nothing found is certified only when every program was shown to hold no point of the box.
+    certified = lowest == math.inf if squared == math.inf else squared - lowest <= GAP_TOLERANCE * squared + 1e-15
     return ExactDistance(distance=distance, lower_bound=lower_bound, certified=certified, point=point,
                          target=target, pattern=pattern, pairs=len(all_patterns) * (bounds.shape[1] - 1),
                          solved=solved)

@@ -221,7 +221,7 @@ def markdown(table: pd.DataFrame, summary: dict[str, Any], accuracy: float, draw
     )
     return (
         "# Exactness canary: minimal-norm attacks against the exact L2 optimum\n\n"
-        f"{setup}\n\nCommand: `python benchmarks/bench_exact.py {' '.join(sys.argv[1:])}`\n\n"
+        f"{setup}\n\nCommand: `{' '.join(['python', 'benchmarks/bench_exact.py', *sys.argv[1:]])}`\n\n"
         f"Reference: {_reference.describe_reference(scale)}; restarts and 4x budget as in `bench_reference.py`.\n\n"
         "Columns: `attack(s)` one attack (its label: registry name, or `name(steps)`) or a row of several (per "
         "digit the smallest norm of its members); `kind`: a registered attack at its defaults, a preset's setting, "

@@ -221,7 +221,7 @@ def markdown(table: pd.DataFrame, accuracy: dict[str, float], args: argparse.Nam
              f"{torch.get_num_threads()} thread(s).")
     return (
         f"# How strong is the reference? Restarts and {BUDGET_FACTOR}x the budget\n\n{setup}\n\n"
-        f"Command: `python benchmarks/bench_reference.py {' '.join(sys.argv[1:])}`\n\n"
+        f"Command: `{' '.join(['python', 'benchmarks/bench_reference.py', *sys.argv[1:]])}`\n\n"
         f"Reference per image: {describe_reference(scale)}. Restarts: the same attacks all from the clean image, "
         "all from DeepFool's point, and all from a random point in an L2 ball of "
         f"{RANDOM_RADIUS_SHARE:g} x the reference's median norm on the model (seeded per image); "
