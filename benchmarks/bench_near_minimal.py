@@ -53,7 +53,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES, curve_area, optimality, robust_accuracy
+from robustbench_win.analysis.norms import curve_area, optimality, robust_accuracy
+from robustbench_win.attacks.families import MINIMAL_NORM_FAMILIES
 from robustbench_win.attacks import Attack
 from robustbench_win.data.datasets import stratified_subset
 from robustbench_win.data.prepare import prepare_data

@@ -17,7 +17,7 @@ less, than unwindowed networks. Fixed in code:
   Holm across the rows of a table).
 
 Minimal norms are best-known norms over every attack of the families in
-:data:`robustbench_win.analysis.norms.MINIMAL_NORM_FAMILIES`, on every evaluated image (0 where
+:data:`robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES`, on every evaluated image (0 where
 the model misclassifies it, +inf where every attack failed), capped at the fixed radius
 (:func:`fixed_radius`, :data:`~robustbench_win.analysis.inference.INFINITY_CONVENTION`).
 """
@@ -36,18 +36,18 @@ import pandas as pd
 from robustbench_win.analysis.diagnostic_tables import leakage_per_seed
 from robustbench_win.analysis.inference import INFINITY_CONVENTION, MIN_PAIRS, cap_norms, hodges_lehmann
 from robustbench_win.analysis.flags import REFUSED, flagged_models, refusal
-from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES, best_known_norms
+from robustbench_win.analysis.norms import best_known_norms
 from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_seed_metrics
 from robustbench_win.analysis.verdict import (
     POWER_TEXT, SEED_ESTIMATOR, SEED_TEST, ClaimResult, Direction, SeedEffects, claim_table, decide_table, power_text,
     seed_effect,
 )
+from robustbench_win.attacks.families import MINIMAL_NORM_FAMILIES, SPATIAL
 from robustbench_win.ordering import attack_order, ordered, window_order
-from robustbench_win.store.records import LEAKAGE_RECORDS
+from robustbench_win.store.records import CONFIG_SEED_COLUMNS, LEAKAGE_RECORDS
 from robustbench_win.store.run_folder import Results
 
 PREFERRED_WINDOW = "hamming"  # the paper's window
-_MODEL = ["window", "kernel_size", "seed"]
 
 
 @dataclass(frozen=True)
@@ -89,14 +89,14 @@ class Inputs:
     @cached_property
     def clean(self) -> pd.DataFrame:
         ok = self.results.clean[self.results.clean["status"].astype(str) == "ok"]
-        return ok.assign(value=100.0 * ok["accuracy"].astype(float))[[*_MODEL, "value"]]
+        return ok.assign(value=100.0 * ok["accuracy"].astype(float))[[*CONFIG_SEED_COLUMNS, "value"]]
 
     @cached_property
     def norms(self) -> pd.DataFrame:
         """Best-known norms of every evaluated image (0 misclassified, +inf failed), and ``capped``."""
         samples = self.results.samples
         if not samples["family"].isin(MINIMAL_NORM_FAMILIES).any():
-            return pd.DataFrame(columns=[*_MODEL, "index", "attacked", "norm", "capped", "image_norm"])
+            return pd.DataFrame(columns=[*CONFIG_SEED_COLUMNS, "index", "attacked", "norm", "capped", "image_norm"])
         best = best_known_norms(samples)
         best["capped"] = cap_norms(best["norm"], self.radius)
         return best.merge(self._image_norms(), on=["dataset", "index"], how="left")
@@ -111,35 +111,36 @@ class Inputs:
     @cached_property
     def auc(self) -> pd.DataFrame:
         """Normalised area (%) under each model's robust-accuracy curve on [0, radius]: mean capped norm / radius."""
-        frame = self.norms.groupby(_MODEL)["capped"].mean().mul(100.0 / self.radius).rename("value")
+        frame = self.norms.groupby(CONFIG_SEED_COLUMNS)["capped"].mean().mul(100.0 / self.radius).rename("value")
         return frame.reset_index()
 
     def robust_accuracy(self, eps: float) -> pd.DataFrame:
         """Robust accuracy (%) at ``eps`` per model: share of evaluated images with best-known norm > eps."""
-        frame = self.norms.assign(robust=self.norms["norm"] > eps).groupby(_MODEL)["robust"].mean().mul(100.0)
+        robust = self.norms.assign(robust=self.norms["norm"] > eps)
+        frame = robust.groupby(CONFIG_SEED_COLUMNS)["robust"].mean().mul(100.0)
         return frame.rename("value").reset_index()
 
     @cached_property
     def spatial(self) -> pd.DataFrame:
         """Per model: spatial robust accuracy (%, ``value``) and share of attacked images fooled (%, ``fooled``)."""
-        rows = self.results.samples[self.results.samples["family"] == "spatial"]
+        rows = self.results.samples[self.results.samples["family"] == SPATIAL.name]
         attacks = ordered(rows["attack"].unique(), attack_order())
         if not attacks:
-            return pd.DataFrame(columns=[*_MODEL, "value", "fooled"])
+            return pd.DataFrame(columns=[*CONFIG_SEED_COLUMNS, "value", "fooled"])
         rows = rows[rows["attack"] == attacks[0]].assign(success=lambda f: f["success"] & f["attacked"])
         records = []
-        for key, group in rows.groupby(_MODEL):
+        for key, group in rows.groupby(CONFIG_SEED_COLUMNS):
             metrics = spatial_seed_metrics(group)
             attacked = int(group["attacked"].sum())
             fooled = 100.0 * metrics["n_fooled"] / attacked if attacked else math.nan
-            records.append(dict(zip(_MODEL, key)) | {"value": metrics["robust_acc"], "fooled": fooled})
-        return pd.DataFrame(records, columns=[*_MODEL, "value", "fooled"])
+            records.append(dict(zip(CONFIG_SEED_COLUMNS, key)) | {"value": metrics["robust_acc"], "fooled": fooled})
+        return pd.DataFrame(records, columns=[*CONFIG_SEED_COLUMNS, "value", "fooled"])
 
     def leakage(self, layers: str) -> pd.DataFrame:
         """Per model: the learned change of the leakage of ``layers`` (trained minus the untrained model of the seed)."""
         leakage = self.results.records[LEAKAGE_RECORDS.name]
         if leakage.empty:
-            return pd.DataFrame(columns=[*_MODEL, "value"])
+            return pd.DataFrame(columns=[*CONFIG_SEED_COLUMNS, "value"])
         per_seed = leakage_per_seed(leakage, layers=layers, measure=LEAKAGE_CLAIM_MEASURE)
         return per_seed.rename(columns={"leakage": "value"})
 

@@ -31,8 +31,8 @@ numbers or DataFrames. Definitions (DESIGN.md, "Minimal-norm evaluation beyond D
   :func:`paired_norm_test`); the verdict tests over seeds.
 
 Which attacks count as minimal-norm is decided by the ``family`` column
-(:data:`MINIMAL_NORM_FAMILIES`); every function takes an explicit ``attacks`` list instead,
-so DeepFool-only numbers are ``attacks=["deepfool"]``.
+(:data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES`); every function takes an
+explicit ``attacks`` list instead, so DeepFool-only numbers are ``attacks=["deepfool"]``.
 """
 
 from __future__ import annotations
@@ -45,17 +45,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from robustbench_win.attacks.families import MINIMAL_NORM_FAMILIES
 from robustbench_win.ordering import attack_order, ordered, sort_records
-from robustbench_win.suite import DEFAULT_RADII
+from robustbench_win.store.records import CONFIG_COLUMNS, MODEL_COLUMNS
+from robustbench_win.conventions import DEFAULT_RADII
 from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, signed_rank_test
 from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, radius_column
 
-# Attack families whose per-sample ``l2`` is a minimal L2 perturbation: DeepFool and its
-# variants, and the other minimal-norm L2 attacks (FMN, DDN) under "minimal-norm".
-MINIMAL_NORM_FAMILIES: tuple[str, ...] = ("deepfool", "minimal-norm")
 BEST_KNOWN = "best-known"  # the ``attack`` value of best-known norm rows
-MODEL_COLUMNS = ["model_id", "dataset", "model", "kernel_size", "window", "seed"]  # one trained model
-CONFIG_COLUMNS = ["dataset", "model", "kernel_size", "window"]  # one configuration, all seeds
 NORM_COLUMNS = [*MODEL_COLUMNS, "attack", "index", "attacked", "success", "norm"]
 PAIRED_TEST = f"{SIGNED_RANK_TEST}; {INFINITY_CONVENTION}"
 PAIRED_COLUMNS = ["n_pairs", "n_both_failed", "median_diff", "p", "test", "note"]
@@ -141,7 +138,8 @@ def sample_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = None)
     Args:
         samples: Per-sample attack records (columns of :data:`~robustbench_win.store.records.ATTACK_RECORDS`, booleans
             parsed).
-        attacks: Attacks to keep; default: every attack of a :data:`MINIMAL_NORM_FAMILIES` family.
+        attacks: Attacks to keep; default: every attack of a
+            :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
 
     Returns:
         Columns :data:`NORM_COLUMNS`, one row per (model, attack, test index).
@@ -170,7 +168,7 @@ def best_known_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     Args:
         samples: Per-sample attack records.
         attacks: Minimal-norm attacks to combine; default: every attack of a
-            :data:`MINIMAL_NORM_FAMILIES` family.
+            :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
 
     Returns:
         Columns :data:`NORM_COLUMNS` (``attack`` is :data:`BEST_KNOWN`, ``success`` is "some
@@ -449,7 +447,7 @@ def attack_quality_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None
     Args:
         samples: Per-sample attack records.
         attacks: Minimal-norm attacks to compare (and to take best-known norms over);
-            default: every attack of a :data:`MINIMAL_NORM_FAMILIES` family.
+            default: every attack of a :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
         costs: Optional per-(model, attack) records with ``model_id, attack`` and any of
             ``forward_passes, backward_passes, seconds, n_attacked`` (totals for the run of
             that attack on that model). Missing values stay NaN.
@@ -548,7 +546,8 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     Args:
         samples: Per-sample attack records.
         attacks: Attacks whose best-known norm is used; ``["deepfool"]`` gives the
-            DeepFool-only numbers. Default: every attack of a :data:`MINIMAL_NORM_FAMILIES` family.
+            DeepFool-only numbers. Default: every attack of a
+            :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
         radii: L2 radii for robust accuracy.
         clean: Optional ``clean.csv`` records; adds ``clean_acc_test_mean/std`` (% of the
             whole test split, models with status "ok").

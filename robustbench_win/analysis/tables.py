@@ -26,14 +26,15 @@ import numpy as np
 import pandas as pd
 
 from robustbench_win.analysis.inference import signed_rank_test
+from robustbench_win.attacks.families import DEEPFOOL, SPATIAL
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
-from robustbench_win.suite import DEFAULT_RADII
+from robustbench_win.conventions import DEFAULT_RADII
+from robustbench_win.store.records import CONFIG_COLUMNS
 
 BASELINE_WINDOW = "none"
 REFERENCE_KERNEL_SIZE = 3  # the standard small-kernel network the paper compares against (the one definition)
 REFERENCE_TAG = f"k{REFERENCE_KERNEL_SIZE}"  # suffix of the columns compared with it, e.g. diff_k3
 
-MODEL_KEYS = ["dataset", "model", "kernel_size", "window"]  # one configuration, all seeds
 ROW_KEYS = ["dataset", "model", "kernel_size"]  # one row of a wide table
 WILCOXON_COLUMNS = ["wilcoxon_n_pairs", "wilcoxon_median_diff", "wilcoxon_p", "wilcoxon_note"]
 _ATTACK_KEYS = ["dataset", "model", "attack", "kernel_size", "window"]  # one summary row per attack and configuration
@@ -131,8 +132,8 @@ def seed_differences(per_seed: pd.DataFrame, metric: str, *, reference_kernel_si
         is_base &= paired["kernel_size"] == reference_kernel_size
     paired = paired[~is_base].assign(**{tag: lambda f: f[metric] - f[f"{metric}_base"]})
     if paired.empty:
-        return pd.DataFrame(columns=MODEL_KEYS + [f"{tag}_mean", f"{tag}_std", count])
-    return over_seeds(paired, MODEL_KEYS, [tag]).rename(columns={"n_seeds": count})
+        return pd.DataFrame(columns=CONFIG_COLUMNS + [f"{tag}_mean", f"{tag}_std", count])
+    return over_seeds(paired, CONFIG_COLUMNS, [tag]).rename(columns={"n_seeds": count})
 
 
 def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
@@ -153,17 +154,18 @@ def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
     """
     ok = clean[(clean["status"].astype(str) == "ok") & clean["accuracy"].notna()].copy()
     ok["acc"] = 100.0 * ok["accuracy"].astype(float)
-    long = over_seeds(ok, MODEL_KEYS, ["acc"])
+    long = over_seeds(ok, CONFIG_COLUMNS, ["acc"])
     if "n_params" not in ok:  # records of a run that did not store it
         ok["n_params"] = pd.Series(pd.NA, index=ok.index, dtype="Int64")
-    long = long.merge(ok.groupby(MODEL_KEYS)["n_params"].max().reset_index(), how="left", on=MODEL_KEYS)
+    long = long.merge(ok.groupby(CONFIG_COLUMNS)["n_params"].max().reset_index(), how="left", on=CONFIG_COLUMNS)
     for diffs in (seed_differences(ok, "acc"),
                   seed_differences(ok, "acc", reference_kernel_size=REFERENCE_KERNEL_SIZE, tag=f"diff_{REFERENCE_TAG}")):
-        long = long.merge(diffs, how="left", on=MODEL_KEYS)
+        long = long.merge(diffs, how="left", on=CONFIG_COLUMNS)
     ref = REFERENCE_TAG
-    long = long[MODEL_KEYS + ["n_params", "n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired",
+    long = long[CONFIG_COLUMNS + ["n_params", "n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired",
                               f"diff_{ref}_mean", f"diff_{ref}_std", f"n_paired_{ref}"]]
-    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_params", "n_seeds", "n_paired", f"n_paired_{ref}"])
+    integers = ["kernel_size", "n_params", "n_seeds", "n_paired", f"n_paired_{ref}"]
+    return int_columns(sort_records(long, CONFIG_COLUMNS), integers)
 
 
 def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
@@ -305,7 +307,7 @@ def deepfool_table(samples: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII
         :func:`deepfool_seed_metrics`, and the paired test of :func:`paired_l2_test`
         against the baseline (NaN p-value with a note where it does not apply).
     """
-    rows = _prepare_samples(samples, "deepfool")
+    rows = _prepare_samples(samples, DEEPFOOL.name)
     integers = ["kernel_size", "n_seeds", *_DEEPFOOL_COUNTS, "wilcoxon_n_pairs"]
     if rows.empty:
         return int_columns(pd.DataFrame(columns=deepfool_columns(radii)), integers)
@@ -356,16 +358,16 @@ def spatial_table(samples: pd.DataFrame) -> pd.DataFrame:
         ``a:robust_acc_*``, ``a:median_abs_angle_*``, ``a:median_shift_*`` (``_mean`` and
         ``_std`` over seeds of :func:`spatial_seed_metrics`).
     """
-    rows = _prepare_samples(samples, "spatial")
+    rows = _prepare_samples(samples, SPATIAL.name)
     if rows.empty:
-        return int_columns(pd.DataFrame(columns=MODEL_KEYS), ["kernel_size"])
+        return int_columns(pd.DataFrame(columns=CONFIG_COLUMNS), ["kernel_size"])
     keys = _ATTACK_KEYS
     per_seed = [dict(zip(keys + ["seed"], key)) | spatial_seed_metrics(group)
                 for key, group in rows.groupby(keys + ["seed"], sort=False)]
     long = over_seeds(pd.DataFrame(per_seed), keys, _SPATIAL_METRICS, _SPATIAL_COUNTS)
     names = ["n_seeds", *_SPATIAL_COUNTS] + [f"{m}_{s}" for m in _SPATIAL_METRICS for s in ("mean", "std")]
     attacks = ordered(long["attack"], attack_order())
-    table = _spread(long, MODEL_KEYS, "attack", {attack: names for attack in attacks})
+    table = _spread(long, CONFIG_COLUMNS, "attack", {attack: names for attack in attacks})
     counts = [f"{a}:{c}" for a in attacks for c in ("n_seeds", *_SPATIAL_COUNTS)]
     return int_columns(table, ["kernel_size", *counts])
 

@@ -17,6 +17,7 @@ import pandas as pd
 from robustbench_win.analysis import claims
 from robustbench_win.analysis import tables
 from robustbench_win.analysis import norms as mn
+from robustbench_win.attacks.families import DEEPFOOL, MINIMAL_NORM_FAMILIES, SPATIAL
 from robustbench_win.report.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.registry import ATTACKS
@@ -27,7 +28,7 @@ from robustbench_win.store.run_folder import CLEAN_TABLE, Results
 from robustbench_win.analysis.inference import MIN_PAIRS
 from robustbench_win.analysis.verdict import VERDICT_RULE
 from robustbench_win.analysis.flags import REFUSED
-from robustbench_win.measure.checks import CHECK_ORDER, FLAG, REFUSE, describe_checks
+from robustbench_win.measure.checks import CHECK_NAMES, FLAG, REFUSE, describe_checks
 from robustbench_win.store.records import CHECK_RECORDS
 
 _MIN_ERROR_CHARS = 40  # an error cell is cut to fit the screen, never below this
@@ -153,7 +154,7 @@ def _deepfool_section(results: Results, built: dict[str, pd.DataFrame], drawn: d
         "median of windowed − none (positive: the windowed model needs larger perturbations). "
         f"No p-value below {MIN_PAIRS} pairs. These p-values pool (seed, image) pairs and are unadjusted and "
         "descriptive; the verdict above tests over seeds.",
-        *_attack_notes(results, "deepfool"), "",
+        *_attack_notes(results, DEEPFOOL.name), "",
         *_markdown_tables(built["deepfool"]),
         *_figure_link(drawn, "deepfool", "Mean DeepFool rho vs kernel size", out),
     ]
@@ -166,7 +167,7 @@ def _spatial_section(results: Results, built: dict[str, pd.DataFrame], drawn: di
         "any transform tried (misclassified samples count as not robust). Over fooled samples with "
         "a recorded transform: median |angle| of the fooling rotation (degrees) and median shift "
         "= max(|dx|, |dy|) of the fooling translation (pixels). Per seed, then mean ± std over seeds.",
-        *_attack_notes(results, "spatial"), "",
+        *_attack_notes(results, SPATIAL.name), "",
         *_markdown_tables(built["spatial"]),
         *_figure_link(drawn, "spatial", "Spatial robust accuracy vs kernel size", out),
     ]
@@ -199,7 +200,7 @@ def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], draw
         f"the baseline (positive: this model needs larger perturbations). No p-value below "
         f"{MIN_PAIRS} pairs. These p-values pool (seed, image) pairs and are unadjusted and descriptive; the "
         "verdict above tests over seeds.",
-        *_attack_notes(results, mn.MINIMAL_NORM_FAMILIES), "",
+        *_attack_notes(results, MINIMAL_NORM_FAMILIES), "",
         *_markdown_tables(shown),
         *_figure_link(drawn, "security_curves", "Robust accuracy vs L2 radius from best-known norms", out),
     ]
@@ -325,7 +326,7 @@ def _checks_section(results: Results) -> list[str]:
                       f"numbers of this run were not checked for {'it' if len(off) == 1 else 'them'}."]
     if checks.empty:
         return lines
-    names = [c for c in CHECK_ORDER if c in set(checks["check"])]
+    names = [c for c in CHECK_NAMES if c in set(checks["check"])]
     status = checks.pivot_table(index="model_id", columns="check", values="status", aggfunc="first")
     seconds = checks.groupby("model_id")["seconds"].sum()
     rows = [[m, *[_status(status.loc[m].get(c)) for c in names], f"{seconds[m]:.2f}"] for m in status.index]

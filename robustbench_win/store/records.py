@@ -301,7 +301,11 @@ CLEAN = IDENTITY + Schema.of(CleanResult)
 FAILURES = IDENTITY + Schema.of(Failure)
 COSTS = IDENTITY + Schema.of(AttackCost)
 TIMINGS = Schema.of(Timing)
-MODEL_SORT = ("dataset", "model", "kernel_size", "window", "seed", "model_id")
+# The model-key columns of every record and table, from ModelIdentity.
+MODEL_COLUMNS = [f.name for f in dataclasses.fields(ModelIdentity)]  # one trained model, its id first
+CONFIG_COLUMNS = [c for c in MODEL_COLUMNS if c not in ("model_id", "seed")]  # one configuration, every seed
+CONFIG_SEED_COLUMNS = [*CONFIG_COLUMNS, "seed"]  # one trained model, by its configuration and seed
+MODEL_SORT = (*CONFIG_SEED_COLUMNS, "model_id")  # the order of per-model records
 
 
 @dataclass(frozen=True)
