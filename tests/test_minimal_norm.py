@@ -141,6 +141,17 @@ def test_attacks_must_agree_on_which_images_were_attacked(samples):
         mn.best_known_norms(broken)
 
 
+def test_cross_check_convention_leaves_images_without_a_norm_as_nan(samples):
+    # The runner's cross-check reads a misclassified image as "no norm" (NaN), not as 0; an image
+    # the attacks disagree on (randomized outputs) then has no norm either, instead of an error.
+    broken = samples.copy()
+    row = rows_of(broken, model_id="cnn-k3-none-s0", attack="fmn", index=0).index[0]
+    broken.loc[row, ["attacked", "success", "l2"]] = [False, False, math.nan]  # fmn: "misclassified"
+    best = rows_of(mn.best_known_norms(broken, misclassified=math.nan), model_id="cnn-k3-none-s0")
+    # deepfool [0.5, INF, 0.3, INF, MISS], fmn now [MISS, 0.8, INF, INF, MISS]
+    np.testing.assert_array_equal(best.sort_values("index")["norm"].to_numpy(), [math.nan, 0.8, 0.3, INF, math.nan])
+
+
 # --------------------------------------------------------------------------- curves, medians, optimality
 
 BEST_S0 = [0.4, 0.8, 0.3, INF, 0.0]  # best-known norms of "none, seed 0"

@@ -12,6 +12,8 @@ numbers or DataFrames. Definitions (DESIGN.md, "Minimal-norm evaluation beyond D
   does not get a smaller median; the misclassified images count in every robust accuracy.
 - **Best-known norm** of an image (per model and test index): the smallest per-sample norm over
   all minimal-norm attacks run on it (``+inf`` if none succeeded).
+
+Both come from :mod:`robustbench_win.store.minimal_norms`, which the runner's cross-check shares.
 - **Robust accuracy** at radius eps: ``RA(eps) = #{i : norm_i > eps} / N`` over all N evaluated
   images (misclassified ones included, norm 0). ``RA(0)`` is the clean accuracy of the
   evaluated images; for eps above every finite norm it is the share of attacked images that
@@ -38,22 +40,22 @@ explicit ``attacks`` list instead, so DeepFool-only numbers are ``attacks=["deep
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from robustbench_win.attacks.families import MINIMAL_NORM_FAMILIES
-from robustbench_win.ordering import attack_order, ordered, sort_records
+from robustbench_win.ordering import sort_records
+from robustbench_win.store.minimal_norms import (
+    BEST_KNOWN, NORM_COLUMNS, best_known_norms, minimal_norm_attacks, resolve_attacks, sample_norms,
+)
 from robustbench_win.store.records import CONFIG_COLUMNS, MODEL_COLUMNS
 from robustbench_win.conventions import DEFAULT_RADII
 from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, signed_rank_test
 from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, radius_column
 
-BEST_KNOWN = "best-known"  # the ``attack`` value of best-known norm rows
-NORM_COLUMNS = [*MODEL_COLUMNS, "attack", "index", "attacked", "success", "norm"]
 PAIRED_TEST = f"{SIGNED_RANK_TEST}; {INFINITY_CONVENTION}"
 PAIRED_COLUMNS = ["n_pairs", "n_both_failed", "median_diff", "p", "test", "note"]
 COST_COLUMNS = ["forward_passes", "backward_passes", "seconds"]  # optional per-(model, attack) costs
@@ -61,7 +63,6 @@ DEFAULT_BASELINES: tuple[tuple[str, int | None], ...] = (
     (BASELINE_WINDOW, None),  # the unwindowed model of the same kernel size
     (BASELINE_WINDOW, REFERENCE_KERNEL_SIZE),  # the unwindowed 3 x 3 model
 )
-_REQUIRED = [*MODEL_COLUMNS, "attack", "family", "index", "attacked", "success", "l2"]
 _SUMMARY_METRICS = ["success_rate", "median_norm", "mean_l2_successes"]
 _COUNTS = ["n_evaluated", "n_attacked", "n_success"]
 
@@ -78,128 +79,6 @@ class Optimality(NamedTuple):
     value: float
     d_max: float
     note: str
-
-
-# --------------------------------------------------------------------------- per-sample norms
-
-
-def minimal_norm_attacks(samples: pd.DataFrame, families: Collection[str] = MINIMAL_NORM_FAMILIES) -> list[str]:
-    """Names of the attacks in ``samples`` whose ``family`` is a minimal-norm family.
-
-    Args:
-        samples: Per-sample attack records (columns ``attack`` and ``family``).
-        families: Families that count as minimal-norm L2 attacks.
-
-    Returns:
-        Attack names in display order.
-    """
-    chosen = samples.loc[samples["family"].astype(str).isin(set(families)), "attack"]
-    return ordered(chosen.astype(str), attack_order())
-
-
-def _check_columns(samples: pd.DataFrame) -> None:
-    missing = [c for c in _REQUIRED if c not in samples.columns]
-    if missing:
-        raise ValueError(f"per-sample records lack columns {missing}; expected at least {_REQUIRED}, "
-                         f"got {list(samples.columns)}")
-    for name in ("attacked", "success"):
-        if not pd.api.types.is_bool_dtype(samples[name]):
-            raise ValueError(f"column '{name}' must hold booleans, got dtype {samples[name].dtype} "
-                             f"(read run folders with robustbench_win.store.run_folder.RunFolder.collect)")
-
-
-def _resolve_attacks(samples: pd.DataFrame, attacks: Iterable[str] | None) -> list[str]:
-    if attacks is None:
-        return minimal_norm_attacks(samples)
-    chosen = list(dict.fromkeys(str(a) for a in attacks))
-    unknown = sorted(set(chosen) - set(samples["attack"].astype(str)))
-    if unknown:
-        raise ValueError(f"no per-sample records for attacks {unknown}; recorded attacks: "
-                         f"{ordered(samples['attack'].astype(str), attack_order())}")
-    return chosen
-
-
-def _check_records(rows: pd.DataFrame) -> None:
-    """A success needs an attacked image and a finite, non-negative ``l2``."""
-    bad_flag = rows["success"] & ~rows["attacked"]
-    l2 = pd.to_numeric(rows["l2"], errors="coerce")
-    bad_norm = rows["success"] & ~(l2 >= 0)  # NaN fails this comparison too
-    for bad, what in ((bad_flag, "success=True but attacked=False"),
-                      (bad_norm, "success=True but l2 is missing, negative or not a number")):
-        if bad.any():
-            first = rows[bad].iloc[0]
-            raise ValueError(f"sample {first['index']} of model {first['model_id']}, attack {first['attack']}: "
-                             f"{what}; every success must be a verified adversarial with its L2 norm")
-
-
-def sample_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = None) -> pd.DataFrame:
-    """Per-sample norms with failures as +inf: ``l2`` if fooled, +inf if attacked and not, 0 if misclassified.
-
-    Args:
-        samples: Per-sample attack records (columns of :data:`~robustbench_win.store.records.ATTACK_RECORDS`, booleans
-            parsed).
-        attacks: Attacks to keep; default: every attack of a
-            :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
-
-    Returns:
-        Columns :data:`NORM_COLUMNS`, one row per (model, attack, test index).
-
-    Raises:
-        ValueError: Missing columns, a named attack without records, or a success without a
-            valid ``l2``.
-    """
-    _check_columns(samples)
-    chosen = _resolve_attacks(samples, attacks)
-    rows = samples[samples["attack"].astype(str).isin(chosen)]
-    _check_records(rows)
-    l2 = pd.to_numeric(rows["l2"], errors="coerce").to_numpy(dtype=float)
-    attacked, success = rows["attacked"].to_numpy(), rows["success"].to_numpy()
-    norms = rows[NORM_COLUMNS[:-1]].copy()
-    norms["norm"] = np.where(attacked, np.where(success, l2, math.inf), 0.0)
-    return norms.reset_index(drop=True)
-
-
-def best_known_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = None) -> pd.DataFrame:
-    """Best-known norm per model and test index: the smallest per-sample norm over ``attacks``.
-
-    ``norm* = min over attacks a of norm_a`` (+inf when every attack failed, 0 when the model
-    misclassifies the image). Ties go to the attack listed first.
-
-    Args:
-        samples: Per-sample attack records.
-        attacks: Minimal-norm attacks to combine; default: every attack of a
-            :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
-
-    Returns:
-        Columns :data:`NORM_COLUMNS` (``attack`` is :data:`BEST_KNOWN`, ``success`` is "some
-        attack succeeded") plus ``best_attack`` (the attack that found the norm, "" if none)
-        and ``n_attacks`` (how many attacks were run on the image).
-
-    Raises:
-        ValueError: As :func:`sample_norms`, or when attacks disagree on whether an image
-            was attacked (the model's clean prediction must not depend on the attack).
-    """
-    norms = sample_norms(samples, attacks=attacks)
-    keys = [*MODEL_COLUMNS, "index"]
-    verdicts = norms.groupby(keys, dropna=False)["attacked"].nunique()
-    conflicts = verdicts[verdicts > 1]
-    if len(conflicts):
-        first = dict(zip(keys, conflicts.index[0]))
-        raise ValueError(
-            f"model {first['model_id']} has randomized outputs: it classified test image {first['index']} correctly "
-            f"for some attacks and wrongly for others, so its predictions change from one forward pass to the next "
-            f"and its norms are meaningless. Evaluate it in eval() with randomness disabled (dropout, random "
-            f"transforms), or register an expectation-over-transformation variant; the randomized-outputs check "
-            f"refuses such a model before its attacks unless the suite's [checks] switches it off")
-    order = {name: i for i, name in enumerate(_resolve_attacks(samples, attacks))}
-    ranked = norms.assign(_order=norms["attack"].map(order)).sort_values(["norm", "_order"], kind="mergesort")
-    best = ranked.drop_duplicates(keys, keep="first").drop(columns="_order")
-    best["success"] = best["attacked"] & np.isfinite(best["norm"])
-    best["best_attack"] = best["attack"].where(best["success"], "")
-    best["attack"] = BEST_KNOWN
-    counts = norms.groupby(keys, dropna=False).size().rename("n_attacks").reset_index()
-    best = best.merge(counts, on=keys, how="left")
-    return sort_records(best, [*MODEL_COLUMNS, "index"])
 
 
 # --------------------------------------------------------------------------- curve statistics
@@ -468,7 +347,7 @@ def attack_quality_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None
         return pd.DataFrame(columns=[*MODEL_COLUMNS, "attack", *_COUNTS, *_SUMMARY_METRICS])
     table = table.merge(_optimality_rows(both, best), on=["model_id", "attack"], how="left")
     table = _costs(table, costs)
-    order = {name: i for i, name in enumerate([*_resolve_attacks(samples, attacks), BEST_KNOWN])}
+    order = {name: i for i, name in enumerate([*resolve_attacks(samples, attacks), BEST_KNOWN])}
     # Attacks in the order given, best-known last; then models in display order (a stable sort).
     table = table.iloc[np.argsort(table["attack"].map(order).to_numpy(), kind="stable")]
     return _integers(sort_records(table, MODEL_COLUMNS[1:]), ["kernel_size", "seed", *_COUNTS])
@@ -572,7 +451,7 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
         return pd.DataFrame(columns=[*CONFIG_COLUMNS, "norms_from", "n_seeds", *_COUNTS])
     metrics = [*_SUMMARY_METRICS, *(radius_column(r) for r in radii), "robust_auc"]
     table = _over_seeds(per_seed, metrics)
-    table.insert(4, "norms_from", ", ".join(_resolve_attacks(samples, attacks)))
+    table.insert(4, "norms_from", ", ".join(resolve_attacks(samples, attacks)))
     table.insert(5, "robust_auc_upper", table["dataset"].map(uppers).astype(float))
     if clean is not None:
         table = table.merge(_clean_over_seeds(clean), on=CONFIG_COLUMNS, how="left")
@@ -609,7 +488,7 @@ def security_curves(samples: pd.DataFrame, *, attacks: Iterable[str] | None = No
     """
     best = best_known_norms(samples, attacks=attacks)
     radii = default_eps_grid(best) if eps is None else np.asarray(eps, dtype=float)
-    source = ", ".join(_resolve_attacks(samples, attacks))
+    source = ", ".join(resolve_attacks(samples, attacks))
     parts = []
     for key, rows in best.groupby(MODEL_COLUMNS, sort=False, dropna=False):
         part = pd.DataFrame({"eps": radii, "robust_acc": 100.0 * robust_accuracy(rows["norm"], radii)})

@@ -28,7 +28,6 @@ from scipy import stats
 from torch import nn
 
 from robustbench_win.attacks.base import channels_last_weights, frozen
-from robustbench_win.attacks.families import GRADIENT_FAMILIES
 from robustbench_win.conventions import (  # the checks' names: the keys of a suite's [checks] table
     CHANCE, CHECK_NAMES, CROSS_CHECK, GRADIENTS, NON_FINITE, PROBABILITIES, RANDOMIZED,
 )

@@ -39,8 +39,9 @@ from robustbench_win.atomic import WriteError
 from robustbench_win.attacks.base import Attack
 from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.data.datasets import ImageData, stratified_subset
+from robustbench_win.attacks.families import GRADIENT_FAMILIES
 from robustbench_win.measure.checks import (
-    CROSS_CHECK, GRADIENT_FAMILIES, REFUSE, CheckResult, cross_check, pre_attack_checks,
+    CROSS_CHECK, REFUSE, CheckResult, cross_check, pre_attack_checks,
 )
 from robustbench_win.measure.diagnostics import (
     DIAGNOSTICS, LEAKAGE_DIAGNOSTIC, LEAKAGE_INIT_MEASURE, LEAKAGE_MEASURE, SHIFT_GRID_MEASURE, SHIFT_MEASURE, Diagnostic,
@@ -64,6 +65,7 @@ from robustbench_win.store.records import (
     RecordKind,
     failure_fields,
 )
+from robustbench_win.store import minimal_norms
 from robustbench_win.store.run_folder import RunFolder
 from robustbench_win.suite import CHECK_NAMES, AttackSpec, SuiteConfig, weights_path
 from robustbench_win.data.prepare import prepare_data
@@ -386,17 +388,14 @@ def refused(folder: RunFolder, model_id: str) -> bool:
 
 def best_known_norms(folder: RunFolder, model_id: str, indices: torch.Tensor) -> torch.Tensor | None:
     """Per attacked image (in ``indices`` order), the smallest verified L2 norm over the model's stored
-    gradient attacks (:data:`~robustbench_win.measure.checks.GRADIENT_FAMILIES`), +inf where all failed, NaN
+    gradient attacks (:data:`~robustbench_win.attacks.families.GRADIENT_FAMILIES`), +inf where all failed, NaN
     where it was not attacked; ``None`` when no such attack is stored."""
-    frames = []
-    for path in sorted(folder.model_dir(model_id).glob(f"{ATTACK_RECORDS.prefix}-*.csv")):
-        frame = ATTACK_RECORDS.schema.read_csv(path)
-        frames.append(frame[frame["family"].isin(GRADIENT_FAMILIES)])
-    rows = pd.concat(frames) if frames else None
-    if rows is None or rows.empty:
+    paths = sorted(folder.model_dir(model_id).glob(f"{ATTACK_RECORDS.prefix}-*.csv"))
+    rows = pd.concat([ATTACK_RECORDS.schema.read_csv(path) for path in paths]) if paths else None
+    attacks = [] if rows is None else minimal_norms.minimal_norm_attacks(rows, GRADIENT_FAMILIES)
+    if not attacks:
         return None
-    norm = rows["l2"].where(rows["success"].astype(bool), float("inf")).where(rows["attacked"].astype(bool), float("nan"))
-    best = norm.groupby(rows["index"]).min(skipna=False)  # NaN stays NaN: not attacked by any
+    best = minimal_norms.best_known_norms(rows, attacks=attacks, misclassified=float("nan")).set_index("index")["norm"]
     return torch.tensor([float(best.get(i, float("nan"))) for i in indices.tolist()], dtype=torch.float32)
 
 
