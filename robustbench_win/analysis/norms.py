@@ -53,8 +53,10 @@ from robustbench_win.store.minimal_norms import (
 )
 from robustbench_win.store.records import CONFIG_COLUMNS, MODEL_COLUMNS
 from robustbench_win.conventions import DEFAULT_RADII
-from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, signed_rank_test
-from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, radius_column
+from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, paired_image_test
+from robustbench_win.analysis.tables import (
+    BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, attack_counts, image_pairs, int_columns, over_seeds, radius_column,
+)
 
 PAIRED_TEST = f"{SIGNED_RANK_TEST}; {INFINITY_CONVENTION}"
 PAIRED_COLUMNS = ["n_pairs", "n_both_failed", "median_diff", "p", "test", "note"]
@@ -189,15 +191,13 @@ def norm_summary(rows: pd.DataFrame, *, radii: Sequence[float] = (),
         auc_upper: If given, ``robust_auc`` = :func:`curve_area` on ``[0, auc_upper]``.
 
     Returns:
-        ``n_evaluated, n_attacked, n_success``, ``success_rate`` (% of attacked),
-        ``median_norm`` (over attacked images, failures +inf), ``mean_l2_successes`` (mean
-        ``||r||_2`` over successes only), the robust accuracies and ``robust_auc``.
+        :func:`~robustbench_win.analysis.tables.attack_counts`, ``median_norm`` (over attacked
+        images, failures +inf), ``mean_l2_successes`` (mean ``||r||_2`` over successes only),
+        the robust accuracies and ``robust_auc``.
     """
     norms = rows["norm"].to_numpy(dtype=float)
     attacked, success = rows["attacked"].to_numpy(dtype=bool), rows["success"].to_numpy(dtype=bool)
-    summary: dict[str, float] = {
-        "n_evaluated": len(rows), "n_attacked": int(attacked.sum()), "n_success": int(success.sum()),
-        "success_rate": 100.0 * success.sum() / attacked.sum() if attacked.any() else math.nan,
+    summary = attack_counts(attacked, success) | {
         "median_norm": median_norm(norms[attacked]),
         "mean_l2_successes": float(norms[success].mean()) if success.any() else math.nan,
     }
@@ -228,12 +228,9 @@ def paired_differences(model: pd.DataFrame, baseline: pd.DataFrame, radius: floa
         Columns ``seed, index, norm_model, norm_baseline, diff`` with
         ``diff = min(norm_model, radius) - min(norm_baseline, radius)`` (finite).
     """
-    columns = ["seed", "index", "norm"]
-    left = model.loc[model["attacked"], columns].rename(columns={"norm": "norm_model"})
-    right = baseline.loc[baseline["attacked"], columns].rename(columns={"norm": "norm_baseline"})
-    pairs = left.merge(right, on=["seed", "index"], validate="one_to_one").sort_values(["seed", "index"])
+    pairs = image_pairs(model[model["attacked"]], baseline[baseline["attacked"]], "norm")
     pairs["diff"] = cap_norms(pairs["norm_model"], radius) - cap_norms(pairs["norm_baseline"], radius)
-    return pairs.reset_index(drop=True)
+    return pairs
 
 
 def paired_norm_test(model: pd.DataFrame, baseline: pd.DataFrame, radius: float) -> dict[str, Any]:
@@ -256,11 +253,9 @@ def paired_norm_test(model: pd.DataFrame, baseline: pd.DataFrame, radius: float)
         (:data:`PAIRED_TEST`) and ``note``.
     """
     pairs = paired_differences(model, baseline, radius)
-    diff = pairs["diff"].to_numpy(dtype=float)
     n_both_failed = int((np.isinf(pairs["norm_model"]) & np.isinf(pairs["norm_baseline"])).sum())
-    median = float(np.median(diff)) if diff.size else math.nan
-    p, note = signed_rank_test(diff)
-    return _no_test(len(pairs), n_both_failed, median, note) | {"p": p}
+    test = paired_image_test(pairs["diff"])
+    return _no_test(test.n_pairs, n_both_failed, test.median_diff, test.note) | {"p": test.p}
 
 
 def baseline_group(window: str, kernel_size: int | None) -> str:
@@ -350,14 +345,7 @@ def attack_quality_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None
     order = {name: i for i, name in enumerate([*resolve_attacks(samples, attacks), BEST_KNOWN])}
     # Attacks in the order given, best-known last; then models in display order (a stable sort).
     table = table.iloc[np.argsort(table["attack"].map(order).to_numpy(), kind="stable")]
-    return _integers(sort_records(table, MODEL_COLUMNS[1:]), ["kernel_size", "seed", *_COUNTS])
-
-
-def _integers(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
-    for name in names:
-        if name in df:
-            df[name] = df[name].astype("Int64")
-    return df
+    return int_columns(sort_records(table, MODEL_COLUMNS[1:]), ["kernel_size", "seed", *_COUNTS])
 
 
 def default_auc_upper(best: pd.DataFrame) -> pd.Series:
@@ -367,22 +355,6 @@ def default_auc_upper(best: pd.DataFrame) -> pd.Series:
     """
     finite = best[np.isfinite(best["norm"]) & (best["norm"] > 0)]
     return finite.groupby("dataset")["norm"].max().reindex(best["dataset"].unique())
-
-
-def _over_seeds(per_seed: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Totals of the counts and mean / std (ddof = 1) over seeds of ``metrics``, per configuration.
-
-    A seed with an infinite metric makes the mean +inf and the std NaN.
-    """
-    groups = per_seed.groupby(CONFIG_COLUMNS, sort=False, dropna=False)
-    out = groups.size().rename("n_seeds").to_frame()
-    for name in _COUNTS:
-        out[name] = groups[name].sum()
-    with np.errstate(invalid="ignore"):  # std of values including +inf is NaN
-        for name in metrics:
-            out[f"{name}_mean"] = groups[name].mean()
-            out[f"{name}_std"] = groups[name].std(ddof=1)
-    return out.reset_index()
 
 
 def _clean_over_seeds(clean: pd.DataFrame) -> pd.DataFrame:
@@ -450,7 +422,7 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     if per_seed.empty:
         return pd.DataFrame(columns=[*CONFIG_COLUMNS, "norms_from", "n_seeds", *_COUNTS])
     metrics = [*_SUMMARY_METRICS, *(radius_column(r) for r in radii), "robust_auc"]
-    table = _over_seeds(per_seed, metrics)
+    table = over_seeds(per_seed, CONFIG_COLUMNS, metrics, _COUNTS)
     table.insert(4, "norms_from", ", ".join(resolve_attacks(samples, attacks)))
     table.insert(5, "robust_auc_upper", table["dataset"].map(uppers).astype(float))
     if clean is not None:
@@ -458,7 +430,7 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     cap = float(max(radii, default=max(DEFAULT_RADII)))  # the fixed radius of every test on norms
     table = table.merge(_paired_columns(best, table, baselines, cap), on=CONFIG_COLUMNS, how="left")
     counts = [c for c in table.columns if c.endswith((":n_pairs", ":n_both_failed"))]
-    return _integers(sort_records(table, CONFIG_COLUMNS), ["kernel_size", "n_seeds", *_COUNTS, *counts])
+    return int_columns(sort_records(table, CONFIG_COLUMNS), ["kernel_size", "n_seeds", *_COUNTS, *counts])
 
 
 # --------------------------------------------------------------------------- security curves

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robustbench_win.analysis.inference import signed_rank_test
+from robustbench_win.analysis.inference import paired_image_test
 from robustbench_win.attacks.families import DEEPFOOL, SPATIAL
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
 from robustbench_win.conventions import DEFAULT_RADII
@@ -57,21 +57,51 @@ def _percent(count: float, total: float) -> float:
     return 100.0 * count / total if total else math.nan
 
 
+def attack_counts(attacked: np.ndarray | pd.Series, success: np.ndarray | pd.Series) -> dict[str, float]:
+    """How many images one attack (or a model's best-known norms) evaluated, attacked and fooled.
+
+    Args:
+        attacked: One flag per evaluated image: classified correctly, hence attacked.
+        success: One flag per evaluated image: a verified adversarial was found.
+
+    Returns:
+        ``n_evaluated, n_attacked, n_success`` and ``success_rate`` (% of attacked; NaN when
+        none was attacked): the first columns of every per-model attack summary.
+    """
+    n_attacked, n_success = int(np.sum(attacked)), int(np.sum(success))
+    return {"n_evaluated": len(attacked), "n_attacked": n_attacked, "n_success": n_success,
+            "success_rate": _percent(n_success, n_attacked)}
+
+
 def over_seeds(per_seed: pd.DataFrame, keys: list[str], metrics: list[str],
                 counts: Sequence[str] = ()) -> pd.DataFrame:
     """Summarise one-row-per-seed metrics as mean and std over seeds, per ``keys``.
 
     Returns one row per key with ``n_seeds``, the summed ``counts`` and, for each metric,
-    ``<metric>_mean`` and ``<metric>_std`` (ddof = 1).
+    ``<metric>_mean`` and ``<metric>_std`` (ddof = 1). A seed with an infinite metric makes
+    the mean +inf and the std NaN.
     """
     groups = per_seed.groupby(keys, sort=False, dropna=False)
     out = groups.size().rename("n_seeds").to_frame()
     for name in counts:
         out[name] = groups[name].sum()
-    for name in metrics:
-        out[f"{name}_mean"] = groups[name].mean()
-        out[f"{name}_std"] = groups[name].std(ddof=1)
+    with np.errstate(invalid="ignore"):  # std of values including +inf is NaN
+        for name in metrics:
+            out[f"{name}_mean"] = groups[name].mean()
+            out[f"{name}_std"] = groups[name].std(ddof=1)
     return out.reset_index()
+
+
+def image_pairs(model: pd.DataFrame, baseline: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``column`` of the images in both frames, paired by (seed, test index): each model's own seed.
+
+    Returns:
+        Columns ``seed, index, <column>_model, <column>_baseline``, sorted by seed and index.
+    """
+    columns = ["seed", "index", column]
+    pairs = model[columns].merge(baseline[columns], on=["seed", "index"], suffixes=("_model", "_baseline"),
+                                 validate="one_to_one")
+    return pairs.sort_values(["seed", "index"], kind="mergesort").reset_index(drop=True)
 
 
 def int_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
@@ -208,27 +238,25 @@ def deepfool_seed_metrics(rows: pd.DataFrame, radii: Sequence[float] = DEFAULT_R
         radii: L2 radii for robust accuracy.
 
     Returns:
-        ``n_evaluated, n_attacked, n_success``; ``success_rate`` (% of attacked);
-        ``median_l2, mean_l2, mean_rho`` over successful samples only (failed attacks
-        keep the norm of their last iterate, which is no adversarial norm); and
-        ``robust_acc@eps`` (% of all evaluated samples that are classified correctly and
-        not fooled within ``eps``: attacked and (not successful or ||r||_2 > eps)).
+        :func:`attack_counts`; ``median_l2, mean_l2, mean_rho`` over successful samples only
+        (failed attacks keep the norm of their last iterate, which is no adversarial norm; the
+        minimal-norm tables count them as +inf instead:
+        :func:`robustbench_win.analysis.norms.norm_summary`); and ``robust_acc@eps`` (% of
+        all evaluated samples that are classified correctly and not fooled within ``eps``:
+        attacked and (not successful or ||r||_2 > eps)).
     """
     attacked, success = rows["attacked"], rows["success"]
     fooled = rows[success]
-    n_eval, n_attacked, n_success = len(rows), int(attacked.sum()), int(success.sum())
-    metrics = {
-        "n_evaluated": n_eval,
-        "n_attacked": n_attacked,
-        "n_success": n_success,
-        "success_rate": _percent(n_success, n_attacked),
-        "median_l2": float(fooled["l2"].median()) if n_success else math.nan,
-        "mean_l2": float(fooled["l2"].mean()) if n_success else math.nan,
-        "mean_rho": float(fooled["rho"].mean()) if n_success else math.nan,
+    metrics = attack_counts(attacked, success)
+    found = metrics["n_success"] > 0
+    metrics |= {
+        "median_l2": float(fooled["l2"].median()) if found else math.nan,
+        "mean_l2": float(fooled["l2"].mean()) if found else math.nan,
+        "mean_rho": float(fooled["rho"].mean()) if found else math.nan,
     }
     for eps in radii:
         robust = attacked & (~success | (rows["l2"] > eps))
-        metrics[radius_column(eps)] = _percent(int(robust.sum()), n_eval)
+        metrics[radius_column(eps)] = _percent(int(robust.sum()), metrics["n_evaluated"])
     return metrics
 
 
@@ -236,8 +264,10 @@ def paired_l2_test(windowed: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, 
     """Wilcoxon signed-rank test of DeepFool norms, windowed vs baseline, paired by sample.
 
     Only samples that both models classify correctly and both attacks fooled enter, paired
-    by (seed, test index). The test is scipy's two-sided ``wilcoxon(l2_windowed,
-    l2_baseline)`` with its defaults (zero differences dropped).
+    by (seed, test index) (:func:`image_pairs`), so every norm is finite and none is capped
+    (the minimal-norm tables pair every attacked image instead:
+    :func:`robustbench_win.analysis.norms.paired_norm_test`). The test is
+    :func:`~robustbench_win.analysis.inference.paired_image_test` of windowed - baseline.
 
     Args:
         windowed: Per-sample records of the windowed models (all seeds, one attack).
@@ -247,20 +277,11 @@ def paired_l2_test(windowed: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, 
         ``wilcoxon_n_pairs``, ``wilcoxon_median_diff`` (median of windowed - baseline
         ||r||_2), ``wilcoxon_p`` and ``wilcoxon_note`` (why p is NaN, else empty).
     """
-    columns = ["seed", "index", "l2"]
-    fooled_w = windowed[windowed["success"] & windowed["l2"].notna()][columns]
-    fooled_b = baseline[baseline["success"] & baseline["l2"].notna()][columns]
-    pairs = fooled_w.merge(fooled_b, on=["seed", "index"], suffixes=("_w", "_b"), validate="one_to_one")
-    pairs = pairs.sort_values(["seed", "index"], kind="mergesort")
-    diff = (pairs["l2_w"] - pairs["l2_b"]).to_numpy()
-    result = {
-        "wilcoxon_n_pairs": len(pairs),
-        "wilcoxon_median_diff": float(np.median(diff)) if len(diff) else math.nan,
-        "wilcoxon_p": math.nan,
-        "wilcoxon_note": "",
-    }
-    result["wilcoxon_p"], result["wilcoxon_note"] = signed_rank_test(diff)
-    return result
+    fooled_w = windowed[windowed["success"] & windowed["l2"].notna()]
+    fooled_b = baseline[baseline["success"] & baseline["l2"].notna()]
+    pairs = image_pairs(fooled_w, fooled_b, "l2")
+    test = paired_image_test((pairs["l2_model"] - pairs["l2_baseline"]).to_numpy())
+    return dict(zip(WILCOXON_COLUMNS, test))
 
 
 def _wilcoxon_rows(rows: pd.DataFrame) -> pd.DataFrame:
