@@ -236,8 +236,9 @@ def _no_baseline_section(results: Results) -> list[str]:
     models = ", ".join(results.clean["model_id"].astype(str)) or "no model"
     return ["## No baseline for a verdict", "",
             f"This run has no baseline for a verdict: it holds {models}, and a claim compares a windowed model at "
-            f"the largest kernel size with the unwindowed (window = none) model at that size and at k = 3 on the "
-            f"same seeds. Run a suite with both windows to get one. The model's own results follow."]
+            f"the largest kernel size with the unwindowed (window = {tables.BASELINE_WINDOW}) model at that size and "
+            f"at k = {tables.REFERENCE_KERNEL_SIZE} on the same seeds. Run a suite with both windows to get one. The "
+            f"model's own results follow."]
 
 
 def _verdict_section(results: Results, built: dict[str, pd.DataFrame]) -> list[str]:
