@@ -25,7 +25,7 @@ from robustbench_win.measure.leakage import N_FFT, NULL_SEED, NULL_SLICES
 from robustbench_win.measure.shift_consistency import MAX_SHIFT, grid_shifts
 from robustbench_win.store.records import ATTACK_RECORDS
 from robustbench_win.store.run_folder import CLEAN_TABLE, Results
-from robustbench_win.analysis.inference import MIN_PAIRS
+from robustbench_win.analysis.inference import MIN_PAIRS, SIGNED_RANK_TEST
 from robustbench_win.analysis.verdict import VERDICT_RULE
 from robustbench_win.analysis.flags import REFUSED
 from robustbench_win.measure.checks import CHECK_NAMES, FLAG, REFUSE, describe_checks
@@ -148,7 +148,7 @@ def _deepfool_section(results: Results, built: dict[str, pd.DataFrame], drawn: d
         "evaluated test samples that are classified correctly and not fooled within ε "
         "(misclassified samples count as not robust). Each metric is computed per seed, then "
         "mean ± std over seeds; counts are totals over seeds.", "",
-        "Wilcoxon: two-sided signed-rank test (scipy defaults) of ‖r‖₂ of the windowed model "
+        f"Wilcoxon: {SIGNED_RANK_TEST}, of ‖r‖₂ of the windowed model "
         "against the unwindowed one at the same k, paired by (seed, test index) over samples "
         "that both models classify correctly and both attacks fooled; \"median Δ‖r‖₂\" is the "
         "median of windowed − none (positive: the windowed model needs larger perturbations). "
