@@ -37,7 +37,7 @@ from robustbench_win.analysis.diagnostic_tables import leakage_per_seed
 from robustbench_win.analysis.inference import INFINITY_CONVENTION, MIN_PAIRS, cap_norms, hodges_lehmann
 from robustbench_win.analysis.flags import REFUSED, flagged_models, refusal
 from robustbench_win.analysis.norms import best_known_norms
-from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_seed_metrics
+from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_model_metrics
 from robustbench_win.analysis.verdict import (
     DECISION_TEXT, ClaimResult, Direction, SeedEffects, claim_table, decide_table, power_text, replication_text,
     seed_effect,
@@ -130,7 +130,7 @@ class Inputs:
         rows = rows[rows["attack"] == attacks[0]].assign(success=lambda f: f["success"] & f["attacked"])
         records = []
         for key, group in rows.groupby(CONFIG_SEED_COLUMNS):
-            metrics = spatial_seed_metrics(group)
+            metrics = spatial_model_metrics(group)
             attacked = int(group["attacked"].sum())
             fooled = 100.0 * metrics["n_fooled"] / attacked if attacked else math.nan
             records.append(dict(zip(CONFIG_SEED_COLUMNS, key)) | {"value": metrics["robust_acc"], "fooled": fooled})

@@ -229,8 +229,8 @@ def radius_column(eps: float) -> str:
     return f"robust_acc@{eps:g}"
 
 
-def deepfool_seed_metrics(rows: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII) -> dict[str, float]:
-    """DeepFool metrics of one model (one seed) on one attack.
+def deepfool_model_metrics(rows: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII) -> dict[str, float]:
+    """The DeepFool paper's metrics (success, ||r||_2 and rho_adv over successes) of one model on one attack.
 
     Args:
         rows: Its per-sample records (booleans already parsed, ``success`` implies
@@ -325,7 +325,7 @@ def deepfool_table(samples: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII
     Returns:
         Columns :func:`deepfool_columns`: ``n_seeds``, totals over seeds of
         ``n_evaluated, n_attacked, n_success``, mean and std over seeds of the metrics of
-        :func:`deepfool_seed_metrics`, and the paired test of :func:`paired_l2_test`
+        :func:`deepfool_model_metrics`, and the paired test of :func:`paired_l2_test`
         against the baseline (NaN p-value with a note where it does not apply).
     """
     rows = _prepare_samples(samples, DEEPFOOL.name)
@@ -333,7 +333,7 @@ def deepfool_table(samples: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII
     if rows.empty:
         return int_columns(pd.DataFrame(columns=deepfool_columns(radii)), integers)
     keys = _ATTACK_KEYS
-    per_seed = [dict(zip(keys + ["seed"], key)) | deepfool_seed_metrics(group, radii)
+    per_seed = [dict(zip(keys + ["seed"], key)) | deepfool_model_metrics(group, radii)
                 for key, group in rows.groupby(keys + ["seed"], sort=False)]
     table = over_seeds(pd.DataFrame(per_seed), keys, _deepfool_metrics(radii), _DEEPFOOL_COUNTS)
     table = table.merge(_wilcoxon_rows(rows), how="left", on=keys)[deepfool_columns(radii)]
@@ -343,7 +343,7 @@ def deepfool_table(samples: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII
 # --------------------------------------------------------------------------- spatial
 
 
-def spatial_seed_metrics(rows: pd.DataFrame) -> dict[str, float]:
+def spatial_model_metrics(rows: pd.DataFrame) -> dict[str, float]:
     """Spatial-attack metrics of one model (one seed) on one attack.
 
     Args:
@@ -377,13 +377,13 @@ def spatial_table(samples: pd.DataFrame) -> pd.DataFrame:
         Columns ``dataset, model, kernel_size, window``, then for each spatial attack ``a``
         present: ``a:n_seeds, a:n_evaluated, a:n_fooled`` (totals over seeds) and
         ``a:robust_acc_*``, ``a:median_abs_angle_*``, ``a:median_shift_*`` (``_mean`` and
-        ``_std`` over seeds of :func:`spatial_seed_metrics`).
+        ``_std`` over seeds of :func:`spatial_model_metrics`).
     """
     rows = _prepare_samples(samples, SPATIAL.name)
     if rows.empty:
         return int_columns(pd.DataFrame(columns=CONFIG_COLUMNS), ["kernel_size"])
     keys = _ATTACK_KEYS
-    per_seed = [dict(zip(keys + ["seed"], key)) | spatial_seed_metrics(group)
+    per_seed = [dict(zip(keys + ["seed"], key)) | spatial_model_metrics(group)
                 for key, group in rows.groupby(keys + ["seed"], sort=False)]
     long = over_seeds(pd.DataFrame(per_seed), keys, _SPATIAL_METRICS, _SPATIAL_COUNTS)
     names = ["n_seeds", *_SPATIAL_COUNTS] + [f"{m}_{s}" for m in _SPATIAL_METRICS for s in ("mean", "std")]
