@@ -18,7 +18,7 @@ from robustbench_win.analysis import diagnostic_tables
 from robustbench_win.analysis import flags
 from robustbench_win.report import figures
 from robustbench_win.analysis import tables
-from robustbench_win.analysis import norms as mn
+from robustbench_win.analysis import norms
 from robustbench_win.atomic import write_atomic
 from robustbench_win.report.markdown import to_markdown
 from robustbench_win.store.records import KERNEL_RECORDS, LEAKAGE_RECORDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS
@@ -52,8 +52,8 @@ def build_tables(results: Results) -> dict[str, pd.DataFrame]:
         "shift": diagnostic_tables.shift_table(results.records[SHIFT_RECORDS.name],
                                                results.records[SHIFT_ACCURACY_RECORDS.name]),
         **_verdicts(results),
-        "minimal_norm": mn.comparison_table(results.samples, radii=results.radii, clean=results.clean),
-        "attack_quality": mn.attack_quality_table(results.samples, costs=results.costs),
+        "minimal_norm": norms.comparison_table(results.samples, radii=results.radii, clean=results.clean),
+        "attack_quality": norms.attack_quality_table(results.samples, costs=results.costs),
     }
     found = flags.flagged_models(results)
     if not found.empty:
@@ -71,9 +71,9 @@ def _verdicts(results: Results) -> dict[str, pd.DataFrame]:
 
 def _draw_security_curves(out: Path, results: Results, dataset: str) -> dict[str, Path]:
     """The security-evaluation figure, when the records hold a minimal-norm attack."""
-    if not mn.minimal_norm_attacks(results.samples):
+    if not norms.minimal_norm_attacks(results.samples):
         return {}
-    curves = mn.security_curves(results.samples)
+    curves = norms.security_curves(results.samples)
     return {"security_curves": figures.plot_security_curves(curves, out / SECURITY_FIGURE, title=(
         f"{dataset}: robust accuracy vs L2 radius (best-known norms; band: min-max over seeds)"))}
 

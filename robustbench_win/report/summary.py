@@ -16,7 +16,7 @@ import pandas as pd
 
 from robustbench_win.analysis import claims
 from robustbench_win.analysis import tables
-from robustbench_win.analysis import norms as mn
+from robustbench_win.analysis import norms
 from robustbench_win.attacks.families import DEEPFOOL, MINIMAL_NORM_FAMILIES, SPATIAL
 from robustbench_win.report.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
 from robustbench_win.ordering import attack_order, ordered, window_order
@@ -176,7 +176,7 @@ def _spatial_section(results: Results, built: dict[str, pd.DataFrame], drawn: di
 def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], drawn: dict[str, Path],
                           out: Path) -> list[str]:
     """Best-known norms compared across configurations, and the security-evaluation figure."""
-    attacks = mn.minimal_norm_attacks(results.samples)
+    attacks = norms.minimal_norm_attacks(results.samples)
     if not attacks:
         return []
     table = built["minimal_norm"]
@@ -185,7 +185,7 @@ def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], draw
     area = (f"AUC is the exact area under that curve on [0, {ranges}] (the largest finite best-known norm)" if ranges
             else "AUC, the area under that curve up to the largest finite best-known norm, is not defined here: no "
                  "attack fooled any correctly classified image, so there is no finite norm to end the curve at")
-    groups = [mn.baseline_group(w, k) for w, k in mn.DEFAULT_BASELINES]
+    groups = [norms.baseline_group(w, k) for w, k in norms.DEFAULT_BASELINES]
     shown = table.drop(columns=["norms_from", "robust_auc_upper", *(f"{g}:test" for g in groups)], errors="ignore")
     return [
         "## Minimal-norm robustness (best-known norms)", "",
@@ -195,7 +195,7 @@ def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], draw
         "more failed); \"mean ‖r‖₂ (successes only)\" is the mean over fooled images only. Robust accuracy at ε "
         f"(ε ∈ {{{radii}}}) is the % of all evaluated images whose best-known norm exceeds ε; {area}. Per seed, "
         "then mean ± std over seeds.", "",
-        f"Paired comparison ({', '.join(groups)}): {mn.PAIRED_TEST}, on the images both models attack, paired by "
+        f"Paired comparison ({', '.join(groups)}): {norms.PAIRED_TEST}, on the images both models attack, paired by "
         "(seed, test index), so both sides use the same samples; \"median Δ‖r‖₂\" is the median of this model − "
         f"the baseline (positive: this model needs larger perturbations). No p-value below "
         f"{MIN_PAIRS} pairs. These p-values pool (seed, image) pairs and are unadjusted and descriptive; the "
@@ -218,7 +218,7 @@ def _attack_quality_section(built: dict[str, pd.DataFrame]) -> list[str]:
         "Per model and minimal-norm attack: success (% of attacked images), median ‖r‖₂ with failures as ∞, "
         "and optimality against the best-known norms (AttackBench: 1 − (A − A*) / (clean_acc · d_max − A*), "
         "A the area under the attack's robust-accuracy curve and A* that of the best-known norms on [0, d_max], "
-        f"d_max the largest finite best-known norm; `{mn.BEST_KNOWN}` scores 1, an attack that never succeeds 0). "
+        f"d_max the largest finite best-known norm; `{norms.BEST_KNOWN}` scores 1, an attack that never succeeds 0). "
         "Passes count the images put through the model (forward) and input gradients (backward) by the "
         "algorithm per attacked image; seconds are the attack's wall time on that model. – : not recorded.", "",
         *_markdown_tables(shown),
