@@ -1,4 +1,4 @@
-"""Which models a sanity check flagged or refused, and what that does to tables and claims.
+"""Sanity-check outcomes applied to the report: which models were flagged or refused, and what follows.
 
 The checks themselves run with the models (:mod:`robustbench_win.measure.checks`) and are stored
 per model (:data:`~robustbench_win.store.records.CHECK_RECORDS`). Here they change the answer: a

@@ -13,6 +13,10 @@ Outcomes (:class:`CheckResult` ``status``): ``pass``; ``flag`` (the model's robu
 carry the flag in every table and no robustness claim may rest on them); ``refuse`` (the model
 is not attacked at all: its numbers would be meaningless); ``skipped`` (nothing to check on,
 e.g. no correctly classified image).
+
+The checks judge the attacks' evidence, not the model's properties: leakage and shift
+consistency are diagnostics (:mod:`robustbench_win.measure.diagnostics`), and what a flag or a
+refusal does to the tables and claims is :mod:`robustbench_win.analysis.flags`.
 """
 
 from __future__ import annotations

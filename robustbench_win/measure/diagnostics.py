@@ -1,5 +1,10 @@
 """Per-model diagnostics the runner stores next to the attacks: spectral leakage and shift consistency.
 
+Diagnostics describe a model (they have tables of their own, and leakage is a claim of the paper);
+they are not the sanity checks of :mod:`robustbench_win.measure.checks`, which decide whether a
+model's robustness numbers can be trusted (:mod:`robustbench_win.analysis.flags` applies those
+outcomes to the report).
+
 Each function takes one trained model and returns plain records (one mapping per row) in the
 schemas of :mod:`robustbench_win.store.records` (:data:`~robustbench_win.store.records.LEAKAGE_RECORDS`,
 :data:`~robustbench_win.store.records.KERNEL_RECORDS`, :data:`~robustbench_win.store.records.SHIFT_RECORDS`,
