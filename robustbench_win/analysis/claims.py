@@ -390,11 +390,6 @@ def verdict_table(results: Results) -> pd.DataFrame:
     return claim_table(claim_results(results))
 
 
-def per_k_table(results: Results) -> pd.DataFrame:
-    """:func:`per_k_results` as a table."""
-    return claim_table(per_k_results(results))
-
-
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """A verdict table for reading: claim, verdict, effect with interval and unit, relative effect, p, adjusted p.
 
