@@ -51,7 +51,7 @@ from robustbench_win.ordering import sort_records
 from robustbench_win.store.minimal_norms import (
     BEST_KNOWN, NORM_COLUMNS, best_known_norms, minimal_norm_attacks, resolve_attacks, sample_norms,
 )
-from robustbench_win.store.records import CONFIG_COLUMNS, MODEL_COLUMNS
+from robustbench_win.store.records import CONFIG_COLUMNS, CONFIG_SEED_COLUMNS, MODEL_COLUMNS
 from robustbench_win.conventions import DEFAULT_RADII
 from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, paired_image_test
 from robustbench_win.analysis.tables import (
@@ -345,7 +345,7 @@ def attack_quality_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None
     order = {name: i for i, name in enumerate([*resolve_attacks(samples, attacks), BEST_KNOWN])}
     # Attacks in the order given, best-known last; then models in display order (a stable sort).
     table = table.iloc[np.argsort(table["attack"].map(order).to_numpy(), kind="stable")]
-    return int_columns(sort_records(table, MODEL_COLUMNS[1:]), ["kernel_size", "seed", *_COUNTS])
+    return int_columns(sort_records(table, CONFIG_SEED_COLUMNS), ["kernel_size", "seed", *_COUNTS])
 
 
 def default_auc_upper(best: pd.DataFrame) -> pd.Series:

@@ -363,7 +363,7 @@ ATTACK_RECORDS = RecordKind(
     name="samples", prefix="attack", step="attack",
     schema=IDENTITY + Schema.of(AttackIdentity) + Schema.of(SampleResult, RECORD_FIELDS),
     unique=("model_id", "attack", "index"),
-    sort=("dataset", "model", "kernel_size", "window", "seed", "attack", "index"),
+    sort=(*CONFIG_SEED_COLUMNS, "attack", "index"),
     compressed=True,
 )
 
@@ -406,7 +406,7 @@ class LayerShape:
 
 LEAKAGE_LAYER_FIELDS = ("layer", "layer_index")
 LEAKAGE_VALUE_FIELDS = ("n_fft", "n_slices", "n_empty", "leakage_median", "leakage_q25", "leakage_q75", "leakage_mean")
-_DIAGNOSTIC_SORT = ("dataset", "model", "kernel_size", "window", "seed", "measure")
+_DIAGNOSTIC_SORT = (*CONFIG_SEED_COLUMNS, "measure")
 LEAKAGE_RECORDS = RecordKind(
     name="leakage", prefix="leakage", step="measure",
     schema=(IDENTITY + Schema.of(DiagnosticIdentity) + Schema.of(LayerLeakage, LEAKAGE_LAYER_FIELDS)
@@ -432,7 +432,7 @@ SHIFT_ACCURACY_RECORDS = RecordKind(
 CHECK_RECORDS = RecordKind(
     name="checks", prefix="check", step="check",
     schema=IDENTITY + Schema.of(CheckResult),
-    unique=("model_id", "check"), sort=("dataset", "model", "kernel_size", "window", "seed", "check"),
+    unique=("model_id", "check"), sort=(*CONFIG_SEED_COLUMNS, "check"),
 )
 RECORD_KINDS: tuple[RecordKind, ...] = (
     ATTACK_RECORDS, LEAKAGE_RECORDS, KERNEL_RECORDS, SHIFT_RECORDS, SHIFT_ACCURACY_RECORDS, CHECK_RECORDS,
