@@ -86,7 +86,7 @@ class Attack(ABC):
     """
 
     name: ClassVar[str]
-    family: ClassVar[str]  # a name in robustbench_win.attacks.families.FAMILIES: what the results are
+    family: ClassVar[str]  # a registered family (robustbench_win.attacks.families): what the results are
     last_call_stats: CallStats | None = None  # set by every call: passes and seconds it took
     # Run the model with channels-last weights during the call (native attacks): oneDNN's
     # large-kernel convolutions are up to 3x faster so on CPU (benchmarks/bench_attacks.py).

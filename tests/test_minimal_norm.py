@@ -20,6 +20,7 @@ from matplotlib.text import Text
 
 from robustbench_win.report import figures
 from robustbench_win.analysis import norms as mn
+from robustbench_win.attacks import families
 
 INF = math.inf
 MISS = None
@@ -118,6 +119,16 @@ def test_spatial_attacks_do_not_enter_best_known_norms(samples):
     # have no effect either, so check the attack list instead.
     best = mn.best_known_norms(samples)
     assert best["n_attacks"].max() == 2
+
+
+def test_a_new_family_takes_part_by_its_properties(samples, monkeypatch):
+    monkeypatch.setattr(families, "FAMILIES", dict(families.FAMILIES))  # registered for this test only
+    families.register_family(families.AttackFamily("decision", minimal_norm=True, gradient=False))
+    both = pd.concat([samples, samples[samples["attack"] == "fmn"].assign(attack="hsj", family="decision")])
+    assert mn.minimal_norm_attacks(both) == ["deepfool", "fmn", "hsj"]
+    assert mn.minimal_norm_attacks(both, families=families.gradient_families()) == ["deepfool", "fmn"]
+    with pytest.raises(ValueError, match="'decision' is registered already"):
+        families.register_family(families.AttackFamily("decision", minimal_norm=False, gradient=False))
 
 
 def test_named_attack_without_records_is_rejected(samples):

@@ -17,7 +17,7 @@ less, than unwindowed networks. Fixed in code:
   Holm across the rows of a table).
 
 Minimal norms are best-known norms over every attack of the families in
-:data:`robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES`, on every evaluated image (0 where
+:func:`robustbench_win.attacks.families.minimal_norm_families`, on every evaluated image (0 where
 the model misclassifies it, +inf where every attack failed), capped at the fixed radius
 (:func:`fixed_radius`, :data:`~robustbench_win.analysis.inference.INFINITY_CONVENTION`).
 """
@@ -42,7 +42,7 @@ from robustbench_win.analysis.verdict import (
     DECISION_TEXT, ClaimResult, Direction, SeedEffects, claim_table, decide_table, power_text, replication_text,
     seed_effect,
 )
-from robustbench_win.attacks.families import MINIMAL_NORM_FAMILIES, SPATIAL
+from robustbench_win.attacks.families import SPATIAL, minimal_norm_families
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.store.records import CONFIG_SEED_COLUMNS, LEAKAGE_RECORDS
 from robustbench_win.store.run_folder import Results
@@ -95,7 +95,7 @@ class Inputs:
     def norms(self) -> pd.DataFrame:
         """Best-known norms of every evaluated image (0 misclassified, +inf failed), and ``capped``."""
         samples = self.results.samples
-        if not samples["family"].isin(MINIMAL_NORM_FAMILIES).any():
+        if not samples["family"].isin(minimal_norm_families()).any():
             return pd.DataFrame(columns=[*CONFIG_SEED_COLUMNS, "index", "attacked", "norm", "capped", "image_norm"])
         best = best_known_norms(samples)
         best["capped"] = cap_norms(best["norm"], self.radius)
@@ -178,7 +178,7 @@ def auc_design(claim: Claim, results: Results) -> str:
     """How :func:`auc_effects` reads minimal norms, for the design paragraph."""
     radius = fixed_radius(results)
     return (f"Minimal norms: best-known L2 norm per image over every attack of the families "
-            f"{', '.join(MINIMAL_NORM_FAMILIES)}; the {claim.role} row uses every evaluated image (misclassified at 0, "
+            f"{', '.join(minimal_norm_families())}; the {claim.role} row uses every evaluated image (misclassified at 0, "
             f"failed attacks at +inf) through the normalised area under the robust-accuracy curve on [0, {radius:g}] "
             f"(the largest of the suite's radii; 100 % = robust to every image up to {radius:g}); one convention for "
             f"infinite norms in every test: {INFINITY_CONVENTION} ({radius:g}).")

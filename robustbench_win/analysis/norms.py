@@ -33,7 +33,7 @@ Both come from :mod:`robustbench_win.store.minimal_norms`, which the runner's cr
   :func:`paired_norm_test`); the verdict tests over seeds.
 
 Which attacks count as minimal-norm is decided by the ``family`` column
-(:data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES`); every function takes an
+(:func:`~robustbench_win.attacks.families.minimal_norm_families`); every function takes an
 explicit ``attacks`` list instead, so DeepFool-only numbers are ``attacks=["deepfool"]``.
 """
 
@@ -321,7 +321,7 @@ def attack_quality_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None
     Args:
         samples: Per-sample attack records.
         attacks: Minimal-norm attacks to compare (and to take best-known norms over);
-            default: every attack of a :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
+            default: every attack of a :func:`~robustbench_win.attacks.families.minimal_norm_families` family.
         costs: Optional per-(model, attack) records with ``model_id, attack`` and any of
             ``forward_passes, backward_passes, seconds, n_attacked`` (totals for the run of
             that attack on that model). Missing values stay NaN.
@@ -398,7 +398,7 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
         samples: Per-sample attack records.
         attacks: Attacks whose best-known norm is used; ``["deepfool"]`` gives the
             DeepFool-only numbers. Default: every attack of a
-            :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
+            :func:`~robustbench_win.attacks.families.minimal_norm_families` family.
         radii: L2 radii for robust accuracy.
         clean: Optional ``clean.csv`` records; adds ``clean_acc_test_mean/std`` (% of the
             whole test split, models with status "ok").

@@ -17,7 +17,7 @@ import pandas as pd
 from robustbench_win.analysis import claims
 from robustbench_win.analysis import tables
 from robustbench_win.analysis import norms
-from robustbench_win.attacks.families import DEEPFOOL, MINIMAL_NORM_FAMILIES, SPATIAL
+from robustbench_win.attacks.families import DEEPFOOL, SPATIAL, minimal_norm_families
 from robustbench_win.report.markdown import SCREEN_WIDTH, pipe_table, to_markdown_parts
 from robustbench_win.ordering import attack_order, ordered, window_order
 from robustbench_win.registry import ATTACKS
@@ -200,7 +200,7 @@ def _minimal_norm_section(results: Results, built: dict[str, pd.DataFrame], draw
         f"the baseline (positive: this model needs larger perturbations). No p-value below "
         f"{MIN_PAIRS} pairs. These p-values pool (seed, image) pairs and are unadjusted and descriptive; the "
         "verdict above tests over seeds.",
-        *_attack_notes(results, MINIMAL_NORM_FAMILIES), "",
+        *_attack_notes(results, minimal_norm_families()), "",
         *_markdown_tables(shown),
         *_figure_link(drawn, "security_curves", "Robust accuracy vs L2 radius from best-known norms", out),
     ]

@@ -39,7 +39,7 @@ from robustbench_win.atomic import WriteError
 from robustbench_win.attacks.base import Attack
 from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.data.datasets import ImageData, stratified_subset
-from robustbench_win.attacks.families import GRADIENT_FAMILIES
+from robustbench_win.attacks.families import gradient_families
 from robustbench_win.measure.checks import (
     CROSS_CHECK, REFUSE, CheckResult, cross_check, pre_attack_checks,
 )
@@ -388,11 +388,11 @@ def refused(folder: RunFolder, model_id: str) -> bool:
 
 def best_known_norms(folder: RunFolder, model_id: str, indices: torch.Tensor) -> torch.Tensor | None:
     """Per attacked image (in ``indices`` order), the smallest verified L2 norm over the model's stored
-    gradient attacks (:data:`~robustbench_win.attacks.families.GRADIENT_FAMILIES`), +inf where all failed, NaN
+    gradient attacks (:func:`~robustbench_win.attacks.families.gradient_families`), +inf where all failed, NaN
     where it was not attacked; ``None`` when no such attack is stored."""
     paths = sorted(folder.model_dir(model_id).glob(f"{ATTACK_RECORDS.prefix}-*.csv"))
     rows = pd.concat([ATTACK_RECORDS.schema.read_csv(path) for path in paths]) if paths else None
-    attacks = [] if rows is None else minimal_norms.minimal_norm_attacks(rows, GRADIENT_FAMILIES)
+    attacks = [] if rows is None else minimal_norms.minimal_norm_attacks(rows, gradient_families())
     if not attacks:
         return None
     best = minimal_norms.best_known_norms(rows, attacks=attacks, misclassified=float("nan")).set_index("index")["norm"]

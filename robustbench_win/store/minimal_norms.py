@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterable
 import numpy as np
 import pandas as pd
 
-from robustbench_win.attacks.families import MINIMAL_NORM_FAMILIES
+from robustbench_win.attacks.families import minimal_norm_families
 from robustbench_win.ordering import attack_order, ordered, sort_records
 from robustbench_win.store.records import MODEL_COLUMNS
 
@@ -31,16 +31,18 @@ NORM_COLUMNS = [*MODEL_COLUMNS, "attack", "index", "attacked", "success", "norm"
 _REQUIRED = [*MODEL_COLUMNS, "attack", "family", "index", "attacked", "success", "l2"]
 
 
-def minimal_norm_attacks(samples: pd.DataFrame, families: Collection[str] = MINIMAL_NORM_FAMILIES) -> list[str]:
+def minimal_norm_attacks(samples: pd.DataFrame, families: Collection[str] | None = None) -> list[str]:
     """Names of the attacks in ``samples`` whose ``family`` is a minimal-norm family.
 
     Args:
         samples: Per-sample attack records (columns ``attack`` and ``family``).
-        families: Families that count as minimal-norm L2 attacks.
+        families: Families that count; default: every minimal-norm family
+            (:func:`~robustbench_win.attacks.families.minimal_norm_families`).
 
     Returns:
         Attack names in display order.
     """
+    families = minimal_norm_families() if families is None else families
     chosen = samples.loc[samples["family"].astype(str).isin(set(families)), "attack"]
     return ordered(chosen.astype(str), attack_order())
 
@@ -94,7 +96,7 @@ def sample_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = None,
         samples: Per-sample attack records (columns of :data:`~robustbench_win.store.records.ATTACK_RECORDS`,
             booleans parsed).
         attacks: Attacks to keep; default: every attack of a
-            :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
+            :func:`~robustbench_win.attacks.families.minimal_norm_families` family.
         misclassified: The norm of an image the model misclassifies (not attacked): 0, robust
             at no radius (the analysis), or NaN, no norm (the cross-check).
 
@@ -140,7 +142,7 @@ def best_known_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     Args:
         samples: Per-sample attack records.
         attacks: Minimal-norm attacks to combine; default: every attack of a
-            :data:`~robustbench_win.attacks.families.MINIMAL_NORM_FAMILIES` family.
+            :func:`~robustbench_win.attacks.families.minimal_norm_families` family.
         misclassified: The norm of an image the model misclassifies: 0 (the default), robust at
             no radius, as every table and claim counts it; or NaN, no norm, as the cross-check
             reads it. With 0, attacks that disagree on whether an image was attacked raise; with
