@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from robustbench_win.report import build, figures
+from robustbench_win.report.summary import PARTS, Report
 from robustbench_win.store.run_folder import RunFolder
 from robustbench_win.analysis import tables
 from test_tables import clean_record, random_deepfool, sample
@@ -49,16 +50,13 @@ def report_figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Figure
     drawn: dict[str, Figure] = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(figures, "save_png", lambda fig, path: drawn.setdefault(Path(path).name, fig) and Path(path))
-        results = RunFolder(QUICK_REPORT).collect()
-        built = build.build_tables(results)
-        out = tmp_path_factory.mktemp("figures")
-        build._draw_figures(out, built, LONG_NAME, results)
-        build._draw_security_curves(out, results, LONG_NAME)
+        report = Report(RunFolder(QUICK_REPORT).collect(), tmp_path_factory.mktemp("figures"))
+        build.build_tables(report)
+        build.draw_figures(report, LONG_NAME)
     return drawn
 
 
-FIGURE_KINDS = sorted({Path(file).name for file, _, _ in build.FIGURES.values()}
-                      | {Path(build.KERNEL_FIGURE).name, Path(build.SECURITY_FIGURE).name})
+FIGURE_KINDS = sorted(Path(figure.file).name for part in PARTS for figure in part.figures)
 
 
 def test_the_report_draws_every_figure_kind(report_figures: dict[str, Figure]) -> None:
