@@ -25,7 +25,7 @@ MEASURE_SORT = ("dataset", "model", "kernel_size", "window", "seed", "measure")
 
 
 @dataclass(frozen=True)
-class DiagnosticIdentity:
+class MeasureIdentity:
     """Which per-model measure a record comes from (the step of a measure's record kind)."""
 
     measure: str
@@ -41,7 +41,7 @@ def measure_records(name: str, schema: Schema, *, unique: tuple[str, ...], sort:
         unique: Columns that, with the model and the step, identify one record.
         sort: Columns that, after the model and the step, order the consolidated records.
     """
-    return RecordKind(name=name, prefix=name, step="measure", schema=IDENTITY + Schema.of(DiagnosticIdentity) + schema,
+    return RecordKind(name=name, prefix=name, step="measure", schema=IDENTITY + Schema.of(MeasureIdentity) + schema,
                       unique=("model_id", "measure", *unique), sort=(*MEASURE_SORT, *sort))
 
 
