@@ -27,23 +27,9 @@ class ArtDeepFool(DeepFoolParameters):
 
     Runs ``art.attacks.evasion.DeepFool(classifier, max_iter=steps, epsilon=overshoot,
     nb_grads=candidates)`` on each batch. The overshoot is set explicitly (ART's default is
-    1e-6). Differences from :class:`robustbench_win.attacks.deepfool.DeepFool` and foolbox:
-
-    - ART iterates without overshoot until the *un-overshot* point is misclassified, then
-      scales the accumulated perturbation once by ``1 + overshoot``; the reference and
-      foolbox use ``x0 + (1 + overshoot) r_tot`` at every step and stop as soon as that
-      point is misclassified. ART's final point is therefore about ``overshoot`` further
-      out: on digits its norms are ~2 % larger on the samples both fool.
-    - It clips every step to [0, 1] (a projected iteration) instead of clipping
-      ``x0 + (1 + overshoot) r_tot``, whose unclipped ``r_tot`` can keep pushing pixels
-      that are already at 0 or 1. On digits, where most pixels are 0 or 1, ART therefore
-      fools a few percent of samples on which foolbox and ours stall for all 50 steps.
-    - It adds no ``1e-4`` to each step.
-    - It ignores the labels: it attacks the prediction (the same here, since only correctly
-      classified samples are attacked), and its candidate classes are the union of every
-      sample's top ``candidates`` classes over the batch.
-
-    ART does not report per-sample steps: ``iterations`` is -1.
+    1e-6). ART does not report per-sample steps: ``iterations`` is -1. How ART's DeepFool
+    differs from :class:`robustbench_win.attacks.deepfool.DeepFool` and foolbox's (overshoot
+    applied once at the end, projected steps, labels ignored): ``docs/attacks.md``.
 
     Args:
         steps: ``max_iter``.
@@ -76,27 +62,14 @@ class ArtSpatial(GridAttack):
     the single rotation + translation that fools the most samples of the whole batch, applied
     to every sample. Its robust accuracy is an upper bound on the per-sample worst case of
     :class:`robustbench_win.attacks.spatial.SpatialGrid`, and it depends on ``batch_size``: do not put it in
-    the same column as the per-sample attacks.
-
-    What ART does, and what this adapter does about it (ART 1.20 source):
-
-    - Units: ``max_translation`` is a *percentage* of the image size; the adapter converts
-      pixels to ``100 * max_translation / H``. ART rounds grid translations to whole pixels
-      (``int(round(.))``, banker's rounding): the 5-point grid -3, -1.5, 0, 1.5, 3 becomes
-      -3, -2, 0, 2, 3.
-    - Channels-first bug: ART sizes the vertical shift from ``x.shape[1]``, which is the
-      channel count for (N, C, H, W) input, so ``round(C * p / 100) = 0`` and vertical
-      shifts are silently never tried. The adapter feeds ART channels-last arrays
-      (N, H, W, C) through a permuting wrapper, where ``x.shape[1]`` is the height.
-    - Geometry: ``scipy.ndimage`` shift, then rotation about the centre (positive =
-      counter-clockwise as displayed), cubic spline interpolation (not bilinear), zeros
-      outside, clipped to [0, 1]. The recorded ``(angle, dx, dy)`` is converted to
-      :func:`robustbench_win.attacks.spatial.warp`'s rotate-then-translate convention: ``(dx, dy) = R(angle)
-      (shift_x, shift_y)``. ``None`` when the best global transform is the identity.
-    - ART predicts one image at a time; the adapter's classifier predicts ``batch_size`` at
-      a time (same results in eval mode, much faster).
-
-    ``iterations`` is the size of the grid: ART evaluates every transform on every sample.
+    the same column as the per-sample attacks. The adapter converts pixels to ART's percent
+    (``100 * max_translation / H``), feeds ART channels-last arrays (with channels first, ART
+    sizes the vertical shift from the channel count and never tries one), and converts the
+    recorded transform (``scipy.ndimage`` shift, then rotation about the centre) to
+    :func:`robustbench_win.attacks.spatial.warp`'s rotate-then-translate convention:
+    ``(dx, dy) = R(angle) (shift_x, shift_y)``, ``None`` when the best global transform is the
+    identity. ``iterations`` is the size of the grid: ART evaluates every transform on every
+    sample. ART's rounding and interpolation (ART 1.20 source): ``docs/attacks.md``.
 
     Args:
         max_translation: Largest translation, pixels (converted to ART's percent).

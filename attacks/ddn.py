@@ -36,15 +36,11 @@ class DDN(MinimalNormL2Attack):
     ``alpha_final`` along a cosine; the norm ``epsilon`` shrinks by ``1 - gamma`` if
     ``x0 + delta`` was adversarial and grows by ``1 + gamma`` if not; ``delta`` is rescaled to
     norm ``epsilon`` and ``x0 + delta`` clipped to [0, 1]. The direction is thus decoupled
-    from the norm. The result is the smallest adversarial point seen.
-
-    By default (``init="deepfool"``) the walk starts from projected DeepFool's adversarial
-    point pulled back to the boundary, with its norm as the first ``epsilon``; the paper (and
-    ``init="none"``) starts from the clean image with ``epsilon = initial_norm``. From the
-    clean image, DDN ends on the boundary its cross-entropy pulls towards, which on an affine
-    classifier can be 10-30 % farther than the closest one; see
-    :class:`~robustbench_win.attacks.minimal_norm_loop.MinimalNormL2Attack` for the start, the
-    box-aware option and when a sample is done.
+    from the norm. The result is the smallest adversarial point seen. By default
+    (``init="deepfool"``) the walk starts from projected DeepFool's adversarial point pulled
+    back to the boundary, with its norm as the first ``epsilon``; the paper (and
+    ``init="none"``) starts from the clean image with ``epsilon = initial_norm`` (why the
+    start matters: ``docs/attacks.md``).
 
     Args:
         steps: Gradient steps per sample (the step-length schedule spans this many).

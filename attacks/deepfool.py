@@ -78,17 +78,8 @@ class DeepFool(DeepFoolParameters):
     ``clip(x0 + (1 + overshoot) * r_tot, 0, 1)``, the reference implementation's overshoot.
     A sample stops (and is no longer computed) as soon as it is misclassified; at most
     ``steps`` steps are made. Same update, guards and stopping rule as foolbox 3's
-    ``L2DeepFoolAttack`` with ``loss="logits"``, so per-sample norms agree with it.
-
-    Clipping, as in foolbox: ``r_tot`` itself is never clipped, so on images with many
-    saturated pixels (digits are mostly 0 and 1) a few samples stall, each step pushing
-    pixels that the clip then puts back, and are reported as failures after ``steps``
-    steps. Without the clip they fall in 1 to 3 steps; ART's projected variant
-    (:class:`robustbench_win.attacks.art_backend.ArtDeepFool`) fools most of them and
-    :class:`ProjectedDeepFool` all of them on the quick preset's models.
-
-    Speed: per step, one forward pass and one backward pass per candidate, on the input only
-    (parameters do not require grad during an attack), and only for samples not yet fooled.
+    ``L2DeepFoolAttack`` with ``loss="logits"``, so per-sample norms agree with it (its
+    clipping too, which lets a few samples stall on saturated pixels: ``docs/attacks.md``).
 
     Args:
         steps: Maximum number of DeepFool steps.
@@ -213,27 +204,18 @@ def still_correct(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 class ProjectedDeepFool(DeepFool):
     """L2 DeepFool that keeps its iterate in [0, 1] and steps only where pixels can move, so it does not stall.
 
-    :class:`DeepFool` with two changes for the box [0, 1]:
-
-    1. After every step the accumulated perturbation is projected so that ``x0 + r_tot``
-       stays in [0, 1] (``r_tot <- clip(x0 + r_tot, 0, 1) - x0``), as ART and adv-lib do:
-       a push on a pixel already at 0 or 1 is not stored in ``r_tot``, where the faithful
-       variant must undo it before that pixel can move back.
-    2. Each candidate's gradient is projected onto the directions the box allows at
-       ``x0 + r_tot`` (:func:`feasible_direction`): components that would push a pixel at 0
-       down or a pixel at 1 up are dropped before the distance to the linearised boundary
-       and the step are computed. This is DeepFool's linearised step for the box-constrained
-       problem; without it, on digits (mostly exact 0s and 1s) two thirds of a step can be
-       clipped away every time and the margin shrinks geometrically without ever crossing.
-
-    Measured on the quick preset's models, the projection alone leaves the failure rate of
-    the faithful variant unchanged (``reports/quick/table_deepfool.md`` gives that rate);
-    with both changes every digit is fooled, in about a fifth of the forward and backward passes. Overshoot, candidates,
-    guards and the stopping rule are those of :class:`DeepFool`. On an image with no pixel
-    at 0 or 1, whose steps stay inside the box, the two variants give the same iterates.
-
     Moosavi-Dezfooli, Fawzi & Frossard, "DeepFool: a simple and accurate method to fool deep
     neural networks", CVPR 2016 (https://arxiv.org/abs/1511.04599).
+
+    :class:`DeepFool` with two changes for the box [0, 1]: after every step the accumulated
+    perturbation is projected so that ``x0 + r_tot`` stays in [0, 1]
+    (``r_tot <- clip(x0 + r_tot, 0, 1) - x0``), as ART and adv-lib do; and each candidate's
+    gradient is projected onto the directions the box allows at ``x0 + r_tot``
+    (:func:`feasible_direction`) before the distance to the linearised boundary and the step
+    are computed, DeepFool's linearised step for the box-constrained problem. Overshoot,
+    candidates, guards and the stopping rule are those of :class:`DeepFool`; on an image with
+    no pixel at 0 or 1 the two give the same iterates (what the changes buy on digits:
+    ``docs/attacks.md``).
 
     Takes the arguments of :class:`DeepFool` (``steps``, ``candidates``, ``overshoot``).
     """

@@ -1,7 +1,7 @@
 """Attack families, declared once: what an attack's per-sample results are and where they go.
 
-Every attack names its family (:attr:`robustbench_win.attacks.base.Attack.family`) and the
-per-sample records store that name. The later stages ask a family's properties here instead of
+Every attack names its family (the ``family`` of :class:`robustbench_win.attacks.base.Attack`)
+and the per-sample records store that name. The later stages ask a family's properties here instead of
 listing names: best-known norms combine every minimal-norm family
 (:func:`minimal_norm_families`), the cross-check holds a gradient-free attack against every
 gradient family (:func:`gradient_families`). The built-in families are registered below; an

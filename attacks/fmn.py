@@ -29,30 +29,10 @@ class FMN(MinimalNormL2Attack):
     ``delta <- delta - alpha g / ||g||``, is projected onto the L2 ball of radius ``epsilon``
     and clipped so that ``x0 + delta`` is in [0, 1]. ``alpha`` and ``gamma`` decay from their
     initial to their final values along a cosine. The result is the smallest adversarial
-    point seen.
-
-    Three additions to the paper's algorithm, each switched off by one argument
-    (``init="none", overshoot=0, box_aware=False`` is Algorithm 1 as the authors' code
-    implements it; adv-lib's L2 variant rescales ``delta`` onto the sphere of radius
-    ``epsilon`` instead of projecting onto the ball, and foolbox 3.3's does not project):
-
-    - ``init="deepfool"``: start from projected DeepFool's adversarial point pulled back to
-      the boundary (the paper's optional adversarial initialisation). From the clean image
-      the margin loss follows the most likely other class, not the closest boundary: on an
-      affine classifier FMN then ends up to about 12 % above the exact minimum on some
-      samples, from DeepFool's point within 0.1 %.
-
-    - ``overshoot``: the paper's budget before the first success is the exact linearised
-      distance, so on a model that is affine around the sample (any ReLU network, locally)
-      every step lands on the boundary from inside and never crosses it. Overshooting it
-      as DeepFool does lets the first success happen.
-    - ``box_aware`` (see :class:`~robustbench_win.attacks.minimal_norm_loop.MinimalNormL2Attack`):
-      on digits, whose pixels are mostly exactly 0 or 1, clipping absorbs much of every
-      step; with the paper's algorithm and adv-lib's defaults, 200 steps leave about half of
-      the quick preset's digits unfooled, with box-aware steps none.
-
-    The defaults (steps, patience) were chosen with ``benchmarks/bench_minimal_norm.py``,
-    which shows median norms against steps.
+    point seen. Three additions, each switched off by one argument (``init="none",
+    overshoot=0, box_aware=False`` is Algorithm 1 as the authors' code implements it): a start
+    at projected DeepFool's boundary point, an overshoot of the first budget, and box-aware
+    steps; why, and how adv-lib's and foolbox's versions differ: ``docs/attacks.md``.
 
     Args:
         steps: Gradient steps per sample (the annealing schedules span this many).

@@ -68,16 +68,10 @@ class FoolboxSpatial(GridAttack):
     num_rotations, grid_search=True)``: rotations outer, x then y translations inner, first
     fooling transform per sample. foolbox does not say which transform fooled a sample, so
     it is recovered afterwards by replaying foolbox's grid on the fooled images (warps only,
-    no model calls) and converted to the convention of :func:`robustbench_win.attacks.spatial.warp`.
-
-    foolbox's geometry differs from :class:`robustbench_win.attacks.spatial.SpatialGrid` in two ways (see
-    :func:`foolbox_to_warp`): (1) its sampling grid uses ``align_corners=True`` but converts
-    pixels with ``2 / size``, so "1 pixel" moves the content ``(size - 1) / size`` pixels
-    (27/28 on digits: its 3-pixel maximum is 2.89 px); (2) its translation is added to the
-    *sampling* coordinates after rotating them, so the content moves by
-    ``-R(angle) (dx, dy)``: opposite direction and in the rotated frame. Its rotation sign
-    matches ours (counter-clockwise as displayed for positive angles). The grids therefore
-    hold different transforms, and the fooled sets can differ on a few borderline samples.
+    no model calls) and converted to the convention of :func:`robustbench_win.attacks.spatial.warp`
+    by :func:`foolbox_to_warp`. foolbox's pixels and the frame of its translation differ from
+    :class:`robustbench_win.attacks.spatial.SpatialGrid`'s, so the grids hold different
+    transforms and the fooled sets can differ on a few borderline samples (``docs/attacks.md``).
 
     Args:
         max_translation: Largest foolbox translation, in foolbox's nominal pixels.

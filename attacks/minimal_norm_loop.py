@@ -247,23 +247,14 @@ class MinimalNormL2Attack(Attack):
     norm has not fallen by more than ``tolerance`` (relative) for ``patience`` consecutive
     steps: the budget then only oscillates around a boundary point already found. Samples
     without an adversarial point run all ``steps``. With ``patience=0`` every sample runs
-    all ``steps``. The reported ``iterations`` are the gradient steps a sample used.
-
-    With ``box_aware`` the gradient loses the components that would push a pixel already at
-    0 or 1 out of [0, 1] (:func:`~robustbench_win.attacks.deepfool.feasible_direction`)
-    before it is normalised, so that no part of a step is spent where the clip to [0, 1]
-    throws it away; on digits, whose pixels are mostly exactly 0 or 1, that decides whether
-    FMN finds an adversarial point at all.
-
-    With ``init="deepfool"`` each sample starts from the adversarial point of
-    :class:`~robustbench_win.attacks.deepfool.ProjectedDeepFool`, moved back along the
-    segment to the clean image by bisection (the boundary search FMN's paper and foolbox's
-    ``init_attack`` use), with that norm as budget; samples DeepFool does not fool start from
-    the clean image. FMN and DDN follow their own losses, which pull towards the most likely
-    other class rather than the closest boundary: from the clean image they can settle on a
-    boundary point farther than DeepFool's (on an affine classifier, up to 10-30 % farther
-    than the exact minimum on some samples). Started at DeepFool's point, they refine the
-    closest linearised boundary instead, and never end above where they started.
+    all ``steps``. The reported ``iterations`` are the gradient steps a sample used. With
+    ``box_aware`` the gradient loses the components that would push a pixel already at 0 or 1
+    out of [0, 1] (:func:`~robustbench_win.attacks.deepfool.feasible_direction`) before it is
+    normalised. With ``init="deepfool"`` each sample starts from the adversarial point of
+    :class:`~robustbench_win.attacks.deepfool.ProjectedDeepFool`, moved back along the segment
+    to the clean image by bisection, with that norm as budget; samples DeepFool does not fool
+    start from the clean image. What the start and the box-aware steps change:
+    ``docs/attacks.md``.
 
     Family ``"minimal-norm"``: results enter the best-known norms and the attack-quality table,
     not the DeepFool table.

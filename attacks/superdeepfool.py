@@ -33,13 +33,10 @@ class SuperDeepFool(DeepFool):
     made. A bisection of ``search_steps`` steps on the segment from ``x0`` to it then keeps
     the point nearest ``x0`` still misclassified. On an affine classifier one iteration
     reaches the closest boundary point (times ``1 + overshoot``) and the bisection brings it
-    within ``2 ** -search_steps`` of the minimal norm.
-
-    Box-aware like :class:`~robustbench_win.attacks.deepfool.ProjectedDeepFool`: the DeepFool
-    runs are the projected ones, and the boundary normal drops the components that would push
-    a pixel of ``x`` at 0 down or at 1 up (:func:`feasible_direction`) before the projection.
-    Candidate classes are the ``candidates`` most likely ones at ``x0``, as in DeepFool;
-    ``iterations`` counts SuperDeepFool iterations (each one a DeepFool run and a projection).
+    within ``2 ** -search_steps`` of the minimal norm. Box-aware like
+    :class:`~robustbench_win.attacks.deepfool.ProjectedDeepFool` (the boundary normal drops
+    the components :func:`feasible_direction` drops); ``iterations`` counts SuperDeepFool
+    iterations. How it compares with adv-lib's ``sdf``: ``docs/attacks.md``.
 
     Args:
         steps: Most SuperDeepFool iterations (adv-lib's default, 100).

@@ -6,8 +6,8 @@ them out (``--threads`` = threads / N each), alternating the two over ``--repeat
 Every run trains its models from scratch (a fresh checkpoint store and run folder), so the
 times cover training, clean accuracy, every attack and the report.
 
-Both ways compute the same cells; their numbers differ only by thread count per model (see the
-README, "What repeats exactly"). Writes ``bench/executors.md`` and ``bench/executors.csv``.
+Both ways compute the same cells; their numbers differ only by thread count per model (see
+``docs/reproducibility.md``). Writes ``bench/executors.md`` and ``bench/executors.csv``.
 
 Usage::
 

@@ -3,7 +3,7 @@
 For the model of a suite (default ``cifar10-paper``: paper CNN, width 256, 6 layers, batch 32,
 CIFAR-sized images) at each kernel size, baseline and Hamming, side by side in one run:
 
-- images per second of the training loop of :func:`robustbench_win.training.train` (batch
+- images per second of the training loop of :func:`robustbench_win.train.loop.train` (batch
   pipeline, forward, backward, SGD update), for fp32 and bf16 autocast, each through a ladder
   of speed options: plain, then + channels-last, + data held on the device, + ``torch.compile``
   (compile only for bf16 and ``--compile-kernel-sizes``: it takes tens of seconds per model).

@@ -4,7 +4,7 @@ Measures, side by side in one run, for kernel sizes 3, 5, 7, 9, 11:
 
 - training throughput (images/s): the median over ``--repeats`` timings of a fixed number of
   optimiser steps (``--steps`` in fp32, ``--bf16-steps`` in bf16; forward, backward, SGD update:
-  the code path of :func:`robustbench_win.training.train`), after ``--warmup`` untimed steps.
+  the code path of :func:`robustbench_win.train.loop.train`), after ``--warmup`` untimed steps.
   Configurations are interleaved within every repeat, so a slow-down of a shared machine hits
   all of them alike;
 - the windowing overhead, as the time ratio hamming / none, paired within each repeat (target:

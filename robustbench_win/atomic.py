@@ -13,8 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from robustbench_win.errors import UserError
 
-class WriteError(OSError):
+
+TEMPORARY_SUFFIX = ".tmp"  # of the hidden file a write goes to before it is renamed into place
+
+
+class WriteError(UserError, OSError):
     """A file could not be written; ``path`` names it and ``strerror`` says why."""
 
     def __init__(self, path: Path, error: OSError) -> None:
@@ -50,7 +55,7 @@ def write_atomic(path: Path | str, data: str | bytes) -> Path:
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
         os.chmod(tmp, _file_mode())  # mkstemp creates 0600; give the usual permissions
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
@@ -64,6 +69,22 @@ def write_atomic(path: Path | str, data: str | bytes) -> Path:
         _remove(tmp)
         raise
     return path
+
+
+def remove_temporaries(folder: Path | str) -> list[Path]:
+    """Delete what writes into ``folder`` (and below) left when their process was killed mid-write.
+
+    A process killed by a signal it cannot handle (``kill -9``) leaves its temporary file
+    (``.NAME.XXXXXXXX.tmp``) beside the destination, which it never replaced. Call this only while
+    no other process writes into ``folder`` (a run holds its folder's lock).
+
+    Returns:
+        The files removed.
+    """
+    found = [p for p in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}") if p.is_file()]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 def _remove(tmp: str | None) -> None:

@@ -2,8 +2,20 @@
 
 Each command is a thin wrapper over an importable function that returns data:
 :func:`robustbench_win.run.runner.run_suite`, :func:`robustbench_win.train.obtain.obtain_model`,
-:func:`robustbench_win.report.build_report`. An error a user can cause is printed as one line
-saying what was expected (exit status 2), never as a traceback.
+:func:`robustbench_win.report.build_report`.
+
+Exit status and what goes to stderr:
+
+- 0: done.
+- 2: an error the user can fix (:class:`robustbench_win.errors.UserError`, or a file the
+  operating system refuses): one line saying what was expected and how to fix it, no traceback.
+  A run in which every model failed ends so too, after its report is written.
+- 1: an internal error (a bug in the suite or in a plug-in): one line naming it and the file
+  its full traceback was written to. ``--debug`` (or ``ROBUSTBENCH_WIN_DEBUG=1``) lets every
+  error through with its traceback instead.
+- 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): stopped; the workers are stopped too, and one line says
+  what is saved and that the same command resumes. 128 + the signal number is the status a
+  shell reports for a process the signal killed, so a scheduler reads it the same way.
 """
 
 from __future__ import annotations
@@ -11,55 +23,83 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from robustbench_win.atomic import WriteError
+from robustbench_win.atomic import WriteError, write_atomic
+from robustbench_win.errors import BadValueError, UserError
 from robustbench_win.train.checkpoints import CheckpointError, CheckpointStore, ModelSpec, load_model
-from robustbench_win.data.datasets import DatasetNotFoundError
-from robustbench_win.run.executors import EXECUTORS, ExecutorError
-from robustbench_win.run.folder_lock import RunFolderBusyError
+from robustbench_win.data.datasets import default_cache_dir
+from robustbench_win.run.executors import EXECUTORS
+from robustbench_win.run.folder_lock import run_holding
 from robustbench_win.measure.leakage import N_FFT, model_leakage_table, overall_leakage
 from robustbench_win.report.markdown import pipe_table
 from robustbench_win.models.windows import WINDOWS
-from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, UnknownNameError, load_plugin
+from robustbench_win.registry import ATTACKS, DATASETS, MODELS, PluginError, Registry, load_plugin
 from robustbench_win.report.build import build_report
 from robustbench_win.report.compare import write_comparison
-from robustbench_win.analysis.compare import CompareError
 from robustbench_win.run.runner import DataRequest, check_weights, load_data, resolve_device, run_suite
-from robustbench_win.store.run_folder import RunFolder, RunFolderError
+from robustbench_win.store.run_folder import RunFolder
 from robustbench_win.suite import DEFAULT_RADII, DEFAULT_SUITE, load_suite, parse_value, shipped_suites, weights_suite
 from robustbench_win.data.prepare import prepare_data
 from robustbench_win.train.config import PRECISIONS, TrainConfig
 from robustbench_win.train.obtain import obtain_model
 
 # Errors a user can cause: printed as one clear line (exit status 2), never as a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    UnknownNameError, PluginError, DatasetNotFoundError, CheckpointError, RunFolderError, RunFolderBusyError,
-    ExecutorError, CompareError, ValueError, OSError,
-)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERNAL_ERROR = 1
+DEBUG_ENV = "ROBUSTBENCH_WIN_DEBUG"  # "1": every error goes through with its traceback, as --debug
 
 
-class RunStoppedError(OSError):
+class RunStoppedError(UserError, OSError):
     """A run stopped because a result could not be written; the message says what is saved."""
+
+
+class AllModelsFailedError(UserError, RuntimeError):
+    """Every model of a run failed to train or load: the report holds nothing to compare."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A signal asked the command to stop.
+
+    Attributes:
+        signum: The signal (SIGINT or SIGTERM).
+        saved: What the command keeps, in words (empty: nothing to say beyond the default).
+    """
+
+    def __init__(self, signum: int, saved: str = "") -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.saved = saved
+
+
 KINDS = ("models", "datasets", "attacks", "suites")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     plugin_help = "import a module name or a .py file that registers models, data sets or attacks (repeatable)"
+    debug_help = f"let every error through with its Python traceback (or set {DEBUG_ENV}=1)"
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE", help=plugin_help)
+    common.add_argument("--debug", action="store_true", help=debug_help)
     parser = argparse.ArgumentParser(prog="robustbench-win",
                                      description="Train baseline and windowed CNNs at several kernel sizes, attack them, compare.")
     # Accepted before the command too; a separate dest so the command's default cannot erase it.
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE", dest="global_plugins", help=plugin_help)
+    parser.add_argument("--debug", action="store_true", dest="global_debug", help=debug_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", parents=[common], help="list registered models, data sets, attacks or suites")
@@ -118,7 +158,7 @@ def _model_args(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--arg expects KEY=VALUE, got '{item}'")
+            raise BadValueError(f"--arg expects KEY=VALUE, got '{item}'")
         kwargs[key.strip().replace("-", "_")] = parse_value(value.strip())
     return kwargs
 
@@ -186,23 +226,104 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``robustbench-win`` console script."""
+    """Entry point of the ``robustbench-win`` console script; returns the exit status (see the module)."""
     args = build_parser().parse_args(argv)
     _show_warnings()
+    debug = args.global_debug or args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
-        for plugin in [*args.global_plugins, *args.plugin]:
-            load_plugin(plugin)
-        if getattr(args, "threads", None):
-            torch.set_num_threads(args.threads)
-        return _COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished results are saved; run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except USER_ERRORS as error:
+        with _signals_stop_the_command():
+            for plugin in [*args.global_plugins, *args.plugin]:
+                load_plugin(plugin)
+            if getattr(args, "threads", None):
+                torch.set_num_threads(args.threads)
+            return _COMMANDS[args.command](args)
+    except KeyboardInterrupt as stop:
+        print(_stopped_line(stop), file=sys.stderr)
+        return 128 + getattr(stop, "signum", signal.SIGINT)
+    except Exception as error:
+        if debug:
+            raise
+        return _report_error(error)
+
+
+def _report_error(error: Exception) -> int:
+    """Print ``error`` as one line (a user's error, or an internal one with its traceback in a file); return the status."""
+    if isinstance(error, USER_ERRORS):
         print(f"robustbench-win: error: {error}", file=sys.stderr)
         if isinstance(error, PluginError) and error.details:
             print(error.details.rstrip("\n"), file=sys.stderr)
         return EXIT_USER_ERROR
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        # The operating system refused a file the user named or owns (permissions, a missing folder).
+        print(f"robustbench-win: error: cannot use '{error.filename}': {error.strerror}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    where = _write_traceback(error)
+    kept = f"the full traceback is in {where}" if where else "its traceback could not be written to a file"
+    print(f"robustbench-win: internal error: {type(error).__name__}: {_first_line(error)} (a bug in robustbench-win "
+          f"or in a plug-in, not in what you asked for; {kept}; --debug or {DEBUG_ENV}=1 prints it here)", file=sys.stderr)
+    return EXIT_INTERNAL_ERROR
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no message"
+
+
+def _write_traceback(error: BaseException) -> Path | None:
+    """Write the command line and the traceback of ``error`` to a new file in the cache (else the temp folder)."""
+    text = (f"robustbench-win internal error, pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            f"command: {' '.join(sys.argv)}\n\n" + "".join(traceback.format_exception(error)))
+    name = f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    for folder in (default_cache_dir() / "errors", Path(tempfile.gettempdir()) / "robustbench-win"):
+        try:
+            return write_atomic(folder / name, text)
+        except OSError:
+            continue
+    return None
+
+
+@contextmanager
+def _signals_stop_the_command() -> Iterator[None]:
+    """Inside the block, SIGTERM raises :class:`Stopped` (as SIGINT raises ``KeyboardInterrupt``).
+
+    The exception unwinds the command like Ctrl-C: the executor stops its workers, every file
+    written is complete (atomic writes), and :func:`main` prints one line. A second SIGTERM
+    while stopping ends the process at once. Only the main thread can take signals; elsewhere
+    (a command run from a worker thread) the block changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped_line(stop: KeyboardInterrupt) -> str:
+    """The one line a stopped command prints: the signal, what is saved, and that the same command goes on."""
+    name = signal.Signals(getattr(stop, "signum", signal.SIGINT)).name
+    saved = getattr(stop, "saved", "") or "every file written so far is complete"
+    start = "\n" if name == "SIGINT" and sys.stderr.isatty() else ""  # after the terminal's ^C
+    return f"{start}robustbench-win: stopped by {name}: {saved}; run the same command again to resume"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _stopped_run(stop: KeyboardInterrupt, out: Path) -> Stopped:
+    """``stop`` of a run or attack command, saying what its run folder keeps."""
+    models, files = RunFolder(out).saved() if out.is_dir() else (0, 0)
+    saved = (f"{_count(models, 'model')} with clean accuracy and {_count(files, 'per-sample result file')} "
+             f"are saved in {out / 'runs'}" if models or files else f"no model had finished, nothing is saved in {out}")
+    return Stopped(getattr(stop, "signum", signal.SIGINT), saved)
 
 
 class _StderrHandler(logging.Handler):
@@ -262,8 +383,29 @@ def command_run(args: argparse.Namespace) -> int:
         written = build_report(out)
     except WriteError as error:
         raise RunStoppedError(_stopped_message(error, out)) from error
+    except KeyboardInterrupt as stop:
+        raise _stopped_run(stop, out) from None
     _print_report(out, written)
+    _check_some_model_trained(out)
     return 0
+
+
+def _check_some_model_trained(out: Path) -> None:
+    """Raise :class:`AllModelsFailedError` when every model of the run folder failed (its report is written).
+
+    A run in which only some models failed exits 0: its report compares the others and lists the failures.
+    """
+    folder = RunFolder(out)
+    records = {model_id: folder.read_clean(model_id) for model_id in folder.model_ids()}
+    failed = {m: r for m, r in records.items() if r is not None and r.get("status") != "ok"}
+    if not records or len(failed) < len(records):
+        return
+    first, record = next(iter(failed.items()))
+    raise AllModelsFailedError(
+        f"every model of the run failed ({len(failed)} of {len(records)}); the first, {first}: "
+        f"{(str(record.get('error') or '') or 'no error recorded').splitlines()[0]}. {out / 'summary.md'} lists each failure. "
+        f"Fix the cause, delete the failed models' clean.json under {out / 'runs'} (a failed model is not retried "
+        f"otherwise) and run the same command again")
 
 
 def _stopped_message(error: WriteError, out: Path) -> str:
@@ -283,7 +425,7 @@ def command_attack(args: argparse.Namespace) -> int:
     try:
         radii = tuple(float(r) for r in args.radii.split(",") if r.strip())
     except ValueError:
-        raise ValueError(f"--radii expects comma-separated numbers such as 0.5,1,2, got '{args.radii}'") from None
+        raise BadValueError(f"--radii expects comma-separated numbers such as 0.5,1,2, got '{args.radii}'") from None
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
     config = weights_suite(model=args.model, weights=args.weights, dataset=args.dataset, attacks=attacks,
                            model_args=_model_args(args.arg), attack_samples=args.samples, radii=radii)
@@ -295,13 +437,33 @@ def command_attack(args: argparse.Namespace) -> int:
         written = build_report(out)
     except WriteError as error:
         raise RunStoppedError(_stopped_message(error, out)) from error
+    except KeyboardInterrupt as stop:
+        raise _stopped_run(stop, out) from None
     _print_report(out, written)
+    _check_some_model_trained(out)
     return 0
 
 
+class ReportFolderError(UserError, RuntimeError):
+    """``report`` was given a path that is not a run folder, or a folder a run is still writing."""
+
+
 def command_report(args: argparse.Namespace) -> int:
-    """Rebuild every table and figure of a run folder from its stored per-sample results."""
-    _print_report(args.out, build_report(args.out))
+    """Rebuild every table and figure of a run folder from its stored per-sample results.
+
+    A folder a run is still writing is refused rather than reported from partial records; the
+    run builds its report itself when it finishes.
+    """
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise ReportFolderError(f"'{out}' is a file; `report` takes the run folder that holds it "
+                                f"(the --out of `robustbench-win run`), e.g. robustbench-win report {out.parent}")
+    holder = run_holding(out)
+    if holder is not None:
+        raise ReportFolderError(f"'{out}' is being written by a run ({holder}); its records are not complete yet. "
+                                f"Wait for the run to finish (it writes the report itself), or stop it and then "
+                                f"build the report from what it saved")
+    _print_report(out, build_report(out))
     return 0
 
 

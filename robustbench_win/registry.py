@@ -8,11 +8,12 @@ A factory is registered with a decorator::
     def my_cnn(*, in_channels: int, num_classes: int, kernel_size: int = 3, window: str = "none"):
         ...
 
-Built-in entries live in :mod:`models`, :mod:`attacks` and :mod:`robustbench_win.data.datasets`;
-they are imported the first time a registry is read, never at package import. Third-party
-packages register through the entry-point groups ``robustbench_win.models``,
-``robustbench_win.data.datasets`` and ``robustbench_win.attacks``: each entry point names a module
-(or a callable) whose import registers its factories.
+Built-in entries live in :mod:`robustbench_win.models.zoo`, :mod:`robustbench_win.attacks.zoo`
+and :mod:`robustbench_win.data.datasets`; they are imported the first time a registry is read,
+never at package import. Third-party packages register through the entry-point groups
+``robustbench_win.models``, ``robustbench_win.datasets`` and ``robustbench_win.attacks`` (the
+registry's kind after :data:`ENTRY_POINT_PREFIX`): each entry point names a module (or a
+callable) whose import registers its factories.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from robustbench_win.errors import BadValueError, UserError
+
 Factory = TypeVar("Factory", bound=Callable[..., Any])
 
 ENTRY_POINT_PREFIX = "robustbench_win."
@@ -41,7 +44,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
     """Raised when a registry has no entry of the requested name."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message
@@ -52,7 +55,7 @@ class MissingLibraryError(UnknownNameError):
     """A name routed to an optional library (``timm:NAME``) that is not installed."""
 
 
-class PluginError(ImportError):
+class PluginError(UserError, ImportError):
     """A ``--plugin`` module or file, or an entry point, cannot be imported.
 
     Attributes:
@@ -90,7 +93,7 @@ class Registry(Generic[Factory]):
         def decorator(factory: Factory) -> Factory:
             existing = self._entries.get(name)
             if existing is not None and existing is not factory and not overwrite:
-                raise ValueError(
+                raise BadValueError(
                     f"{self.kind} registry already has an entry named '{name}' "
                     f"({_qualname(existing)}); choose another name or pass overwrite=True"
                 )
@@ -109,7 +112,7 @@ class Registry(Generic[Factory]):
 
         def decorator(resolver: Callable[[str], Factory]) -> Callable[[str], Factory]:
             if self._routes.get(prefix, resolver) is not resolver:
-                raise ValueError(f"{self.kind} registry already has a route for '{prefix}:NAME'")
+                raise BadValueError(f"{self.kind} registry already has a route for '{prefix}:NAME'")
             self._routes[prefix] = resolver
             return resolver
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from robustbench_win.conventions import CHECK_NAMES, DEFAULT_RADII
+from robustbench_win.errors import BadValueError
 from robustbench_win.models.windows import WINDOWS, check_kernel_size, check_window
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, UnknownNameError
 from robustbench_win.train.config import TrainConfig
@@ -75,7 +76,7 @@ CHECK_KEYS = {"enabled", *CHECK_NAMES}  # the sanity checks of robustbench_win.m
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
-class SuiteError(ValueError):
+class SuiteError(BadValueError):
     """A suite file or override is invalid; the message names the key and what was expected."""
 
 

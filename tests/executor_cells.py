@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -33,3 +34,21 @@ def registered_models(task: str) -> list[str]:
     from robustbench_win.registry import MODELS
 
     return MODELS.names(task)
+
+
+def record_pid_and_sleep(task: tuple[str, int]) -> str:
+    """Write this process's pid to ``folder/pid-<seed>``, then sleep (10 min) unless ``seed`` is 0."""
+    folder, seed = task
+    Path(folder, f"pid-{seed}").write_text(str(os.getpid()))
+    if seed:
+        time.sleep(600)
+    return str(os.getpid())
+
+
+def watch_parent_then_sleep(folder: str) -> None:
+    """In a process started by another: only the portable parent watch (no Linux death signal), then sleep."""
+    from robustbench_win.run.executors import exit_when_parent_exits
+
+    exit_when_parent_exits()
+    Path(folder, f"pid-{os.getpid()}").write_text(str(os.getpid()))
+    time.sleep(600)

@@ -20,14 +20,14 @@ CLAIMS = ("clean accuracy gain", "min-norm AUC gain", "min-norm gain, both corre
           "spatial fooled share drop", "leakage reduction, block layers", "leakage reduction, stem")
 
 
-def write_folder(out: Path, sign: float, rng: np.random.Generator) -> Path:
-    """Models at k = 3 and 11, none vs hamming; hamming k = 11 differs from every baseline by ``sign`` x a
-    large effect in the claimed direction (sign 0: noise only)."""
+def write_folder(out: Path, sign: float, rng: np.random.Generator, kernel_sizes: tuple[int, ...] = (3, 11)) -> Path:
+    """Models at ``kernel_sizes``, none vs hamming; hamming at the largest k differs from every baseline by
+    ``sign`` x a large effect in the claimed direction (sign 0: noise only)."""
     folder = RunFolder(out)
     folder.claim('name = "synthetic"\n')
-    for k in (3, 11):
+    for k in kernel_sizes:
         for window in ("none", "hamming"):
-            shift = sign if (k, window) == (11, "hamming") else 0.0
+            shift = sign if (k, window) == (max(kernel_sizes), "hamming") else 0.0
             for seed in SEEDS:
                 identity = ModelIdentity(f"cnn_k{k}_{window}_s{seed}", "toy", "cnn", k, window, seed)
                 accuracy = 0.80 + 0.05 * shift + rng.normal(0, 0.005)
@@ -45,6 +45,15 @@ def write_folder(out: Path, sign: float, rng: np.random.Generator) -> Path:
                 folder.write_step(ATTACK_RECORDS, identity, {"attack": "spatial-grid", "family": "spatial"},
                                   [sample(i, np.nan, success=not robust[i]) for i in range(N_IMAGES)])
     return out
+
+
+def test_a_run_at_k_3_alone_states_each_claim_once(tmp_path: Path) -> None:
+    # "large k" is then the reference k: the comparison at the same k and at k = 3 is one comparison.
+    results = RunFolder(write_folder(tmp_path / "k3", 1.0, np.random.default_rng(3), kernel_sizes=(3,))).collect()
+    rows = [row.claim for row in claims.claim_results(results)]
+    assert sorted(rows) == sorted(f"{claim}: hamming k3 vs none k3" for claim in CLAIMS)
+    per_k = [row.claim for row in claims.per_k_results(results)]
+    assert len(per_k) == len(set(per_k))
 
 
 def sample(index: int, l2: float, success: bool = True) -> dict:

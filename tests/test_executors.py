@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,30 @@ def test_a_ray_worker_that_cannot_see_the_run_folder_says_so(tmp_path: Path, loc
     setup = WorkerSetup(tmp_path / "only-on-the-driver", threads=1)
     with pytest.raises(RunFolderNotVisibleError, match="cannot see the run folder"):
         _collect(executor_cells.seeded_matmul, _cells(tmp_path, range(1)), setup, executor="ray")
+
+
+def test_stopped_ray_tasks_are_cancelled_and_their_workers_end(tmp_path: Path, local_ray) -> None:
+    def stop_after_first(task: Task, result: str) -> None:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("pid-*"))) < 3:  # both sleeping cells have started
+            assert time.monotonic() < deadline, "the sleeping cells never started"
+            time.sleep(0.1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cells(executor_cells.record_pid_and_sleep, _cells(tmp_path, range(3)), WorkerSetup(tmp_path, threads=1),
+                  executor="ray", progress=False, on_result=stop_after_first)
+    sleeping = [int((tmp_path / f"pid-{seed}").read_text()) for seed in (1, 2)]
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in sleeping):  # ray.cancel(force=True) kills the worker process
+        assert time.monotonic() < deadline, f"Ray workers {sleeping} still run their cancelled cells"
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] if Path(f"/proc/{pid}/stat").exists() else "R"
+    return state not in ("Z", "X")

@@ -11,8 +11,9 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from robustbench_win.report import build, figures
+from robustbench_win.report.summary import PARTS, Report
 from robustbench_win.store.run_folder import RunFolder
-from robustbench_win.analysis import tables
+from robustbench_win.analysis import diagnostic_tables, tables
 from test_tables import clean_record, random_deepfool, sample
 
 QUICK_REPORT = Path(__file__).resolve().parents[1] / "reports" / "quick"
@@ -49,16 +50,13 @@ def report_figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Figure
     drawn: dict[str, Figure] = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(figures, "save_png", lambda fig, path: drawn.setdefault(Path(path).name, fig) and Path(path))
-        results = RunFolder(QUICK_REPORT).collect()
-        built = build.build_tables(results)
-        out = tmp_path_factory.mktemp("figures")
-        build._draw_figures(out, built, LONG_NAME, results)
-        build._draw_security_curves(out, results, LONG_NAME)
+        report = Report(RunFolder(QUICK_REPORT).collect(), tmp_path_factory.mktemp("figures"))
+        build.build_tables(report)
+        build.draw_figures(report, LONG_NAME)
     return drawn
 
 
-FIGURE_KINDS = sorted({Path(file).name for file, _, _ in build.FIGURES.values()}
-                      | {Path(build.KERNEL_FIGURE).name, Path(build.SECURITY_FIGURE).name})
+FIGURE_KINDS = sorted(Path(figure.file).name for part in PARTS for figure in part.figures)
 
 
 def test_the_report_draws_every_figure_kind(report_figures: dict[str, Figure]) -> None:
@@ -98,3 +96,13 @@ def test_a_long_title_is_wrapped_not_shrunk() -> None:
     fig = drawn_figures()["deepfool"]  # one panel: the title does not fit on one line
     title = fig.get_suptitle()
     assert "\n" in title and " ".join(title.split()) == f"{LONG_NAME}: DeepFool ρ_adv vs kernel size"
+
+
+def test_a_measure_figure_from_declared_panels_draws_what_the_shift_figure_draws(tmp_path: Path) -> None:
+    results = RunFolder(QUICK_REPORT).collect()
+    table = diagnostic_tables.shift_table(results.records["shift"], results.records["shift_accuracy"])
+    panels = [("consistency", "shift consistency (%)"), ("worst_shift_acc", "accuracy under the worst single shift (%)")]
+    declared = figures.plot_metric_panels(panels, "shift consistency")(table, tmp_path / "declared.png", "title")
+    assert declared.read_bytes() == figures.plot_shift(table, tmp_path / "shift.png", "title").read_bytes()
+    with pytest.raises(ValueError, match="the shift consistency table is empty"):
+        figures.plot_metric_panels(panels, "shift consistency")(table.iloc[0:0], tmp_path / "empty.png", "title")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import robustbench_win.run.runner as runner
+import robustbench_win.run.steps as steps
 from robustbench_win.train.checkpoints import load_model
 from robustbench_win.cli import main
 from robustbench_win.measure.leakage import model_leakage_table
@@ -166,16 +167,16 @@ def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tab
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = workspace / "interrupted"
-    real_run_attack = runner._run_attack
+    real_run_attack = steps.AttackStep.run
     calls: list[str] = []
 
-    def stop_on_fifth_attack(attack, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(attack.name)
+    def stop_on_fifth_attack(step, context):  # type: ignore[no-untyped-def]
+        calls.append(step.name)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real_run_attack(attack, *args, **kwargs)
+        return real_run_attack(step, context)
 
-    monkeypatch.setattr(runner, "_run_attack", stop_on_fifth_attack)
+    monkeypatch.setattr(steps.AttackStep, "run", stop_on_fifth_attack)
     assert run_cli(workspace, out) == 130  # Ctrl-C: finished results stay on disk
     finished = sorted(p.relative_to(out) for p in (out / "runs").rglob("attack-*.csv"))
     assert len(finished) == 4
@@ -183,11 +184,11 @@ def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tab
 
     resumed: list[tuple[str, str]] = []
 
-    def count(attack, model, data, indices, identity, *args, **kwargs):  # type: ignore[no-untyped-def]
-        resumed.append((identity.model_id, attack.name))
-        return real_run_attack(attack, model, data, indices, identity, *args, **kwargs)
+    def count(step, context):  # type: ignore[no-untyped-def]
+        resumed.append((context.identity.model_id, step.name))
+        return real_run_attack(step, context)
 
-    monkeypatch.setattr(runner, "_run_attack", count)
+    monkeypatch.setattr(steps.AttackStep, "run", count)
     monkeypatch.setattr("robustbench_win.train.obtain.train", _must_not_train)
     assert run_cli(workspace, out) == 0
     assert len(resumed) == 3 * len(MODEL_IDS) - 4  # nothing finished is redone
@@ -201,14 +202,14 @@ def _must_not_train(*args: object, **kwargs: object) -> None:
 
 def test_a_failing_model_is_reported_and_the_rest_still_runs(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = workspace / "failing"
-    real_obtain = runner.obtain_model
+    real_obtain = steps.obtain_model
 
     def obtain_or_fail(spec, *args, **kwargs):  # type: ignore[no-untyped-def]
         if spec.model_kwargs["kernel_size"] == 5 and spec.model_kwargs["window"] == "hamming":
             raise RuntimeError("simulated out of memory")
         return real_obtain(spec, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "obtain_model", obtain_or_fail)
+    monkeypatch.setattr(steps, "obtain_model", obtain_or_fail)
     assert run_cli(workspace, out) == 0
     failed = json.loads((out / "runs" / "paper-cnn_k5_hamming_s0" / "clean.json").read_text())
     assert failed["status"] == "failed" and "simulated out of memory" in failed["error"]
@@ -466,7 +467,7 @@ def test_a_run_folder_without_init_leakage_gains_it_on_resume_without_training(
         path.unlink()
     assert main(["report", str(out)]) == 0  # an older folder still reports
     assert "Not measured in this run" in (out / "summary.md").read_text()
-    monkeypatch.setattr(runner, "_obtain", _must_not_obtain)
+    monkeypatch.setattr(steps.ObtainModel, "run", _must_not_obtain)
     assert run_cli(workspace, out) == 0
     assert len(list((out / "runs").rglob("leakage-spectral-init.csv"))) == len(MODEL_IDS)
     assert read_tables(out) == read_tables(finished_run)

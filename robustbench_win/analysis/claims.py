@@ -44,7 +44,8 @@ from robustbench_win.analysis.verdict import (
 )
 from robustbench_win.attacks.families import SPATIAL, minimal_norm_families
 from robustbench_win.ordering import attack_order, ordered, window_order
-from robustbench_win.store.records import CONFIG_SEED_COLUMNS, LEAKAGE_RECORDS
+from robustbench_win.schema import CONFIG_SEED_COLUMNS
+from robustbench_win.store.records import LEAKAGE_RECORDS
 from robustbench_win.store.run_folder import Results
 
 PREFERRED_WINDOW = "hamming"  # the paper's window
@@ -341,11 +342,12 @@ def headline_text(window: str | None, large: int | None) -> str:
 
 
 def headline_pairs(results: Results) -> list[Pair]:
-    """The comparisons of the headline table: large k vs none at large k and at the reference k."""
+    """The comparisons of the headline table: large k vs none at large k and at the reference k (one
+    comparison when large k is the reference k)."""
     window, large = verdict_window(results.clean["window"]), large_kernel_size(results.clean)
     if window is None or large is None:
         return []
-    return [Pair(window, large, large), Pair(window, large, REFERENCE_KERNEL_SIZE)]
+    return [Pair(window, large, base) for base in dict.fromkeys((large, REFERENCE_KERNEL_SIZE))]
 
 
 def claim_results(results: Results, inputs: Inputs | None = None) -> list[ClaimResult]:

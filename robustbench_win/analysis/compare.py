@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from robustbench_win.errors import BadValueError
 from robustbench_win.analysis import claims, pooling
 from robustbench_win.store.run_folder import Results
 
@@ -32,7 +33,7 @@ N_SEEDS, VERDICT = "n", "verdict"
 _READ = (KEY, "effect", "ci_low", "ci_high", "baseline", N_SEEDS, VERDICT)
 
 
-class CompareError(ValueError):
+class CompareError(BadValueError):
     """The runs cannot be compared; the message says why and what would make them comparable."""
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from robustbench_win.measure.diagnostics import LEAKAGE_INIT_MEASURE, LEAKAGE_MEASURE
+from robustbench_win.measure.leakage import LEAKAGE_INIT_MEASURE, LEAKAGE_MEASURE
 from robustbench_win.measure.leakage import null_leakage
 from robustbench_win.ordering import sort_records
-from robustbench_win.store.records import CONFIG_COLUMNS, CONFIG_SEED_COLUMNS
+from robustbench_win.schema import CONFIG_COLUMNS, CONFIG_SEED_COLUMNS
 from robustbench_win.analysis.tables import (
     REFERENCE_KERNEL_SIZE, REFERENCE_TAG, int_columns, over_seeds, seed_differences,
 )
@@ -46,8 +46,8 @@ def leakage_layers(leakage: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         leakage: Stored leakage records (:data:`~robustbench_win.store.records.LEAKAGE_RECORDS`):
-            step :data:`~robustbench_win.measure.diagnostics.LEAKAGE_MEASURE` (trained) and, where
-            measured, :data:`~robustbench_win.measure.diagnostics.LEAKAGE_INIT_MEASURE` (untrained).
+            step :data:`~robustbench_win.measure.leakage.LEAKAGE_MEASURE` (trained) and, where
+            measured, :data:`~robustbench_win.measure.leakage.LEAKAGE_INIT_MEASURE` (untrained).
 
     Returns:
         One row per trained model and conv layer: ``dataset, model, kernel_size, window, seed,

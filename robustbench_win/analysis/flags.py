@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from robustbench_win.measure.checks import FLAG, REFUSE
-from robustbench_win.store.records import CHECK_RECORDS, MODEL_COLUMNS
+from robustbench_win.schema import MODEL_COLUMNS
+from robustbench_win.store.records import CHECK_RECORDS
 from robustbench_win.store.run_folder import Results
 
 REFUSED = "refused"  # the verdict of a claim that rests on a flagged model

@@ -51,7 +51,7 @@ from robustbench_win.ordering import sort_records
 from robustbench_win.store.minimal_norms import (
     BEST_KNOWN, NORM_COLUMNS, best_known_norms, minimal_norm_attacks, resolve_attacks, sample_norms,
 )
-from robustbench_win.store.records import CONFIG_COLUMNS, CONFIG_SEED_COLUMNS, MODEL_COLUMNS
+from robustbench_win.schema import CONFIG_COLUMNS, CONFIG_SEED_COLUMNS, MODEL_COLUMNS
 from robustbench_win.conventions import DEFAULT_RADII
 from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, paired_image_test
 from robustbench_win.analysis.tables import (

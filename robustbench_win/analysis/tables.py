@@ -29,7 +29,7 @@ from robustbench_win.analysis.inference import paired_image_test
 from robustbench_win.attacks.families import DEEPFOOL, SPATIAL
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
 from robustbench_win.conventions import DEFAULT_RADII
-from robustbench_win.store.records import CONFIG_COLUMNS
+from robustbench_win.schema import CONFIG_COLUMNS
 
 BASELINE_WINDOW = "none"
 REFERENCE_KERNEL_SIZE = 3  # the standard small-kernel network the paper compares against (the one definition)

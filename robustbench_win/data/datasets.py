@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robustbench_win.errors import BadValueError, UserError
 from robustbench_win.atomic import write_atomic
 from robustbench_win.registry import DATASETS, register_dataset
 
@@ -42,11 +43,11 @@ CACHE_DIR_ENV = "ROBUSTBENCH_WIN_CACHE"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """The data set's files are not where they were expected (and no download was asked)."""
 
 
-class DatasetError(ValueError):
+class DatasetError(BadValueError):
     """The data set's files are there but cannot make a classification data set (the message says why)."""
 
 

@@ -15,7 +15,7 @@ is not attacked at all: its numbers would be meaningless); ``skipped`` (nothing 
 e.g. no correctly classified image).
 
 The checks judge the attacks' evidence, not the model's properties: leakage and shift
-consistency are diagnostics (:mod:`robustbench_win.measure.diagnostics`), and what a flag or a
+consistency are per-model measures (:mod:`robustbench_win.measure.base`), and what a flag or a
 refusal does to the tables and claims is :mod:`robustbench_win.analysis.flags`.
 """
 
@@ -312,9 +312,35 @@ def describe_checks() -> dict[str, str]:
     return {name: (CHECK_FUNCTIONS[name].__doc__ or "").strip().splitlines()[0] for name in CHECK_NAMES}
 
 
+PRE_ATTACK_CHECKS: tuple[str, ...] = tuple(name for name in CHECK_NAMES if name != CROSS_CHECK)  # run before the attacks
+
+
+def pre_attack_check(name: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, n_correct: int,
+                     n_test: int, num_classes: int) -> CheckResult:
+    """One of the checks that run before the attacks (:data:`PRE_ATTACK_CHECKS`), by name.
+
+    Args:
+        name: The check.
+        model: The model, in eval mode, on the device of ``images``.
+        images: The images the model will be attacked on.
+        labels: Their labels.
+        n_correct: Test images the model classifies correctly (its clean record).
+        n_test: Test images evaluated.
+        num_classes: Classes of the data.
+    """
+    runs: dict[str, Callable[[], CheckResult]] = {
+        RANDOMIZED: lambda: randomized_outputs(model, images),
+        NON_FINITE: lambda: non_finite_outputs(model, images),
+        PROBABILITIES: lambda: probability_outputs(model, images),
+        GRADIENTS: lambda: input_gradients(model, images, labels),
+        CHANCE: lambda: chance_level(n_correct, n_test, num_classes),
+    }
+    return runs[name]()
+
+
 def pre_attack_checks(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, n_correct: int, n_test: int,
                       num_classes: int, enabled: Callable[[str], bool]) -> list[CheckResult]:
-    """Every enabled check that runs before the attacks, in :data:`CHECK_NAMES`.
+    """Every enabled check that runs before the attacks, in :data:`CHECK_NAMES` (:func:`pre_attack_check`).
 
     Args:
         model: The model, in eval mode, on the device of ``images``.
@@ -325,11 +351,5 @@ def pre_attack_checks(model: nn.Module, images: torch.Tensor, labels: torch.Tens
         num_classes: Classes of the data.
         enabled: Whether a check (by name) is switched on.
     """
-    runs: dict[str, Callable[[], CheckResult]] = {
-        RANDOMIZED: lambda: randomized_outputs(model, images),
-        NON_FINITE: lambda: non_finite_outputs(model, images),
-        PROBABILITIES: lambda: probability_outputs(model, images),
-        GRADIENTS: lambda: input_gradients(model, images, labels),
-        CHANCE: lambda: chance_level(n_correct, n_test, num_classes),
-    }
-    return [runs[name]() for name in CHECK_NAMES if name in runs and enabled(name)]
+    return [pre_attack_check(name, model, images, labels, n_correct=n_correct, n_test=n_test, num_classes=num_classes)
+            for name in PRE_ATTACK_CHECKS if enabled(name)]

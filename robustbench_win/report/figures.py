@@ -252,8 +252,9 @@ def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str |
 # --------------------------------------------------------------------------- diagnostics
 
 
-def _long_metric_panels(table: pd.DataFrame, title: str, panels: list[tuple[str, str]]) -> Figure:
-    """One panel per ``(metric, y label)`` of a long table (a row per configuration), a line per window."""
+def metric_panels_figure(table: pd.DataFrame, title: str, panels: list[tuple[str, str]]) -> Figure:
+    """One panel per ``(metric, y label)`` against k, a line per window, from a long table (a row per
+    configuration, ``<metric>_mean`` and ``<metric>_std`` over seeds), such as a per-model measure's."""
     fig, axes = _new_figure(len(panels), title)
     windows = ordered(table["window"], window_order())
     for ax, (metric, ylabel) in zip(axes, panels):
@@ -273,7 +274,7 @@ def leakage_figure(table: pd.DataFrame, title: str) -> Figure:
         title: Figure title (should name the data set).
     """
     _require(table, "leakage")
-    return _long_metric_panels(table, title, [("leakage", "leakage of the block layers (raw)"),
+    return metric_panels_figure(table, title, [("leakage", "leakage of the block layers (raw)"),
                                               ("leakage_excess", "leakage minus the random-kernel null")])
 
 
@@ -285,7 +286,7 @@ def shift_figure(table: pd.DataFrame, title: str) -> Figure:
         title: Figure title (should name the data set).
     """
     _require(table, "shift consistency")
-    return _long_metric_panels(table, title, [("consistency", "shift consistency (%)"),
+    return metric_panels_figure(table, title, [("consistency", "shift consistency (%)"),
                                               ("worst_shift_acc", "accuracy under the worst single shift (%)")])
 
 
@@ -332,3 +333,18 @@ def kernel_examples_figure(kernels: pd.DataFrame, title: str, *, n_fft: int = N_
 plot_leakage = _png_writer(leakage_figure)
 plot_shift = _png_writer(shift_figure)
 plot_kernel_examples = _png_writer(kernel_examples_figure)
+
+
+def plot_metric_panels(panels: list[tuple[str, str]], what: str) -> Callable[[pd.DataFrame, Path | str, str], Path]:
+    """A ``plot_*`` function drawing :func:`metric_panels_figure` of ``panels`` (a report part's figure).
+
+    Args:
+        panels: ``(metric, y label)`` of each panel.
+        what: The table's name in the message when it is empty.
+    """
+    def draw(table: pd.DataFrame, title: str) -> Figure:
+        _require(table, what)
+        return metric_panels_figure(table, title, panels)
+
+    draw.__name__ = "metric_panels_figure"
+    return _png_writer(draw)

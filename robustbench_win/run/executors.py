@@ -15,13 +15,28 @@ device type:
 - ``executor="ray"``: one Ray task per cell on an existing cluster (``ray_address``) or on a
   local Ray instance; a task asks for ``threads`` CPUs and one GPU when the suite runs on CUDA.
   The run folder and the checkpoint store must be on storage that every node sees.
+
+Workers end with the run that started them. A local worker arms ``PR_SET_PDEATHSIG`` (Linux:
+the kernel kills it with SIGKILL the moment its parent dies) and, on every platform, keeps a
+thread that waits on the parent's process sentinel (a pipe the parent holds; Windows: its
+process handle) and ends the worker when it closes; so ``kill -9`` of the driver, an
+out-of-memory kill or a closed terminal leaves no worker computing for nobody. A driver
+stopped by SIGINT or SIGTERM (an exception in this process, see the command line) stops its
+workers before it exits. A killed worker can leave nothing half-written: every result file is
+written under a hidden temporary name and renamed into place
+(:func:`robustbench_win.atomic.write_atomic`), and the next run removes such leftovers.
+What Ray does with the tasks of a dead driver is said in :func:`_run_ray`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import socket
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -33,13 +48,15 @@ from typing import Any, Generic, TypeVar
 import torch
 from tqdm.auto import tqdm
 
+from robustbench_win.errors import UserError
+
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 
 TaskT = TypeVar("TaskT")
 ResultT = TypeVar("ResultT")
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(UserError, RuntimeError):
     """A worker died, or the executor cannot run here (e.g. Ray is not installed)."""
 
 
@@ -212,11 +229,65 @@ _prepared: WorkerSetup | None = None  # what this worker process has set up alre
 _worker_gpu: int | None = None  # the GPU this local worker was given, if any
 
 
-def _local_worker_init(gpus: Any) -> None:
-    # Only take a GPU here: an exception in a pool initializer would break the whole pool
-    # without a message, so everything that can fail runs with the first cell instead.
+def _local_worker_init(gpus: Any, parent_pid: int) -> None:
+    # Only take a GPU and tie the worker to its parent here: an exception in a pool initializer
+    # would break the whole pool without a message, so everything that can fail runs with the
+    # first cell instead.
     global _worker_gpu
+    end_with_parent(parent_pid)
+    # Ctrl-C in a terminal reaches the whole process group: the driver alone decides what stops,
+    # and stops the workers itself (an interrupted worker would only hand its cell back as failed).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a named multiprocessing semaphore, which a worker ended by a signal
+    # leaves to the resource tracker (a warning on the run's stderr); a worker's bars are its own.
+    tqdm.set_lock(threading.RLock())
     _worker_gpu = gpus.get() if gpus is not None else None
+
+
+PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies (linux/prctl.h)
+ORPHANED_EXIT_STATUS = 137  # a worker whose parent died ends as SIGKILL would end it (128 + 9), on any platform
+
+
+def end_with_parent(parent_pid: int) -> None:
+    """Make this worker process end within moments of the death of its parent, ``parent_pid``.
+
+    On Linux the kernel sends SIGKILL to the worker when its parent dies (``prctl(PR_SET_PDEATHSIG)``),
+    whatever the worker is doing. On every platform a daemon thread also waits on the parent's
+    sentinel (:func:`multiprocessing.parent_process`; a pipe the parent holds open, or its
+    process handle on Windows) and ends the worker when the parent is gone. A parent that died
+    before this call (the worker is already orphaned) ends the worker at once.
+    """
+    if sys.platform.startswith("linux"):
+        _arm_parent_death_signal()
+    if os.getppid() != parent_pid and sys.platform != "win32":  # orphaned before the signal was armed
+        os._exit(ORPHANED_EXIT_STATUS)
+    exit_when_parent_exits()
+
+
+def exit_when_parent_exits() -> None:
+    """In a process started by :mod:`multiprocessing`: end it as soon as its parent has exited.
+
+    A daemon thread waits on the parent's sentinel (a pipe the parent holds open; on Windows its
+    process handle), which needs no polling and works on every platform. Does nothing in a
+    process that :mod:`multiprocessing` did not start.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_when_gone, args=(parent,), name="end-with-parent", daemon=True).start()
+
+
+def _arm_parent_death_signal() -> bool:
+    """``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on this process; ``False`` where the C library refuses it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl in this C library: the sentinel thread still watches
+        return False
+
+
+def _exit_when_gone(parent: Any) -> None:
+    parent.join()  # returns when the parent's sentinel closes: the parent has exited
+    os._exit(ORPHANED_EXIT_STATUS)
 
 
 def _worker_cell(cell_fn: Callable[[TaskT], ResultT], task: TaskT, setup: WorkerSetup) -> ResultT:
@@ -245,7 +316,7 @@ def _run_processes(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[Tas
                    jobs: int, report: Callable[[Task[TaskT], ResultT], None], bar: _Progress) -> None:
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_local_worker_init,
-                               initargs=(_gpu_queue(context, setup, jobs),))
+                               initargs=(_gpu_queue(context, setup, jobs), os.getpid()))
     pending = list(enumerate(tasks))[::-1]
     running: dict[Future[ResultT], int] = {}
     try:
@@ -261,8 +332,30 @@ def _run_processes(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[Tas
                 key = running.pop(future)
                 report(tasks[key], _result(future, [tasks[k].name for k in [key, *running.values()]]))
                 bar.finished(key)
+    except BaseException:
+        # Stopped (SIGINT, SIGTERM) or failed: the cells in flight are not waited for, their
+        # workers are ended now; every finished cell is already in the run folder.
+        stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+WORKER_STOP_SECONDS = 5.0  # a worker that has not ended this long after SIGTERM is killed
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End every worker process of ``pool`` now (SIGTERM, then SIGKILL after :data:`WORKER_STOP_SECONDS`)."""
+    # The pool's process table is the only handle on its workers before Python 3.14's
+    # ProcessPoolExecutor.terminate_workers().
+    processes = [p for p in list((getattr(pool, "_processes", None) or {}).values()) if p.is_alive()]
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(WORKER_STOP_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _result(future: Future[ResultT], in_flight: list[str]) -> ResultT:
@@ -290,10 +383,33 @@ def _import_ray() -> Any:
 
 def _run_ray(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[TaskT]], setup: WorkerSetup,
              address: str | None, report: Callable[[Task[TaskT], ResultT], None], bar: _Progress) -> None:
+    """One Ray task per cell; the tasks end with this driver.
+
+    Stopped by an exception here (SIGINT, SIGTERM, a failed cell), the driver cancels every
+    unfinished task with ``ray.cancel(force=True)``, which kills the worker process running it,
+    before it disconnects. A driver that dies without running any code (``kill -9``, out of
+    memory) relies on Ray, which owns the tasks through the driver (the *owner* of a task is the
+    process that submitted it):
+
+    - A local instance (no ``ray_address``) was started by this process: its GCS and raylet are
+      started with kernel fate-sharing (Linux: ``PR_SET_PDEATHSIG``; elsewhere Ray's reaper
+      process) and die with the driver, and the workers exit when their raylet is gone.
+    - An existing cluster (``ray_address``) outlives the driver. The driver's socket to the raylet
+      of its node closes; that raylet reports the job as finished to the GCS, and every raylet then
+      force-kills the workers leased to the job's tasks and grants the job no more workers, so
+      queued cells never start (``NodeManager::HandleJobFinished``, Ray 2.x). If the driver's
+      whole node is lost instead, the GCS marks its jobs finished once health checks declare the
+      node dead (about 30 s by default). Through Ray Client (``ray://``) the driver runs on the
+      head node and is ended after the client stays disconnected for the reconnect grace period
+      (30 s by default).
+
+    Either way no cell runs on for nobody, and a cell killed mid-way leaves nothing half-written.
+    """
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         _connect_ray(ray, address)
+    refs: dict[Any, int] = {}
     try:
         remote = ray.remote(num_cpus=setup.threads, num_gpus=1 if setup.cuda else 0, max_retries=0)(_worker_cell)
         refs = {remote.remote(cell_fn, task.payload, setup): key for key, task in enumerate(tasks)}
@@ -304,9 +420,21 @@ def _run_ray(cell_fn: Callable[[TaskT], ResultT], tasks: Sequence[Task[TaskT]], 
             key = refs.pop(done[0])
             report(tasks[key], _ray_result(ray, done[0]))
             bar.finished(key)
+    except BaseException:
+        _cancel_ray_tasks(ray, list(refs))
+        raise
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _cancel_ray_tasks(ray: Any, refs: list[Any]) -> None:
+    """Cancel unfinished tasks, killing the workers that run them (a finished task is left as it is)."""
+    for ref in refs:
+        try:
+            ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001 - best effort while stopping: Ray's own clean-up still follows
+            pass
 
 
 RAY_TOKEN_FILE = "~/.ray/auth_token"  # Ray's default token file (ray get-auth-token --generate writes it)

@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from robustbench_win.errors import UserError
+
 LOCK_NAME = ".run.lock"
 
 
-class RunFolderBusyError(RuntimeError):
+class RunFolderBusyError(UserError, RuntimeError):
     """Another run is writing into the same run folder."""
 
 
@@ -49,6 +51,25 @@ def hold_run_folder(out_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_holding(out_dir: Path) -> str | None:
+    """Who holds the lock of ``out_dir`` (a run writing into it, in words), or ``None`` when no run does.
+
+    Creates nothing: a folder without a lock file has no run in it.
+    """
+    path = Path(out_dir) / LOCK_NAME
+    try:
+        handle = open(path)  # read-only: a committed report folder stays as it is
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(path)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
 
 
 def _holder(path: Path) -> str:

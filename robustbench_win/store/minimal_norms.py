@@ -24,7 +24,7 @@ import pandas as pd
 
 from robustbench_win.attacks.families import minimal_norm_families
 from robustbench_win.ordering import attack_order, ordered, sort_records
-from robustbench_win.store.records import MODEL_COLUMNS
+from robustbench_win.schema import MODEL_COLUMNS
 
 BEST_KNOWN = "best-known"  # the ``attack`` value of best-known norm rows
 NORM_COLUMNS = [*MODEL_COLUMNS, "attack", "index", "attacked", "success", "norm"]

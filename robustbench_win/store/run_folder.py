@@ -25,11 +25,12 @@ written before holds ``samples.csv``, read as before), ``OUT/costs.csv`` and one
 per other record kind, and ``OUT/timings.csv`` (every model's ``timings.json``); a folder holding only those (a committed report, whose ``runs/`` is not
 kept) is read from them.
 
-Record schemas are declared once, here, from typed dataclasses: :class:`ModelIdentity` leads
-every record, :class:`CleanResult` follows it in ``clean.json``, and an attack's rows add the
-attack's name and family and the fields of :class:`~robustbench_win.attacks.result.SampleResult`.
-A new kind of per-sample record (another step run on every model) is one more
-:class:`RecordKind` in :data:`RECORD_KINDS`.
+Record schemas are declared once, in :mod:`robustbench_win.store.records`, from typed dataclasses:
+:class:`ModelIdentity` leads every record, :class:`CleanResult` follows it in ``clean.json``, and
+an attack's rows add the attack's name and family and the fields of
+:class:`~robustbench_win.attacks.result.SampleResult`. A per-model measure declares its own kinds
+of record (:mod:`robustbench_win.measure.base`); listing it in
+:data:`~robustbench_win.store.records.MEASURES` adds them to :data:`RECORD_KINDS`.
 """
 
 from __future__ import annotations
@@ -43,21 +44,23 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_win.errors import UserError
 from robustbench_win.atomic import write_atomic
 from robustbench_win.conventions import DEFAULT_RADII
 from robustbench_win.ordering import sort_records
+from robustbench_win.schema import MODEL_SORT
 from robustbench_win.store.records import (
     ATTACK_RECORDS,
     CLEAN,
     COSTS,
     FAILURES,
     IDENTITY,
-    MODEL_SORT,
     RECORD_KINDS,
     TIMINGS,
     AttackCost,
     CleanResult,
     ModelIdentity,
+    RecordError,
     RecordKind,
     failure_fields,
     nested_timings,
@@ -71,11 +74,11 @@ TIMINGS_TABLE = "timings.csv"  # every model's timings.json, consolidated
 STEP_FLOAT_FORMAT = "%.9g"  # per-model record files; tables are computed from these values
 
 
-class ResultsNotFoundError(FileNotFoundError):
+class ResultsNotFoundError(UserError, FileNotFoundError):
     """The run folder holds no stored model results."""
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(UserError, RuntimeError):
     """The output folder holds results of a different suite configuration."""
 
 
@@ -273,7 +276,7 @@ class RunFolder:
 
         Raises:
             ResultsNotFoundError: No model folder under ``runs/`` and no ``clean.csv``.
-            ValueError: A stored per-sample file is malformed (the message names it).
+            RecordError: A stored per-sample file is malformed (the message names it).
         """
         meta = _read_json(self.root / META_FILE) or {}
         suite = self.root / SUITE_FILE
@@ -316,11 +319,32 @@ class RunFolder:
         return sort_records(COSTS.frame(r for _, r in read), (*MODEL_SORT, "attack"))
 
     def _no_results(self) -> ResultsNotFoundError:
+        """Why the folder cannot be reported, naming what is really missing."""
+        produce = f"`robustbench-win run SUITE --out {self.root}`"
+        if not self.root.is_dir():
+            return ResultsNotFoundError(f"no folder '{self.root}': pass the --out folder of a run, or produce one with "
+                                        f"{produce}")
+        consolidated = sorted(p.name for p in self.root.iterdir() if p.name in self._consolidated_names())
+        if consolidated:  # a report whose runs/ is not kept (a committed report), with clean.csv lost
+            return ResultsNotFoundError(
+                f"'{self.root}' holds consolidated records ({', '.join(consolidated)}) but not {CLEAN_TABLE}, the "
+                f"clean-accuracy record of every model that the report is built from, and no '{self.runs}' folder to "
+                f"rebuild it from. Restore {self.root / CLEAN_TABLE} (a committed report: git checkout -- "
+                f"{self.root / CLEAN_TABLE}), or produce the records again with {produce}."
+            )
         return ResultsNotFoundError(
             f"no stored results in '{self.root}': expected one folder per model under '{self.runs}', "
             f"each holding clean.json and attack-<attack>.csv files. Produce them with "
-            f"`robustbench-win run SUITE --out {self.root}`, then build the report again."
+            f"{produce}, then build the report again."
         )
+
+    @staticmethod
+    def _consolidated_names() -> set[str]:
+        """File names of the consolidated records a report writes besides ``clean.csv``."""
+        names = {COSTS_TABLE, TIMINGS_TABLE}
+        for kind in RECORD_KINDS:
+            names |= {kind.consolidated_name, f"{kind.name}.csv"}
+        return names
 
     def _read_runs(self) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
         cleans, failures, timings = [], [], {}
@@ -380,7 +404,7 @@ class RunFolder:
         if duplicated.any():
             first = records[duplicated].iloc[0]
             where = ", ".join(f"{c} {first[c]}" for c in kind.unique)
-            raise ValueError(f"{self.runs}: the record of {where} appears more than once; each must be stored once")
+            raise RecordError(f"{self.runs}: the record of {where} appears more than once; each must be stored once")
         return sort_records(records, kind.sort)
 
     @staticmethod

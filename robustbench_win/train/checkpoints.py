@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from robustbench_win.errors import BadValueError, UserError
 from robustbench_win.atomic import write_atomic
 from robustbench_win.data.datasets import ImageData, default_cache_dir
 from robustbench_win.registry import MODELS
@@ -31,8 +33,12 @@ CHECKPOINT_FORMAT = 1
 CHECKPOINT_DIR_ENV = "ROBUSTBENCH_WIN_CHECKPOINTS"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file is corrupt, of another format, or does not match what was asked."""
+
+
+class ModelArgumentsError(BadValueError):
+    """A model factory refuses the arguments it was given (an even kernel size, an unknown argument)."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +180,37 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def build_model(spec: ModelSpec, data: ImageData) -> nn.Module:
-    """Instantiate the model of ``spec`` for ``data`` (channels and classes from the data)."""
-    return MODELS.create(spec.model, in_channels=data.in_channels, num_classes=data.num_classes, **spec.model_kwargs)
+    """Instantiate the model of ``spec`` for ``data`` (channels and classes from the data).
+
+    Raises:
+        ModelArgumentsError: The factory refuses the arguments (the message names them).
+    """
+    return create_model(spec.model, in_channels=data.in_channels, num_classes=data.num_classes, **spec.model_kwargs)
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """``MODELS.create(name, **kwargs)``, with a refusal of the arguments said as the user's error.
+
+    A factory refuses a bad value with ``ValueError`` (an even kernel size), and Python refuses
+    an argument the factory does not take with ``TypeError`` naming it. Any other ``TypeError``
+    is a bug in the factory and is left as it is.
+
+    Raises:
+        ModelArgumentsError: The factory refuses the arguments.
+    """
+    try:
+        return MODELS.create(name, **kwargs)
+    except ValueError as error:
+        if isinstance(error, UserError):
+            raise
+        raise ModelArgumentsError(f"model '{name}' refuses its arguments {kwargs}: {error}") from error
+    except TypeError as error:
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+        if unexpected is None or unexpected.group(1) not in kwargs:
+            raise
+        raise ModelArgumentsError(f"model '{name}' takes no argument '{unexpected.group(1)}' ({error}); "
+                                  f"`robustbench-win list models` names the models, and each factory's "
+                                  f"docstring its arguments") from error
 
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -183,6 +218,6 @@ def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     payload = read_checkpoint(Path(path))
     fields = payload["spec"]
     in_channels, num_classes = payload["metrics"]["in_channels"], payload["metrics"]["num_classes"]
-    model = MODELS.create(fields["model"], in_channels=in_channels, num_classes=num_classes, **fields["model_kwargs"])
+    model = create_model(fields["model"], in_channels=in_channels, num_classes=num_classes, **fields["model_kwargs"])
     model.load_state_dict(payload["state_dict"])
     return model.eval(), payload

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from robustbench_win.errors import UserError
 from robustbench_win.data.datasets import ImageData, to_float
 from robustbench_win.train.batches import BatchSource
 from robustbench_win.train.config import TrainConfig
@@ -28,7 +29,7 @@ from robustbench_win.train.speed import (
 logger = logging.getLogger(__name__)
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(UserError, RuntimeError):
     """The training loss became non-finite: the learning rate is too high for the model (or the data is broken)."""
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from robustbench_win.data.datasets import ImageData, to_float
 from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec, build_model
 from robustbench_win.train.config import TrainConfig
+from robustbench_win.train.contract import check_model_contract
 from robustbench_win.train.loop import evaluate, seed_everything, train, train_step
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ def obtain_model(
 
     Raises:
         CheckpointError: The stored checkpoint is corrupt or does not fit.
+        ModelContractError: The untrained model does not map images to finite logits of the data's
+            classes (:func:`~robustbench_win.train.contract.check_model_contract`).
         WriteError: The new checkpoint cannot be written.
     """
     model = initial_model(spec, data)
@@ -62,6 +65,7 @@ def obtain_model(
         model = model.to(device).eval()
         correct, seconds = _timed_evaluate(model, data, device) if evaluate_test else (None, 0.0)
         return TrainedModel(model, store.path(spec), True, payload["metrics"], correct, seconds)
+    check_model_contract(model, data, name=spec.model)  # before a training that would fail in other words
     warn_if_slow_on_cpu(spec, model, data, torch.device(device))
     result = train(model, data, spec.train, seed=spec.seed, device=device, progress=progress, description=spec.slug())
     correct, seconds = _timed_evaluate(model, data, device)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
+from robustbench_win.errors import BadValueError
 from robustbench_win.train.checkpoints import ModelSpec, build_model
+from robustbench_win.train.contract import check_model_contract
 from robustbench_win.data.datasets import ImageData
 from robustbench_win.train.loop import evaluate
 from robustbench_win.train.obtain import TrainedModel
@@ -24,7 +26,7 @@ from robustbench_win.train.obtain import TrainedModel
 _LISTED_KEYS = 5  # keys named in a mismatch message
 
 
-class WeightsError(ValueError):
+class WeightsError(BadValueError):
     """A weights file is missing, unreadable, or does not fit the model it is loaded into."""
 
 
@@ -79,6 +81,7 @@ def load_weights(spec: ModelSpec, data: ImageData, path: Path | str, *, device: 
 
     Raises:
         WeightsError: As :func:`read_state_dict`, or the weights do not fit the model.
+        ModelContractError: The model does not map images to finite logits of the data's classes.
     """
     path = Path(path)
     state = read_state_dict(path)
@@ -88,6 +91,7 @@ def load_weights(spec: ModelSpec, data: ImageData, path: Path | str, *, device: 
         raise WeightsError(problem)
     model.load_state_dict(state)
     model = model.to(device).eval()
+    check_model_contract(model, data, name=spec.model, when=f"with the weights in '{path}'")
     start = time.perf_counter()
     correct = evaluate(model, data, device=device) if evaluate_test else None
     return TrainedModel(model, path, True, {"weights": str(path)}, correct, time.perf_counter() - start)
