@@ -44,6 +44,12 @@ class ModelIdentity:
         return dataclasses.asdict(self)
 
 
+# The model-key columns of every record and table, from ModelIdentity.
+MODEL_COLUMNS = [f.name for f in dataclasses.fields(ModelIdentity)]  # one trained model, its id first
+CONFIG_COLUMNS = [c for c in MODEL_COLUMNS if c not in ("model_id", "seed")]  # one configuration, every seed
+CONFIG_SEED_COLUMNS = [*CONFIG_COLUMNS, "seed"]  # one trained model, by its configuration and seed
+MODEL_SORT = (*CONFIG_SEED_COLUMNS, "model_id")  # the order of per-model records
+
 _DTYPES: dict[type, str] = {bool: "bool", int: "Int64", float: "float64", str: "str"}
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from robustbench_win.attacks import RECORD_FIELDS, Attack, BatchOutput, SampleResult
-from robustbench_win.attacks.base import FAMILIES
+from robustbench_win.attacks.families import FAMILIES
 from robustbench_win.registry import ATTACKS
 
 # The attacks DESIGN.md fixes defaults for (checked by hand below); the contract checks run over

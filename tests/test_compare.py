@@ -10,7 +10,7 @@ import pytest
 from matplotlib.text import Text
 from scipy import stats
 
-from robustbench_win.analysis import compare, meta
+from robustbench_win.analysis import compare, pooling
 from robustbench_win.report.compare import forest_figure, render_page
 
 
@@ -20,7 +20,7 @@ def test_dersimonian_laird_matches_a_hand_computed_example() -> None:
     # C = 7 - (4 + 16 + 1) / 7 = 4, so tau2 = (6 - 2) / 4 = 1 and I2 = (6 - 2) / 6 = 2/3.
     # Random-effects weights 1 / (v + 1) = (2/3, 4/5, 1/2), sum 59/30:
     # estimate = (2/3 + 8/5 + 2) / (59/30) = 128/59, se = sqrt(30/59).
-    pooled = meta.random_effects([1.0, 2.0, 4.0], np.sqrt([0.5, 0.25, 1.0]))
+    pooled = pooling.random_effects([1.0, 2.0, 4.0], np.sqrt([0.5, 0.25, 1.0]))
     assert pooled.estimate == pytest.approx(128 / 59)
     assert pooled.se == pytest.approx(math.sqrt(30 / 59))
     assert pooled.tau2 == pytest.approx(1.0)
@@ -32,7 +32,7 @@ def test_dersimonian_laird_matches_a_hand_computed_example() -> None:
 
 
 def test_identical_runs_have_no_heterogeneity() -> None:
-    pooled = meta.random_effects([3.0, 3.0, 3.0], [1.0, 1.0, 1.0])
+    pooled = pooling.random_effects([3.0, 3.0, 3.0], [1.0, 1.0, 1.0])
     assert pooled.tau2 == 0.0 and pooled.i2 == 0.0 and pooled.q == 0.0
     assert pooled.estimate == pytest.approx(3.0)
     assert pooled.se == pytest.approx(1 / math.sqrt(3))  # inverse-variance mean of 3 unit variances
@@ -40,9 +40,9 @@ def test_identical_runs_have_no_heterogeneity() -> None:
 
 def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="standard error"):
-        meta.random_effects([1.0, 2.0], [1.0, 0.0])
+        pooling.random_effects([1.0, 2.0], [1.0, 0.0])
     with pytest.raises(ValueError, match="one effect and one standard error"):
-        meta.random_effects([1.0, 2.0], [1.0])
+        pooling.random_effects([1.0, 2.0], [1.0])
 
 
 def verdict(claims: list[str], effects: list[float], se: float, n: int, baseline: float = 50.0) -> pd.DataFrame:
@@ -103,4 +103,4 @@ def test_forest_plot_text_lies_inside_the_figure_and_the_page_lists_every_run() 
     assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01
     assert drawn.x1 <= fig.get_figwidth() + 0.01 and drawn.y1 <= fig.get_figheight() + 0.01
     page = render_page(per_run, pooled, [])
-    assert all(run.label in page for run in runs) and meta.METHOD in page
+    assert all(run.label in page for run in runs) and pooling.METHOD in page

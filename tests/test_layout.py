@@ -25,7 +25,7 @@ PACKAGE_DIRS = {
 # set names), so it sits after `train` and before the stages that read its settings. The store
 # declares the records that the runner writes and the analysis reads, so it comes before both.
 STAGES: list[tuple[str, set[str]]] = [
-    ("foundation", {"errors", "registry", "atomic", "ordering", "schema", "models", "attacks"}),
+    ("foundation", {"errors", "registry", "atomic", "ordering", "schema", "conventions", "models", "attacks"}),
     ("data", {"data"}),
     ("train", {"train"}),
     ("suite", {"suite", "suites"}),

@@ -14,7 +14,9 @@ from robustbench_win.models import PaperCNN
 from robustbench_win.train import loop
 from robustbench_win.data.datasets import ImageData, load_dataset, subsample
 from robustbench_win.train.config import TrainConfig
-from robustbench_win.train.loop import augment_batch, classify, evaluate, seed_everything, train, training_batches
+from robustbench_win.train.loop import classify, evaluate, seed_everything, train
+
+from batching import augment_batch, training_batches
 
 
 @pytest.fixture(scope="module")

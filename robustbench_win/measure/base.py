@@ -18,10 +18,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from robustbench_win.schema import IDENTITY, RecordKind, Schema
+from robustbench_win.schema import CONFIG_SEED_COLUMNS, IDENTITY, RecordKind, Schema
 
 Rows = Sequence[Mapping[str, Any]]  # one mapping per record, without the model identity and the step
-MEASURE_SORT = ("dataset", "model", "kernel_size", "window", "seed", "measure")
+MEASURE_SORT = (*CONFIG_SEED_COLUMNS, "measure")
 
 
 @dataclass(frozen=True)

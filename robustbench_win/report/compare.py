@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from robustbench_win.analysis import compare, meta
+from robustbench_win.analysis import compare, pooling
 from robustbench_win.atomic import write_atomic
 from robustbench_win.report.figures import save_png
 from robustbench_win.report.markdown import pipe_table
@@ -99,7 +99,7 @@ def render_page(per_run: pd.DataFrame, pooled: pd.DataFrame, folders: list[Path]
              f"Runs compared: {len(folders)} (" + ", ".join(f"`{f}`" for f in folders) + "). "
              "Each run's effects are recomputed from its stored records (no attack is run again).", "",
              f"Effects are relative to the baseline ({compare.UNIT}), each run's 95% interval over its seeds. "
-             f"Pooled: {meta.METHOD}; tau² is the variance between runs, I² the share of the spread that "
+             f"Pooled: {pooling.METHOD}; tau² is the variance between runs, I² the share of the spread that "
              "is heterogeneity rather than seed noise, Q Cochran's statistic with its p-value.", "",
              f"![forest plot]({FOREST_FIGURE})", "", "## Pooled across runs", ""]
     header = ["claim", "pooled effect [95% CI]", "p (unadjusted)", "tau²", "I²", "Q (p)", "runs pooled", "left out"]

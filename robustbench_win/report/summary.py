@@ -27,7 +27,8 @@ import pandas as pd
 from robustbench_win.analysis import claims
 from robustbench_win.analysis import diagnostic_tables
 from robustbench_win.analysis import tables
-from robustbench_win.analysis import norms as mn
+from robustbench_win.analysis import norms
+from robustbench_win.attacks.families import DEEPFOOL, SPATIAL, minimal_norm_families
 from robustbench_win.report import figures
 from robustbench_win.report.markdown import SCREEN_WIDTH, Columns, pipe_table, to_markdown_parts
 from robustbench_win.ordering import attack_order, ordered, window_order
@@ -38,10 +39,10 @@ from robustbench_win.store.records import (
     ATTACK_RECORDS, KERNEL_RECORDS, LEAKAGE_RECORDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS,
 )
 from robustbench_win.store.run_folder import CLEAN_TABLE, Results
-from robustbench_win.analysis.inference import MIN_PAIRS
+from robustbench_win.analysis.inference import MIN_PAIRS, SIGNED_RANK_TEST
 from robustbench_win.analysis.verdict import VERDICT_RULE
 from robustbench_win.analysis.flags import REFUSED
-from robustbench_win.measure.checks import CHECK_ORDER, FLAG, REFUSE, describe_checks
+from robustbench_win.measure.checks import CHECK_NAMES, FLAG, REFUSE, describe_checks
 from robustbench_win.store.records import CHECK_RECORDS
 
 _MIN_ERROR_CHARS = 40  # an error cell is cut to fit the screen, never below this
@@ -187,13 +188,13 @@ def _deepfool_section(report: Report) -> list[str]:
         "evaluated test samples that are classified correctly and not fooled within ε "
         "(misclassified samples count as not robust). Each metric is computed per seed, then "
         "mean ± std over seeds; counts are totals over seeds.", "",
-        "Wilcoxon: two-sided signed-rank test (scipy defaults) of ‖r‖₂ of the windowed model "
+        f"Wilcoxon: {SIGNED_RANK_TEST}, of ‖r‖₂ of the windowed model "
         "against the unwindowed one at the same k, paired by (seed, test index) over samples "
         "that both models classify correctly and both attacks fooled; \"median Δ‖r‖₂\" is the "
         "median of windowed − none (positive: the windowed model needs larger perturbations). "
         f"No p-value below {MIN_PAIRS} pairs. These p-values pool (seed, image) pairs and are unadjusted and "
         "descriptive; the verdict above tests over seeds.",
-        *_attack_notes(results, "deepfool"), "",
+        *_attack_notes(results, DEEPFOOL.name), "",
         *_markdown_tables(report.tables["deepfool"], DEEPFOOL_COLUMNS),
     ]
 
@@ -206,7 +207,7 @@ def _spatial_section(report: Report) -> list[str]:
         "any transform tried (misclassified samples count as not robust). Over fooled samples with "
         "a recorded transform: median |angle| of the fooling rotation (degrees) and median shift "
         "= max(|dx|, |dy|) of the fooling translation (pixels). Per seed, then mean ± std over seeds.",
-        *_attack_notes(results, "spatial"), "",
+        *_attack_notes(results, SPATIAL.name), "",
         *_markdown_tables(report.tables["spatial"], SPATIAL_COLUMNS),
     ]
 
@@ -214,7 +215,7 @@ def _spatial_section(report: Report) -> list[str]:
 def _minimal_norm_section(report: Report) -> list[str]:
     """Best-known norms compared across configurations (the security-evaluation figure follows)."""
     results = report.results
-    attacks = mn.minimal_norm_attacks(results.samples)
+    attacks = norms.minimal_norm_attacks(results.samples)
     if not attacks:
         return []
     table = report.tables["minimal_norm"]
@@ -223,7 +224,7 @@ def _minimal_norm_section(report: Report) -> list[str]:
     area = (f"AUC is the exact area under that curve on [0, {ranges}] (the largest finite best-known norm)" if ranges
             else "AUC, the area under that curve up to the largest finite best-known norm, is not defined here: no "
                  "attack fooled any correctly classified image, so there is no finite norm to end the curve at")
-    groups = [mn.baseline_group(w, k) for w, k in mn.DEFAULT_BASELINES]
+    groups = [norms.baseline_group(w, k) for w, k in norms.DEFAULT_BASELINES]
     shown = table.drop(columns=["norms_from", "robust_auc_upper", *(f"{g}:test" for g in groups)], errors="ignore")
     return [
         "## Minimal-norm robustness (best-known norms)", "",
@@ -233,12 +234,12 @@ def _minimal_norm_section(report: Report) -> list[str]:
         "more failed); \"mean ‖r‖₂ (successes only)\" is the mean over fooled images only. Robust accuracy at ε "
         f"(ε ∈ {{{radii}}}) is the % of all evaluated images whose best-known norm exceeds ε; {area}. Per seed, "
         "then mean ± std over seeds.", "",
-        f"Paired comparison ({', '.join(groups)}): {mn.PAIRED_TEST}, on the images both models attack, paired by "
+        f"Paired comparison ({', '.join(groups)}): {norms.PAIRED_TEST}, on the images both models attack, paired by "
         "(seed, test index), so both sides use the same samples; \"median Δ‖r‖₂\" is the median of this model − "
         f"the baseline (positive: this model needs larger perturbations). No p-value below "
         f"{MIN_PAIRS} pairs. These p-values pool (seed, image) pairs and are unadjusted and descriptive; the "
         "verdict above tests over seeds.",
-        *_attack_notes(results, mn.MINIMAL_NORM_FAMILIES), "",
+        *_attack_notes(results, minimal_norm_families()), "",
         *_markdown_tables(shown, MINIMAL_NORM_COLUMNS),
     ]
 
@@ -255,7 +256,7 @@ def _attack_quality_section(report: Report) -> list[str]:
         "Per model and minimal-norm attack: success (% of attacked images), median ‖r‖₂ with failures as ∞, "
         "and optimality against the best-known norms (AttackBench: 1 − (A − A*) / (clean_acc · d_max − A*), "
         "A the area under the attack's robust-accuracy curve and A* that of the best-known norms on [0, d_max], "
-        f"d_max the largest finite best-known norm; `{mn.BEST_KNOWN}` scores 1, an attack that never succeeds 0). "
+        f"d_max the largest finite best-known norm; `{norms.BEST_KNOWN}` scores 1, an attack that never succeeds 0). "
         "Passes count the images put through the model (forward) and input gradients (backward) by the "
         "algorithm per attacked image; seconds are the attack's wall time on that model. – : not recorded.", "",
         *_markdown_tables(shown, ATTACK_QUALITY_COLUMNS),
@@ -273,8 +274,9 @@ def _no_baseline_section(results: Results) -> list[str]:
     models = ", ".join(results.clean["model_id"].astype(str)) or "no model"
     return ["## No baseline for a verdict", "",
             f"This run has no baseline for a verdict: it holds {models}, and a claim compares a windowed model at "
-            f"the largest kernel size with the unwindowed (window = none) model at that size and at k = 3 on the "
-            f"same seeds. Run a suite with both windows to get one. The model's own results follow."]
+            f"the largest kernel size with the unwindowed (window = {tables.BASELINE_WINDOW}) model at that size and "
+            f"at k = {tables.REFERENCE_KERNEL_SIZE} on the same seeds. Run a suite with both windows to get one. The "
+            f"model's own results follow."]
 
 
 def _verdict_section(report: Report) -> list[str]:
@@ -362,7 +364,7 @@ def _checks_section(report: Report) -> list[str]:
                       f"numbers of this run were not checked for {'it' if len(off) == 1 else 'them'}."]
     if checks.empty:
         return lines
-    names = [c for c in CHECK_ORDER if c in set(checks["check"])]
+    names = [c for c in CHECK_NAMES if c in set(checks["check"])]
     status = checks.pivot_table(index="model_id", columns="check", values="status", aggfunc="first")
     seconds = checks.groupby("model_id")["seconds"].sum()
     rows = [[m, *[_status(status.loc[m].get(c)) for c in names], f"{seconds[m]:.2f}"] for m in status.index]
@@ -531,7 +533,7 @@ def _spatial_only(report: Report, table: pd.DataFrame) -> pd.DataFrame:
 def _security_curves(report: Report, table: pd.DataFrame) -> pd.DataFrame:
     """Robust accuracy against the L2 radius from the best-known norms, when a minimal-norm attack ran."""
     samples = report.results.samples
-    return mn.security_curves(samples) if mn.minimal_norm_attacks(samples) else pd.DataFrame()
+    return norms.security_curves(samples) if norms.minimal_norm_attacks(samples) else pd.DataFrame()
 
 
 def _plot_security_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
@@ -560,14 +562,14 @@ PARTS: tuple[Part, ...] = (
          (PartFigure("spatial", "figures/spatial_robust_accuracy.png", "spatial robust accuracy vs kernel size",
                      "Spatial robust accuracy vs kernel size", figures.plot_spatial_robust_accuracy, _spatial_only),),
          flags=True, columns=SPATIAL_COLUMNS),
-    Part("minimal_norm", lambda report: mn.comparison_table(report.results.samples, radii=report.results.radii,
+    Part("minimal_norm", lambda report: norms.comparison_table(report.results.samples, radii=report.results.radii,
                                                             clean=report.results.clean),
          _minimal_norm_section,
          (PartFigure("security_curves", "figures/security_curves.png",
                      "robust accuracy vs L2 radius (best-known norms; band: min-max over seeds)",
                      "Robust accuracy vs L2 radius from best-known norms", _plot_security_curves, _security_curves),),
          flags=True, headline=True, columns=MINIMAL_NORM_COLUMNS),
-    Part("attack_quality", lambda report: mn.attack_quality_table(report.results.samples, costs=report.results.costs),
+    Part("attack_quality", lambda report: norms.attack_quality_table(report.results.samples, costs=report.results.costs),
          _attack_quality_section, flags=True, columns=ATTACK_QUALITY_COLUMNS),
     Part("leakage", lambda report: diagnostic_tables.leakage_table(report.results.records[LEAKAGE_RECORDS.name]),
          _leakage_section,

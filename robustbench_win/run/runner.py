@@ -38,7 +38,8 @@ import torch
 from robustbench_win.atomic import WriteError, remove_temporaries
 from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.data.datasets import ImageData, stratified_subset
-from robustbench_win.measure.checks import CROSS_CHECK, GRADIENT_FAMILIES, PRE_ATTACK_CHECKS, REFUSE
+from robustbench_win.attacks.families import gradient_families
+from robustbench_win.measure.checks import CROSS_CHECK, PRE_ATTACK_CHECKS, REFUSE
 from robustbench_win.run.executors import Task, WorkerSetup, default_threads, run_cells
 from robustbench_win.run.folder_lock import hold_run_folder
 from robustbench_win.run.steps import (
@@ -46,6 +47,7 @@ from robustbench_win.run.steps import (
 )
 from robustbench_win.models.param_match import DEFAULT_TOLERANCE, REFERENCE_KERNEL_SIZE, match_width
 from robustbench_win.registry import ATTACKS
+from robustbench_win.store import minimal_norms
 from robustbench_win.store.records import ATTACK_RECORDS, CHECK_RECORDS, MEASURES, ModelIdentity
 from robustbench_win.store.run_folder import RunFolder
 from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
@@ -294,7 +296,7 @@ def run_cell(
 
 def cell_steps(attacks: tuple[AttackSpec, ...], checks_off: tuple[str, ...] = ()) -> list[Step]:
     """Every step of a model but obtaining it, in running order: the sanity checks, the attacks, the
-    cross-check (:data:`~robustbench_win.measure.checks.CHECK_ORDER`) and the per-model measures
+    cross-check (:data:`~robustbench_win.conventions.CHECK_NAMES`) and the per-model measures
     (:data:`~robustbench_win.store.records.MEASURES`; a measure of the untrained model runs before the
     model is obtained)."""
     checks: list[Step] = [CheckStep(name) for name in PRE_ATTACK_CHECKS if name not in checks_off]
@@ -343,17 +345,14 @@ def refused(folder: RunFolder, model_id: str) -> bool:
 
 def best_known_norms(folder: RunFolder, model_id: str, indices: torch.Tensor) -> torch.Tensor | None:
     """Per attacked image (in ``indices`` order), the smallest verified L2 norm over the model's stored
-    gradient attacks (:data:`~robustbench_win.measure.checks.GRADIENT_FAMILIES`), +inf where all failed, NaN
+    gradient attacks (:func:`~robustbench_win.attacks.families.gradient_families`), +inf where all failed, NaN
     where it was not attacked; ``None`` when no such attack is stored."""
-    frames = []
-    for path in sorted(folder.model_dir(model_id).glob(f"{ATTACK_RECORDS.prefix}-*.csv")):
-        frame = ATTACK_RECORDS.schema.read_csv(path)
-        frames.append(frame[frame["family"].isin(GRADIENT_FAMILIES)])
-    rows = pd.concat(frames) if frames else None
-    if rows is None or rows.empty:
+    paths = sorted(folder.model_dir(model_id).glob(f"{ATTACK_RECORDS.prefix}-*.csv"))
+    rows = pd.concat([ATTACK_RECORDS.schema.read_csv(path) for path in paths]) if paths else None
+    attacks = [] if rows is None else minimal_norms.minimal_norm_attacks(rows, gradient_families())
+    if not attacks:
         return None
-    norm = rows["l2"].where(rows["success"].astype(bool), float("inf")).where(rows["attacked"].astype(bool), float("nan"))
-    best = norm.groupby(rows["index"]).min(skipna=False)  # NaN stays NaN: not attacked by any
+    best = minimal_norms.best_known_norms(rows, attacks=attacks, misclassified=float("nan")).set_index("index")["norm"]
     return torch.tensor([float(best.get(i, float("nan"))) for i in indices.tolist()], dtype=torch.float32)
 
 

@@ -24,7 +24,7 @@ from robustbench_win.measure.checks import CheckResult
 from robustbench_win.measure.leakage import INITIAL_LEAKAGE, KERNEL_RECORDS, LEAKAGE_RECORDS, TRAINED_LEAKAGE
 from robustbench_win.measure.shift_consistency import SHIFT_ACCURACY_RECORDS, SHIFT_CONSISTENCY, SHIFT_RECORDS
 # Re-exported: the run folder's records are read and written through these.
-from robustbench_win.schema import IDENTITY, ModelIdentity, RecordError, RecordKind, Schema
+from robustbench_win.schema import CONFIG_SEED_COLUMNS, IDENTITY, ModelIdentity, RecordError, RecordKind, Schema
 
 _TRACEBACK_FRAMES = 5
 
@@ -147,20 +147,19 @@ CLEAN = IDENTITY + Schema.of(CleanResult)
 FAILURES = IDENTITY + Schema.of(Failure)
 COSTS = IDENTITY + Schema.of(AttackCost)
 TIMINGS = Schema.of(Timing)
-MODEL_SORT = ("dataset", "model", "kernel_size", "window", "seed", "model_id")
 
 
 ATTACK_RECORDS = RecordKind(
     name="samples", prefix="attack", step="attack",
     schema=IDENTITY + Schema.of(AttackIdentity) + Schema.of(SampleResult, RECORD_FIELDS),
     unique=("model_id", "attack", "index"),
-    sort=("dataset", "model", "kernel_size", "window", "seed", "attack", "index"),
+    sort=(*CONFIG_SEED_COLUMNS, "attack", "index"),
     compressed=True,
 )
 CHECK_RECORDS = RecordKind(
     name="checks", prefix="check", step="check",
     schema=IDENTITY + Schema.of(CheckResult),
-    unique=("model_id", "check"), sort=("dataset", "model", "kernel_size", "window", "seed", "check"),
+    unique=("model_id", "check"), sort=(*CONFIG_SEED_COLUMNS, "check"),
 )
 
 # Every per-model measure, in the order the runner runs them on a model (after its attacks; a

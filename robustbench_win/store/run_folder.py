@@ -46,14 +46,15 @@ import pandas as pd
 
 from robustbench_win.errors import UserError
 from robustbench_win.atomic import write_atomic
+from robustbench_win.conventions import DEFAULT_RADII
 from robustbench_win.ordering import sort_records
+from robustbench_win.schema import MODEL_SORT
 from robustbench_win.store.records import (
     ATTACK_RECORDS,
     CLEAN,
     COSTS,
     FAILURES,
     IDENTITY,
-    MODEL_SORT,
     RECORD_KINDS,
     TIMINGS,
     AttackCost,
@@ -65,8 +66,6 @@ from robustbench_win.store.records import (
     nested_timings,
     timing_rows,
 )
-
-from robustbench_win.suite import DEFAULT_RADII
 
 SUITE_FILE, META_FILE, RUNS_DIR = "suite.toml", "meta.json", "runs"
 CLEAN_FILE, TIMINGS_FILE, CLEAN_TABLE = "clean.json", "timings.json", "clean.csv"
