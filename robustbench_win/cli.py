@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DEFAULT_ATTACKS = "deepfool,fmn"  # the seed's metric and a strong minimal-norm attack
+DEFAULT_ATTACKS = "deepfool,fmn"  # the paper's DeepFool metric and a strong minimal-norm attack
 
 
 def _add_attack_command(commands: Any, common: argparse.ArgumentParser) -> None:
