@@ -390,6 +390,7 @@ def kernel_examples_figure(kernels: pd.DataFrame, title: str, *, n_fft: int = N_
     slices = sorted(large["slice"].unique())
     layers = ", ".join(sorted(large["layer"].astype(str).unique()))
     fig = Figure(figsize=(2.2 * 2 * len(windows) + 1.2, 2.1 * len(slices) + 1.0), layout="constrained")
+    fig.get_layout_engine().set(w_pad=6 / 72)  # room for the rotated colour-bar labels at the edges
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(slices), 2 * len(windows), squeeze=False)
     _fit_title(fig, f"{title}: layer {layers}, seed {seed}; rows: {EXAMPLE_RULE}")
