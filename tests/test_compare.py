@@ -104,3 +104,22 @@ def test_forest_plot_text_lies_inside_the_figure_and_the_page_lists_every_run() 
     assert drawn.x1 <= fig.get_figwidth() + 0.01 and drawn.y1 <= fig.get_figheight() + 0.01
     page = render_page(per_run, pooled, [])
     assert all(run.label in page for run in runs) and pooling.METHOD in page
+
+
+def test_the_forest_plot_is_one_screen_high_with_sides_numbers_and_verdicts() -> None:
+    from robustbench_win.report.compare import claim_sign
+    from robustbench_win.report.figures import DPI
+
+    names = ["clean accuracy gain: hamming k11 vs none k11", "leakage reduction, block layers: hamming k11 vs none k11"]
+    runs = [compare.Run(name, verdict(names, [1.0 + i, -2.0 + i], se=0.4 + i, n=5)) for i, name in enumerate("abc")]
+    per_run, pooled = compare.compare_runs(runs)
+    fig = forest_figure(per_run, pooled)
+    assert len(fig.axes) == 1 and fig.get_figheight() * DPI <= 1440
+    texts = [t.get_text() for t in fig.findobj(Text)]
+    assert any("favours the window" in t for t in texts) and any("favours the baseline" in t for t in texts)
+    assert sum("5 seeds" in t for t in texts) == len(per_run)
+    assert claim_sign(names[0]) == 1.0 and claim_sign(names[1]) == -1.0  # leakage: a decrease is claimed
+    squares = [line for line in fig.axes[0].lines if line.get_marker() == "s"]
+    drawn = sorted(float(line.get_xdata()[0]) for line in squares)
+    signs = per_run["claim"].map({names[0]: 1.0, names[1]: -1.0})
+    assert drawn == pytest.approx(sorted(per_run["effect"] * signs))

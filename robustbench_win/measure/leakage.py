@@ -407,6 +407,8 @@ LEAKAGE_MEASURE = "spectral"  # step name of the leakage and kernel records
 # Step name of the leakage records of the untrained model of the same seed (its initial weights).
 LEAKAGE_INIT_MEASURE = "spectral-init"
 EXAMPLE_SLICES = 4  # strongest kernel slices stored per model for the kernel figure
+# How kernel_example_rows picks the slices it stores (said in the kernel figure's caption).
+EXAMPLE_RULE = "the strongest k×k slices by energy (sum of squared weights) of the last measured conv layer"
 
 
 @dataclass(frozen=True)

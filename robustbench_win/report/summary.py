@@ -531,9 +531,12 @@ def _spatial_only(report: Report, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _security_curves(report: Report, table: pd.DataFrame) -> pd.DataFrame:
-    """Robust accuracy against the L2 radius from the best-known norms, when a minimal-norm attack ran."""
+    """Robust accuracy against the L2 radius from the best-known norms, when a minimal-norm attack ran,
+    with the radius the verdict's AUC is taken to (:func:`claims.fixed_radius`)."""
     samples = report.results.samples
-    return norms.security_curves(samples) if norms.minimal_norm_attacks(samples) else pd.DataFrame()
+    if not norms.minimal_norm_attacks(samples):
+        return pd.DataFrame()
+    return norms.security_curves(samples).assign(**{figures.RADIUS_COLUMN: claims.fixed_radius(report.results)})
 
 
 def _plot_security_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
@@ -566,7 +569,8 @@ PARTS: tuple[Part, ...] = (
                                                             clean=report.results.clean),
          _minimal_norm_section,
          (PartFigure("security_curves", "figures/security_curves.png",
-                     "robust accuracy vs L2 radius (best-known norms; band: min-max over seeds)",
+                     "robust accuracy vs L2 radius (best-known norms; band: 95 % t-interval over seeds; "
+                     "dashed: the verdict's radius)",
                      "Robust accuracy vs L2 radius from best-known norms", _plot_security_curves, _security_curves),),
          flags=True, headline=True, columns=MINIMAL_NORM_COLUMNS),
     Part("attack_quality", lambda report: norms.attack_quality_table(report.results.samples, costs=report.results.costs),
