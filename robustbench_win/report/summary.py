@@ -177,7 +177,7 @@ def _deepfool_section(report: Report) -> list[str]:
     results = report.results
     radii = ", ".join(f"{r:g}" for r in results.radii)
     return [
-        "## DeepFool (the seed's metric: DeepFool alone)", "",
+        "## DeepFool (the paper's metric: DeepFool alone)", "",
         "These numbers come from DeepFool alone, the metric the suite started from; the minimal-norm "
         "section below uses the smallest norm any minimal-norm attack found instead. "
         "Only samples the model classifies correctly are attacked. Success rate: % of attacked "
