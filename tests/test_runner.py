@@ -23,11 +23,11 @@ TINY_SUITE = """
 name = "tiny"
 description = "two kernel sizes, one seed, a few attacked digits"
 dataset = "mnist5k"
-train_size = 2000
+train_size = 1000
 kernel_sizes = [3, 5]
 windows = ["none", "hamming"]
 seeds = [0]
-attack_samples = 12
+attack_samples = 8
 notes = ["test-sized"]
 
 [model]
@@ -123,7 +123,7 @@ def test_every_table_number_follows_from_the_stored_records(finished_run: Path) 
         assert clean_table.loc[k, f"{window}:acc_mean"] == pytest.approx(100 * model["accuracy"])
         rows = samples[(samples.model_id == model["model_id"]) & (samples.attack == "deepfool")]
         fooled = rows[rows.success.astype(bool)]
-        assert len(rows) == 12
+        assert len(rows) == 8
         assert deepfool.loc[(k, window), "median_l2_mean"] == pytest.approx(fooled.l2.median(), nan_ok=True)
         assert deepfool.loc[(k, window), "mean_rho_mean"] == pytest.approx(fooled.rho.mean(), nan_ok=True)
         assert deepfool.loc[(k, window), "success_rate_mean"] == pytest.approx(100 * len(fooled) / rows.attacked.sum())
@@ -298,6 +298,7 @@ def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: 
     assert set(records["model"]) == {"readme-cnn"} and len(records) == 8
 
 
+@pytest.mark.slow  # runs the whole suite again (the models are checkpointed)
 def test_a_copied_report_folder_does_not_carry_old_timings_into_a_new_run(workspace: Path, finished_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "copied"
     shutil.copytree(finished_run, out, ignore=shutil.ignore_patterns("runs"))
@@ -386,7 +387,8 @@ def test_bad_values_name_the_key_and_the_expected_type(workspace: Path, tmp_path
     assert not out.exists()
 
 
-@pytest.mark.parametrize("samples", ["samples.csv.gz", "samples.csv"])
+# An older folder's uncompressed records read the same; that report is built again in `make test-slow`.
+@pytest.mark.parametrize("samples", ["samples.csv.gz", pytest.param("samples.csv", marks=pytest.mark.slow)])
 def test_leakage_and_shift_are_stored_for_every_model_and_rebuilt_from_records_alone(
     finished_run: Path, tmp_path: Path, samples: str
 ) -> None:
@@ -457,6 +459,7 @@ def _must_not_obtain(*args: object, **kwargs: object) -> None:
     raise AssertionError("the trained model was built or loaded to measure the untrained one")
 
 
+@pytest.mark.slow  # quick version: test_a_report_without_init_records_builds_and_says_not_measured
 def test_a_run_folder_without_init_leakage_gains_it_on_resume_without_training(
     workspace: Path, finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
