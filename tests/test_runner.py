@@ -151,6 +151,7 @@ def test_attacks_lower_accuracy_and_every_success_is_a_real_misclassification(fi
     assert (clean.accuracy > 0.2).all()  # above chance (0.1); a windowed 3x3 is almost a 1x1 and learns slowly
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_report_rebuilds_identical_tables_from_stored_results(finished_run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(finished_run, copy)
@@ -162,6 +163,7 @@ def test_report_rebuilds_identical_tables_from_stored_results(finished_run: Path
     assert read_tables(copy) == read_tables(finished_run)
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tables(
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -199,6 +201,7 @@ def _must_not_train(*args: object, **kwargs: object) -> None:
     raise AssertionError("a checkpointed model was retrained")
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_failing_model_is_reported_and_the_rest_still_runs(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = workspace / "failing"
     real_obtain = runner.obtain_model
@@ -216,6 +219,7 @@ def test_a_failing_model_is_reported_and_the_rest_still_runs(workspace: Path, mo
     assert "simulated out of memory" in (out / "summary.md").read_text()
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_crashing_attack_is_recorded_and_the_other_attacks_run(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = workspace / "attack-crash"
     real_create = runner.ATTACKS.create
@@ -258,6 +262,7 @@ def test_report_on_an_empty_folder_says_how_to_produce_results(tmp_path: Path, c
     assert "robustbench-win run" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_build_report_is_importable_and_returns_the_summary_last(finished_run: Path) -> None:
     written = build_report(finished_run)
     assert written[-1].name == "summary.md"
@@ -281,6 +286,7 @@ def my_cnn(*, in_channels: int, num_classes: int, kernel_size: int = 3, window: 
 '''
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: Path) -> None:
     from robustbench_win.registry import MODELS
 
@@ -333,6 +339,7 @@ def no_space_after(count: int, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return written
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_full_disk_stops_the_run_with_one_message_and_keeps_every_result(
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -364,6 +371,7 @@ def test_an_output_folder_that_cannot_be_written_is_one_message(workspace: Path,
     assert "nothing was saved" in err and "choose another --out" in err and "Traceback" not in err
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_damaged_result_files_are_redone_on_resume(workspace: Path, finished_run: Path, tmp_path: Path) -> None:
     out = shutil.copytree(finished_run, tmp_path / "damaged")
     clean = out / "runs" / MODEL_IDS[1] / "clean.json"
@@ -475,6 +483,7 @@ def test_a_run_folder_without_init_leakage_gains_it_on_resume_without_training(
     assert read_tables(out) == read_tables(finished_run)
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_report_without_init_records_builds_and_says_not_measured(finished_run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "records-only"
     copy.mkdir()
