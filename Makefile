@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/robustbench-win run $(SUITE) --jobs 2 --threads 1
 
-# The quick suite (pyproject's addopts deselect the tests marked slow): a few minutes on 2 cores.
+# The quick suite (pyproject's addopts deselect the tests marked slow), in two worker processes
+# that each take whole test files (so a module's fixtures are built once): a few minutes on 2 cores.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The slow end-to-end checks only (a later -m replaces addopts' one). Exit status 5 means that no
 # test is marked slow: nothing failed.
