@@ -69,8 +69,8 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def unrasterised_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     """Write the report's figures as empty files: every figure is still built, but not rendered.
 
-    Rendering and encoding the PNGs is about half of building a tiny report; the tests that look
-    at the figures (tests/test_report.py, tests/test_figures.py, the tiny suite's first run) render them.
+    Rendering and encoding the PNGs is about half of building a tiny report. The tests that look at
+    the figures (tests/test_report.py, tests/test_figures.py, the tiny suite's first run) do not use it.
     """
     from robustbench_win.atomic import write_atomic
     from robustbench_win.report import figures
