@@ -27,6 +27,7 @@ QUICK_KWARGS: dict[str, dict] = {
     "deepfool-art": {"steps": 5},
     "deepfool-projected": {"steps": 5},
     "superdeepfool": {"steps": 2, "df_steps": 5},
+    "alma": {"steps": 50},
     "fmn": {"steps": 5},
     "ddn": {"steps": 5},
     "fmn-foolbox": {"steps": 5},

@@ -12,6 +12,8 @@ import pytest
 from robustbench_win.cli import main
 from robustbench_win.registry import MODELS
 
+pytestmark = pytest.mark.usefixtures("unrasterised_figures")  # tables and summary.md only
+
 SUITE = """
 name = "defects"
 dataset = "mnist5k"

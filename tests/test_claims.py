@@ -16,6 +16,7 @@ from robustbench_win.store.run_folder import Results, RunFolder
 
 SEEDS = range(5)
 N_IMAGES = 30
+pytestmark = pytest.mark.usefixtures("unrasterised_figures")  # tables and summary.md only
 CLAIMS = ("clean accuracy gain", "min-norm AUC gain", "min-norm gain, both correct", "spatial robust acc. gain",
           "spatial fooled share drop", "leakage reduction, block layers", "leakage reduction, stem")
 

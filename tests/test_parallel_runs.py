@@ -1,5 +1,9 @@
 """A suite run in one process, in worker processes and on Ray writes the same results; a dead
-worker loses only its cell; a busy run folder is refused."""
+worker loses only its cell; a busy run folder is refused.
+
+The whole-suite runs train and attack in worker processes started from scratch, so they run in
+``make test-slow``; tests/test_executors.py checks the same properties on small cells in ``make test``.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +79,7 @@ def sequential(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_worker_processes_write_the_same_results_as_one_process(sequential: Path, tmp_path: Path) -> None:
     code, out = run(tmp_path, "jobs2", "--jobs", "2", "--threads", "1")
     assert code == 0
@@ -82,6 +87,7 @@ def test_worker_processes_write_the_same_results_as_one_process(sequential: Path
         assert (out / name).read_bytes() == (sequential / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_ray_tasks_write_the_same_results_as_one_process(sequential: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     code, out = run(tmp_path, "ray", "--executor", "ray", "--threads", "1")
@@ -90,6 +96,7 @@ def test_ray_tasks_write_the_same_results_as_one_process(sequential: Path, tmp_p
         assert (out / name).read_bytes() == (sequential / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_only_unfinished_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plugin = tmp_path / "dying.py"
     plugin.write_text(DYING_PLUGIN)

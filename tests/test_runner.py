@@ -24,11 +24,11 @@ TINY_SUITE = """
 name = "tiny"
 description = "two kernel sizes, one seed, a few attacked digits"
 dataset = "mnist5k"
-train_size = 2000
+train_size = 1000
 kernel_sizes = [3, 5]
 windows = ["none", "hamming"]
 seeds = [0]
-attack_samples = 12
+attack_samples = 8
 notes = ["test-sized"]
 
 [model]
@@ -124,7 +124,7 @@ def test_every_table_number_follows_from_the_stored_records(finished_run: Path) 
         assert clean_table.loc[k, f"{window}:acc_mean"] == pytest.approx(100 * model["accuracy"])
         rows = samples[(samples.model_id == model["model_id"]) & (samples.attack == "deepfool")]
         fooled = rows[rows.success.astype(bool)]
-        assert len(rows) == 12
+        assert len(rows) == 8
         assert deepfool.loc[(k, window), "median_l2_mean"] == pytest.approx(fooled.l2.median(), nan_ok=True)
         assert deepfool.loc[(k, window), "mean_rho_mean"] == pytest.approx(fooled.rho.mean(), nan_ok=True)
         assert deepfool.loc[(k, window), "success_rate_mean"] == pytest.approx(100 * len(fooled) / rows.attacked.sum())
@@ -152,6 +152,7 @@ def test_attacks_lower_accuracy_and_every_success_is_a_real_misclassification(fi
     assert (clean.accuracy > 0.2).all()  # above chance (0.1); a windowed 3x3 is almost a 1x1 and learns slowly
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_report_rebuilds_identical_tables_from_stored_results(finished_run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(finished_run, copy)
@@ -163,6 +164,7 @@ def test_report_rebuilds_identical_tables_from_stored_results(finished_run: Path
     assert read_tables(copy) == read_tables(finished_run)
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tables(
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,6 +202,7 @@ def _must_not_train(*args: object, **kwargs: object) -> None:
     raise AssertionError("a checkpointed model was retrained")
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_failing_model_is_reported_and_the_rest_still_runs(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = workspace / "failing"
     real_obtain = steps.obtain_model
@@ -217,6 +220,7 @@ def test_a_failing_model_is_reported_and_the_rest_still_runs(workspace: Path, mo
     assert "simulated out of memory" in (out / "summary.md").read_text()
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_crashing_attack_is_recorded_and_the_other_attacks_run(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = workspace / "attack-crash"
     real_create = runner.ATTACKS.create
@@ -259,6 +263,7 @@ def test_report_on_an_empty_folder_says_how_to_produce_results(tmp_path: Path, c
     assert "robustbench-win run" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_build_report_is_importable_and_returns_the_summary_last(finished_run: Path) -> None:
     written = build_report(finished_run)
     assert written[-1].name == "summary.md"
@@ -282,6 +287,7 @@ def my_cnn(*, in_channels: int, num_classes: int, kernel_size: int = 3, window: 
 '''
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: Path) -> None:
     from robustbench_win.registry import MODELS
 
@@ -299,6 +305,7 @@ def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: 
     assert set(records["model"]) == {"readme-cnn"} and len(records) == 8
 
 
+@pytest.mark.slow  # runs the whole suite again (the models are checkpointed)
 def test_a_copied_report_folder_does_not_carry_old_timings_into_a_new_run(workspace: Path, finished_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "copied"
     shutil.copytree(finished_run, out, ignore=shutil.ignore_patterns("runs"))
@@ -333,6 +340,7 @@ def no_space_after(count: int, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return written
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_full_disk_stops_the_run_with_one_message_and_keeps_every_result(
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -364,6 +372,7 @@ def test_an_output_folder_that_cannot_be_written_is_one_message(workspace: Path,
     assert "nothing was saved" in err and "choose another --out" in err and "Traceback" not in err
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_damaged_result_files_are_redone_on_resume(workspace: Path, finished_run: Path, tmp_path: Path) -> None:
     out = shutil.copytree(finished_run, tmp_path / "damaged")
     clean = out / "runs" / MODEL_IDS[1] / "clean.json"
@@ -387,7 +396,8 @@ def test_bad_values_name_the_key_and_the_expected_type(workspace: Path, tmp_path
     assert not out.exists()
 
 
-@pytest.mark.parametrize("samples", ["samples.csv.gz", "samples.csv"])
+# An older folder's uncompressed records read the same; that report is built again in `make test-slow`.
+@pytest.mark.parametrize("samples", ["samples.csv.gz", pytest.param("samples.csv", marks=pytest.mark.slow)])
 def test_leakage_and_shift_are_stored_for_every_model_and_rebuilt_from_records_alone(
     finished_run: Path, tmp_path: Path, samples: str
 ) -> None:
@@ -458,6 +468,7 @@ def _must_not_obtain(*args: object, **kwargs: object) -> None:
     raise AssertionError("the trained model was built or loaded to measure the untrained one")
 
 
+@pytest.mark.slow  # quick version: test_a_report_without_init_records_builds_and_says_not_measured
 def test_a_run_folder_without_init_leakage_gains_it_on_resume_without_training(
     workspace: Path, finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -473,6 +484,7 @@ def test_a_run_folder_without_init_leakage_gains_it_on_resume_without_training(
     assert read_tables(out) == read_tables(finished_run)
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_report_without_init_records_builds_and_says_not_measured(finished_run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "records-only"
     copy.mkdir()
