@@ -7,11 +7,13 @@ The whole-suite runs train and attack in worker processes started from scratch, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from robustbench_win.cli import main
+from robustbench_win.registry import MODELS
 from robustbench_win.run.folder_lock import hold_run_folder
 
 SMALL_SUITE = """
@@ -49,6 +51,7 @@ SAME_FILES = ("samples.csv.gz", "table_clean_accuracy.csv", "table_deepfool.csv"
 DYING_PLUGIN = """
 import multiprocessing
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from robustbench_win.models import PaperCNN
 from robustbench_win.registry import register_model
@@ -114,6 +117,15 @@ def test_a_killed_worker_loses_only_unfinished_cells(tmp_path: Path, capsys: pyt
     assert code == 0
     assert len(list((out / "runs").glob("*/clean.json"))) == 4
     assert {path: path.stat().st_mtime_ns for path in before} == before  # finished cells were not redone
+
+
+@pytest.fixture(autouse=True)
+def _plugin_models_unregistered() -> Iterator[None]:
+    """A plug-in model registered by a test here is gone afterwards, so other tests list only the built-ins."""
+    before = set(MODELS.names())
+    yield
+    for name in set(MODELS.names()) - before:
+        MODELS._entries.pop(name)
 
 
 def test_a_second_run_on_a_busy_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
