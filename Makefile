@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/robustbench-win run $(SUITE) --jobs 2 --threads 1
 
+# The quick suite (pyproject's addopts deselect the tests marked slow), in two worker processes
+# that each take whole test files (so a module's fixtures are built once): a few minutes on 2 cores.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# The slow end-to-end checks only (a later -m replaces addopts' one). Exit status 5 means that no
+# test is marked slow: nothing failed.
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
 
 bench: bench-quick bench-train bench-attacks bench-minimal-norm bench-executors
 

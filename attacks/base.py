@@ -26,11 +26,6 @@ from robustbench_win.attacks.result import SampleResult
 
 logger = logging.getLogger(__name__)
 
-# Which report tables an attack's results feed: "deepfool" (the DeepFool table, and the
-# best-known norms), "minimal-norm" (other minimal-norm L2 attacks such as FMN and DDN: the
-# best-known norms and the attack-quality table) or "spatial" (the spatial table).
-FAMILIES: tuple[str, ...] = ("deepfool", "minimal-norm", "spatial")
-
 
 @dataclass
 class BatchOutput:
@@ -91,7 +86,7 @@ class Attack(ABC):
     """
 
     name: ClassVar[str]
-    family: ClassVar[str]  # one of FAMILIES: which report tables the results feed
+    family: ClassVar[str]  # a registered family (robustbench_win.attacks.families): what the results are
     last_call_stats: CallStats | None = None  # set by every call: passes and seconds it took
     # Run the model with channels-last weights during the call (native attacks): oneDNN's
     # large-kernel convolutions are up to 3x faster so on CPU (benchmarks/bench_attacks.py).

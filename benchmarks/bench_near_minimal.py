@@ -53,7 +53,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES, curve_area, optimality, robust_accuracy
+from robustbench_win.analysis.norms import curve_area, optimality, robust_accuracy
+from robustbench_win.attacks.families import minimal_norm_families
 from robustbench_win.attacks import Attack
 from robustbench_win.data.datasets import stratified_subset
 from robustbench_win.data.prepare import prepare_data
@@ -178,7 +179,7 @@ def preset_sets(configs: dict[str, SuiteConfig]) -> list[tuple[tuple[Setting, ..
     sets: dict[tuple[str, ...], tuple[tuple[Setting, ...], list[str]]] = {}
     for preset, config in configs.items():
         members = tuple(setting_of(spec.name, dict(spec.params)) for spec in config.attacks
-                        if ATTACKS.create(spec.name, **spec.params).family in MINIMAL_NORM_FAMILIES)
+                        if ATTACKS.create(spec.name, **spec.params).family in minimal_norm_families())
         if members:
             sets.setdefault(tuple(member.label for member in members), (members, []))[1].append(preset)
     return [(members, ", ".join(presets)) for members, presets in sets.values()]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from robustbench_win.models.windows import check_kernel_size, check_window, window_2d
@@ -55,9 +54,3 @@ class WindowedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, window={self.window_name}"
-
-
-def windowed_conv_reference(conv: WindowedConv2d, x: torch.Tensor) -> torch.Tensor:
-    """``F.conv2d`` with the pre-multiplied weight; the definition the layer must match."""
-    weight = conv.weight * window_2d(conv.window_name, conv.kernel_size[0], dtype=conv.weight.dtype)
-    return F.conv2d(x, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)

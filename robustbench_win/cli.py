@@ -51,7 +51,7 @@ from robustbench_win.report.build import build_report
 from robustbench_win.report.compare import write_comparison
 from robustbench_win.run.runner import DataRequest, check_weights, load_data, resolve_device, run_suite
 from robustbench_win.store.run_folder import RunFolder
-from robustbench_win.suite import DEFAULT_RADII, load_suite, parse_value, shipped_suites, weights_suite
+from robustbench_win.suite import DEFAULT_RADII, DEFAULT_SUITE, load_suite, parse_value, shipped_suites, weights_suite
 from robustbench_win.data.prepare import prepare_data
 from robustbench_win.train.config import PRECISIONS, TrainConfig
 from robustbench_win.train.obtain import obtain_model
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_arguments(train)
 
     run = commands.add_parser("run", parents=[common], help="run a suite: train, attack, write tables and figures")
-    run.add_argument("suite", nargs="?", default="quick", help="preset name (robustbench-win list suites) or a .toml path")
+    run.add_argument("suite", nargs="?", default=DEFAULT_SUITE, help="preset name (robustbench-win list suites) or a .toml path")
     run.add_argument("--out", type=Path, help="output folder (default reports/<suite name>); rerun to resume")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override a suite field, e.g. --set train.epochs=3 --set 'kernel_sizes=[3,7]'")
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DEFAULT_ATTACKS = "deepfool,fmn"  # the seed's metric and a strong minimal-norm attack
+DEFAULT_ATTACKS = "deepfool,fmn"  # the paper's DeepFool metric and a strong minimal-norm attack
 
 
 def _add_attack_command(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -38,13 +38,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from robustbench_win.conventions import CHECK_NAMES, DEFAULT_RADII
 from robustbench_win.errors import BadValueError
 from robustbench_win.models.windows import WINDOWS, check_kernel_size, check_window
 from robustbench_win.registry import ATTACKS, DATASETS, MODELS, UnknownNameError
 from robustbench_win.train.config import TrainConfig
 
 DEFAULT_SUITE = "quick"
-DEFAULT_RADII = (0.1, 0.25, 0.5, 1.0)
 
 TOP_LEVEL_KEYS = {
     "name": "suite name, used for the default output folder reports/<name>",
@@ -72,10 +72,7 @@ TOP_LEVEL_KEYS = {
 WEIGHTS_FIELDS = ("kernel_size", "window", "seed")  # the placeholders a weights pattern may use
 MODEL_KEYS = {"name", "args", "param_match"}
 REPORT_KEYS = {"radii"}
-# The sanity checks of robustbench_win.measure.checks, by name (the keys of [checks]).
-CHECK_NAMES = ("randomized-outputs", "non-finite-outputs", "probability-outputs", "input-gradients", "chance-level",
-               "cross-check")
-CHECK_KEYS = {"enabled", *CHECK_NAMES}
+CHECK_KEYS = {"enabled", *CHECK_NAMES}  # the sanity checks of robustbench_win.measure.checks, by name
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 

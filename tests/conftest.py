@@ -14,6 +14,8 @@ Fixtures (session-scoped, so build them once and never modify what they return; 
   ``(96, 1, 28, 28)`` float32 in [0, 1] and ``(96,)`` int64.
 - ``in_tmp_path`` (per test): work in ``tmp_path``, with the cache and the default
   checkpoint store under it (``pytestmark = pytest.mark.usefixtures("in_tmp_path")``).
+- ``unrasterised_figures`` (per test): the report draws every figure but writes it as an empty
+  file instead of encoding the PNG, for tests that read only tables and ``summary.md``.
 
 Tests run with one intra-op thread (override with ``RBW_TEST_THREADS``): the models are tiny,
 and on a few shared cores extra threads mostly wait for each other.
@@ -61,6 +63,19 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ROBUSTBENCH_WIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("ROBUSTBENCH_WIN_CHECKPOINTS", str(tmp_path / "default-checkpoints"))
     return tmp_path
+
+
+@pytest.fixture
+def unrasterised_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Write the report's figures as empty files: every figure is still built, but not rendered.
+
+    Rendering and encoding the PNGs is about half of building a tiny report. The tests that look at
+    the figures (tests/test_report.py, tests/test_figures.py, the tiny suite's first run) do not use it.
+    """
+    from robustbench_win.atomic import write_atomic
+    from robustbench_win.report import figures
+
+    monkeypatch.setattr(figures, "save_png", lambda fig, path: write_atomic(path, b""))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from robustbench_win.attacks import RECORD_FIELDS, Attack, BatchOutput, SampleResult
-from robustbench_win.attacks.base import FAMILIES
+from robustbench_win.attacks.families import FAMILIES
 from robustbench_win.registry import ATTACKS
 
 # The attacks DESIGN.md fixes defaults for (checked by hand below); the contract checks run over
@@ -27,6 +27,7 @@ QUICK_KWARGS: dict[str, dict] = {
     "deepfool-art": {"steps": 5},
     "deepfool-projected": {"steps": 5},
     "superdeepfool": {"steps": 2, "df_steps": 5},
+    "alma": {"steps": 50},
     "fmn": {"steps": 5},
     "ddn": {"steps": 5},
     "fmn-foolbox": {"steps": 5},

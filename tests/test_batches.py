@@ -18,7 +18,9 @@ from robustbench_win.models import PaperCNN
 from robustbench_win.train.batches import BatchSource, CropDraws, crop_and_flip, draw_epoch
 from robustbench_win.data.datasets import ImageData, load_dataset, subsample
 from robustbench_win.train.config import TrainConfig
-from robustbench_win.train.loop import augment_batch, seed_everything, train, training_batches
+from robustbench_win.train.loop import seed_everything, train
+
+from batching import augment_batch, training_batches
 
 
 def reference_augment(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:

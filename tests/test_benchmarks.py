@@ -2,7 +2,8 @@
 
 A benchmark measures (its numbers go in bench/, not in assertions); these tests only check that
 each one still imports and runs end to end, at the tiny size its ``--smoke`` flag selects,
-writing into a temporary folder.
+writing into a temporary folder. Importing every script is quick and runs in ``make test``; the
+smoke runs start a fresh interpreter each (5 to 25 s apiece) and run in ``make test-slow``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,6 @@ import torch
 
 BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
 NEEDS_CUDA = {"gpu_check.py"}  # compares CUDA with the CPU: nothing to run without a GPU
-SLOW = {"bench_executors.py"}  # runs a suite twice from scratch, in subprocesses
-
-
-def smoke_params() -> list[pytest.ParameterSet]:
-    return [pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if path.name in SLOW else [])
-            for path in BENCHMARKS]
 
 
 def test_there_are_benchmarks() -> None:
@@ -39,7 +34,8 @@ def test_each_benchmark_imports_the_installed_package(script: Path, monkeypatch:
     spec.loader.exec_module(module)  # every import resolves
 
 
-@pytest.mark.parametrize("script", smoke_params())
+@pytest.mark.slow
+@pytest.mark.parametrize("script", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
 def test_each_benchmark_runs_at_its_smoke_size(script: Path, tmp_path: Path) -> None:
     if script.name in NEEDS_CUDA and not torch.cuda.is_available():
         pytest.skip(f"{script.name} needs a CUDA device")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from robustbench_win.store.run_folder import Results, RunFolder
 
 SEEDS = range(5)
 N_IMAGES = 30
+pytestmark = pytest.mark.usefixtures("unrasterised_figures")  # tables and summary.md only
 CLAIMS = ("clean accuracy gain", "min-norm AUC gain", "min-norm gain, both correct", "spatial robust acc. gain",
           "spatial fooled share drop", "leakage reduction, block layers", "leakage reduction, stem")
 
@@ -122,6 +124,20 @@ def hand_results() -> Results:
                 "iterations": 3, "dx": np.nan, "dy": np.nan, "angle": np.nan})
     return Results(clean=pd.DataFrame(), records={ATTACK_RECORDS.name: pd.DataFrame(records)},
                    failures=pd.DataFrame(), meta={"radii": [0.5, 1.0]})
+
+
+def test_the_design_paragraph_takes_each_claims_words_and_role_from_the_claim(monkeypatch) -> None:
+    clean = pd.DataFrame({"window": ["none", "hamming", "none", "hamming"], "kernel_size": [3, 3, 9, 9]})
+    results = Results(clean=clean, records={}, failures=pd.DataFrame(), meta={"radii": [0.5, 2.0]})
+    text = claims.design_text(results)
+    assert text.startswith("Each row compares the hamming model with an unwindowed model")
+    assert "(k = 9)" in text and "curve on [0, 2]" in text and "The both-correct row (secondary)" in text
+    promoted = [dataclasses.replace(c, role="primary") if c.effects is claims.both_correct_effects else c
+                for c in claims.CLAIMS]
+    monkeypatch.setattr(claims, "CLAIMS", tuple(promoted))
+    assert "The both-correct row (primary)" in claims.design_text(results)
+    monkeypatch.setattr(claims, "CLAIMS", tuple(c for c in promoted if c.effects is not claims.spatial_effects))
+    assert "Spatial:" not in claims.design_text(results)
 
 
 def test_auc_effect_counts_every_image_with_norms_capped_at_the_largest_radius() -> None:

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.text import Text
 from scipy import stats
 
-from robustbench_win.analysis import compare, meta
+from robustbench_win.analysis import compare, pooling
 from robustbench_win.report.compare import forest_figure, render_page
 
 
@@ -20,7 +20,7 @@ def test_dersimonian_laird_matches_a_hand_computed_example() -> None:
     # C = 7 - (4 + 16 + 1) / 7 = 4, so tau2 = (6 - 2) / 4 = 1 and I2 = (6 - 2) / 6 = 2/3.
     # Random-effects weights 1 / (v + 1) = (2/3, 4/5, 1/2), sum 59/30:
     # estimate = (2/3 + 8/5 + 2) / (59/30) = 128/59, se = sqrt(30/59).
-    pooled = meta.random_effects([1.0, 2.0, 4.0], np.sqrt([0.5, 0.25, 1.0]))
+    pooled = pooling.random_effects([1.0, 2.0, 4.0], np.sqrt([0.5, 0.25, 1.0]))
     assert pooled.estimate == pytest.approx(128 / 59)
     assert pooled.se == pytest.approx(math.sqrt(30 / 59))
     assert pooled.tau2 == pytest.approx(1.0)
@@ -32,7 +32,7 @@ def test_dersimonian_laird_matches_a_hand_computed_example() -> None:
 
 
 def test_identical_runs_have_no_heterogeneity() -> None:
-    pooled = meta.random_effects([3.0, 3.0, 3.0], [1.0, 1.0, 1.0])
+    pooled = pooling.random_effects([3.0, 3.0, 3.0], [1.0, 1.0, 1.0])
     assert pooled.tau2 == 0.0 and pooled.i2 == 0.0 and pooled.q == 0.0
     assert pooled.estimate == pytest.approx(3.0)
     assert pooled.se == pytest.approx(1 / math.sqrt(3))  # inverse-variance mean of 3 unit variances
@@ -40,9 +40,9 @@ def test_identical_runs_have_no_heterogeneity() -> None:
 
 def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="standard error"):
-        meta.random_effects([1.0, 2.0], [1.0, 0.0])
+        pooling.random_effects([1.0, 2.0], [1.0, 0.0])
     with pytest.raises(ValueError, match="one effect and one standard error"):
-        meta.random_effects([1.0, 2.0], [1.0])
+        pooling.random_effects([1.0, 2.0], [1.0])
 
 
 def verdict(claims: list[str], effects: list[float], se: float, n: int, baseline: float = 50.0) -> pd.DataFrame:
@@ -103,4 +103,23 @@ def test_forest_plot_text_lies_inside_the_figure_and_the_page_lists_every_run() 
     assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01
     assert drawn.x1 <= fig.get_figwidth() + 0.01 and drawn.y1 <= fig.get_figheight() + 0.01
     page = render_page(per_run, pooled, [])
-    assert all(run.label in page for run in runs) and meta.METHOD in page
+    assert all(run.label in page for run in runs) and pooling.METHOD in page
+
+
+def test_the_forest_plot_is_one_screen_high_with_sides_numbers_and_verdicts() -> None:
+    from robustbench_win.report.compare import claim_sign
+    from robustbench_win.report.figures import DPI
+
+    names = ["clean accuracy gain: hamming k11 vs none k11", "leakage reduction, block layers: hamming k11 vs none k11"]
+    runs = [compare.Run(name, verdict(names, [1.0 + i, -2.0 + i], se=0.4 + i, n=5)) for i, name in enumerate("abc")]
+    per_run, pooled = compare.compare_runs(runs)
+    fig = forest_figure(per_run, pooled)
+    assert len(fig.axes) == 1 and fig.get_figheight() * DPI <= 1440
+    texts = [t.get_text() for t in fig.findobj(Text)]
+    assert any("favours the window" in t for t in texts) and any("favours the baseline" in t for t in texts)
+    assert sum("5 seeds" in t for t in texts) == len(per_run)
+    assert claim_sign(names[0]) == 1.0 and claim_sign(names[1]) == -1.0  # leakage: a decrease is claimed
+    squares = [line for line in fig.axes[0].lines if line.get_marker() == "s"]
+    drawn = sorted(float(line.get_xdata()[0]) for line in squares)
+    signs = per_run["claim"].map({names[0]: 1.0, names[1]: -1.0})
+    assert drawn == pytest.approx(sorted(per_run["effect"] * signs))

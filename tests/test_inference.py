@@ -11,8 +11,8 @@ from scipy import stats
 
 from robustbench_win.analysis.calibration import Design, simulate
 from robustbench_win.analysis.inference import (
-    ALPHA, cap_norms, hodges_lehmann, holm, holm_levels, min_detectable_effect, power_paired_t, seed_t_test,
-    seeds_needed, signed_rank_test,
+    ALPHA, cap_norms, hodges_lehmann, holm, holm_levels, min_detectable_effect, paired_image_test, power_paired_t,
+    seed_t_test, seeds_needed, signed_rank_test,
 )
 from robustbench_win.analysis.verdict import CONTRADICTED, SUPPORTED, SeedEffects, decide_table, seed_effect
 
@@ -107,6 +107,15 @@ def test_cap_and_hodges_lehmann_by_hand() -> None:
     assert hodges_lehmann([1.0, 2.0, 4.0]) == 2.25
     assert signed_rank_test([1.0] * 5)[1] == "too few pairs (5 < 6)"
     assert signed_rank_test([0.0] * 8)[1] == "all paired differences are zero"
+
+
+def test_the_per_image_test_is_scipys_wilcoxon_with_the_median_difference() -> None:
+    diff = [0.3, -0.1, 0.25, 0.4, 0.0, 0.15, -0.05, 0.2]
+    result = paired_image_test(diff)
+    assert (result.n_pairs, result.median_diff, result.note) == (8, 0.175, "")  # (0.15 + 0.2) / 2
+    assert result.p == pytest.approx(stats.wilcoxon(diff).pvalue)
+    empty = paired_image_test([])
+    assert empty.n_pairs == 0 and math.isnan(empty.median_diff) and math.isnan(empty.p)
 
 
 # --------------------------------------------------------------------------- calibration

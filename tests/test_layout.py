@@ -8,6 +8,7 @@ top-level module must be given its stage in :data:`STAGES`.
 from __future__ import annotations
 
 import ast
+import functools
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -25,7 +26,7 @@ PACKAGE_DIRS = {
 # set names), so it sits after `train` and before the stages that read its settings. The store
 # declares the records that the runner writes and the analysis reads, so it comes before both.
 STAGES: list[tuple[str, set[str]]] = [
-    ("foundation", {"errors", "registry", "atomic", "ordering", "models", "attacks"}),
+    ("foundation", {"errors", "registry", "atomic", "ordering", "schema", "conventions", "models", "attacks"}),
     ("data", {"data"}),
     ("train", {"train"}),
     ("suite", {"suite", "suites"}),
@@ -50,6 +51,7 @@ def module_name(path: Path) -> str:
     raise AssertionError(f"{path} is in no package")
 
 
+@functools.cache  # parsed once per session: one parametrized test per module reads it
 def modules() -> dict[str, Path]:
     files = [p for folder in PACKAGE_DIRS.values() for p in folder.rglob("*.py")]
     return {module_name(p): p for p in files}
@@ -68,6 +70,7 @@ def imports(path: Path, known: set[str]) -> set[str]:
     return found & known
 
 
+@functools.cache
 def graph() -> dict[str, set[str]]:
     found = modules()
     return {name: imports(path, set(found)) - {name} for name, path in found.items()}

@@ -10,6 +10,7 @@ import pytest
 
 from robustbench_win.analysis import tables
 from robustbench_win.report.markdown import SCREEN_WIDTH, to_markdown, to_markdown_parts
+from robustbench_win.report.summary import CLEAN_COLUMNS, DEEPFOOL_COLUMNS, SPATIAL_COLUMNS
 from test_tables import RADII, clean_record, random_deepfool, sample
 
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -35,7 +36,7 @@ def headers(markdown: str) -> list[str]:
 
 def test_markdown_shows_mean_pm_std_and_tables_stay_numeric(deepfool_table: pd.DataFrame) -> None:
     assert deepfool_table["success_rate_mean"].dtype == float and deepfool_table["n_attacked"].dtype == "Int64"
-    text = to_markdown(deepfool_table)
+    text = to_markdown(deepfool_table, DEEPFOOL_COLUMNS)
     first = deepfool_table.iloc[0]
     assert f"{first['success_rate_mean']:.1f} ± {first['success_rate_std']:.1f}" in text
     assert "robust acc. ε=0.25 (%)" in text and "Wilcoxon p" in text
@@ -45,14 +46,14 @@ def test_markdown_shows_mean_pm_std_and_tables_stay_numeric(deepfool_table: pd.D
 
 def test_markdown_of_clean_table_signs_differences() -> None:
     records = [clean_record(3, "none", 0, 0.9), clean_record(3, "hamming", 0, 0.85)]
-    text = to_markdown(tables.clean_accuracy_table(pd.DataFrame(records)))
+    text = to_markdown(tables.clean_accuracy_table(pd.DataFrame(records)), CLEAN_COLUMNS)
     assert "-5.00" in text and "hamming Δ vs none (pp)" in text and "90.00" in text
     assert to_markdown(pd.DataFrame()) == "_No results._"
 
 
 def test_every_row_has_as_many_cells_as_the_header(spatial_table: pd.DataFrame) -> None:
     # GitHub drops a table whose rows and header differ in cell count: "|angle|" must be escaped.
-    text = to_markdown(spatial_table)
+    text = to_markdown(spatial_table, SPATIAL_COLUMNS)
     assert "median \\|angle\\| (°)" in text
     counts = {len(UNESCAPED_PIPE.findall(line)) for line in text.splitlines()}
     assert counts == {2 + len(headers(text)) - 1}
@@ -62,9 +63,10 @@ def test_every_row_has_as_many_cells_as_the_header(spatial_table: pd.DataFrame) 
 def test_parts_fit_the_screen_and_together_hold_every_column(name: str, deepfool_table: pd.DataFrame,
                                                              spatial_table: pd.DataFrame) -> None:
     table = {"deepfool": deepfool_table, "spatial": spatial_table}[name]
-    whole = to_markdown(table)
+    columns = {"deepfool": DEEPFOOL_COLUMNS, "spatial": SPATIAL_COLUMNS}[name]
+    whole = to_markdown(table, columns)
     assert max(len(line) for line in whole.splitlines()) > SCREEN_WIDTH  # the case that needs splitting
-    parts = to_markdown_parts(table)
+    parts = to_markdown_parts(table, columns)
     assert len(parts) > 1
     keys = {"attack", "k", "window"}
     for part in parts:

@@ -20,6 +20,7 @@ from matplotlib.text import Text
 
 from robustbench_win.report import figures
 from robustbench_win.analysis import norms as mn
+from robustbench_win.attacks import families
 
 INF = math.inf
 MISS = None
@@ -120,6 +121,16 @@ def test_spatial_attacks_do_not_enter_best_known_norms(samples):
     assert best["n_attacks"].max() == 2
 
 
+def test_a_new_family_takes_part_by_its_properties(samples, monkeypatch):
+    monkeypatch.setattr(families, "FAMILIES", dict(families.FAMILIES))  # registered for this test only
+    families.register_family(families.AttackFamily("decision", minimal_norm=True, gradient=False))
+    both = pd.concat([samples, samples[samples["attack"] == "fmn"].assign(attack="hsj", family="decision")])
+    assert mn.minimal_norm_attacks(both) == ["deepfool", "fmn", "hsj"]
+    assert mn.minimal_norm_attacks(both, families=families.gradient_families()) == ["deepfool", "fmn"]
+    with pytest.raises(ValueError, match="'decision' is registered already"):
+        families.register_family(families.AttackFamily("decision", minimal_norm=False, gradient=False))
+
+
 def test_named_attack_without_records_is_rejected(samples):
     with pytest.raises(ValueError, match="no per-sample records for attacks \\['ddn'\\]"):
         mn.sample_norms(samples, attacks=["deepfool", "ddn"])
@@ -139,6 +150,17 @@ def test_attacks_must_agree_on_which_images_were_attacked(samples):
     with pytest.raises(ValueError, match=r"model cnn-k3-none-s0 has randomized outputs: it classified test image 4 "
                                          r"correctly for some attacks and wrongly for others.*eval\(\)"):
         mn.best_known_norms(broken)
+
+
+def test_cross_check_convention_leaves_images_without_a_norm_as_nan(samples):
+    # The runner's cross-check reads a misclassified image as "no norm" (NaN), not as 0; an image
+    # the attacks disagree on (randomized outputs) then has no norm either, instead of an error.
+    broken = samples.copy()
+    row = rows_of(broken, model_id="cnn-k3-none-s0", attack="fmn", index=0).index[0]
+    broken.loc[row, ["attacked", "success", "l2"]] = [False, False, math.nan]  # fmn: "misclassified"
+    best = rows_of(mn.best_known_norms(broken, misclassified=math.nan), model_id="cnn-k3-none-s0")
+    # deepfool [0.5, INF, 0.3, INF, MISS], fmn now [MISS, 0.8, INF, INF, MISS]
+    np.testing.assert_array_equal(best.sort_values("index")["norm"].to_numpy(), [math.nan, 0.8, 0.3, INF, math.nan])
 
 
 # --------------------------------------------------------------------------- curves, medians, optimality

@@ -141,7 +141,7 @@ def test_attack_quality_from_hand_computed_optimality_and_costs(run_dir: Path) -
 def test_deepfool_table_stays_deepfool_only_and_the_summary_shows_infinity(run_dir: Path) -> None:
     assert read_table(run_dir, "deepfool")["attack"].unique().tolist() == ["deepfool"]
     summary = (run_dir / "summary.md").read_text()
-    assert "## DeepFool (the seed's metric: DeepFool alone)" in summary
+    assert "## DeepFool (the paper's metric: DeepFool alone)" in summary
     assert "any of `deepfool`, `fmn` found" in summary and "- `fmn`: FMN (hand-written)." in summary
     assert "∞" in summary and "(successes only)" in summary
     assert (run_dir / "figures" / "security_curves.png").is_file()

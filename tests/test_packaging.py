@@ -1,5 +1,8 @@
 """The installed package lives under robustbench_win only: a user's own ``models/`` and
-``attacks/`` packages do not collide with it, and the README's plug-in example runs as printed."""
+``attacks/`` packages do not collide with it, and the README's plug-in example runs as printed.
+
+Each test starts a fresh interpreter in such a folder, so both run in ``make test-slow``.
+"""
 
 from __future__ import annotations
 
@@ -43,12 +46,14 @@ def run_module(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: 5 to 10 s
 def test_list_models_from_a_folder_with_its_own_models_and_attacks(research_repo: Path) -> None:
     result = run_module(research_repo, "list", "models")
     assert result.returncode == 0, result.stderr
     assert {"paper-cnn", "resnet18"} <= {line.split()[0] for line in result.stdout.splitlines() if line}
 
 
+@pytest.mark.slow  # trains and attacks two models; tests/test_runner.py runs the same plug-in in this process
 def test_the_readme_plugin_example_runs_end_to_end_there(research_repo: Path) -> None:
     source, command = readme_plugin_example()
     (research_repo / "my_models.py").write_text(source)

@@ -1,13 +1,19 @@
 """A suite run in one process, in worker processes and on Ray writes the same results; a dead
-worker loses only its cell; a busy run folder is refused."""
+worker loses only its cell; a busy run folder is refused.
+
+The whole-suite runs train and attack in worker processes started from scratch, so they run in
+``make test-slow``; tests/test_executors.py checks the same properties on small cells in ``make test``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from robustbench_win.cli import main
+from robustbench_win.registry import MODELS
 from robustbench_win.run.folder_lock import hold_run_folder
 
 SMALL_SUITE = """
@@ -45,6 +51,7 @@ SAME_FILES = ("samples.csv.gz", "table_clean_accuracy.csv", "table_deepfool.csv"
 DYING_PLUGIN = """
 import multiprocessing
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from robustbench_win.models import PaperCNN
 from robustbench_win.registry import register_model
@@ -75,6 +82,7 @@ def sequential(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_worker_processes_write_the_same_results_as_one_process(sequential: Path, tmp_path: Path) -> None:
     code, out = run(tmp_path, "jobs2", "--jobs", "2", "--threads", "1")
     assert code == 0
@@ -82,6 +90,7 @@ def test_worker_processes_write_the_same_results_as_one_process(sequential: Path
         assert (out / name).read_bytes() == (sequential / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_ray_tasks_write_the_same_results_as_one_process(sequential: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     code, out = run(tmp_path, "ray", "--executor", "ray", "--threads", "1")
@@ -90,6 +99,7 @@ def test_ray_tasks_write_the_same_results_as_one_process(sequential: Path, tmp_p
         assert (out / name).read_bytes() == (sequential / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_only_unfinished_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plugin = tmp_path / "dying.py"
     plugin.write_text(DYING_PLUGIN)
@@ -107,6 +117,15 @@ def test_a_killed_worker_loses_only_unfinished_cells(tmp_path: Path, capsys: pyt
     assert code == 0
     assert len(list((out / "runs").glob("*/clean.json"))) == 4
     assert {path: path.stat().st_mtime_ns for path in before} == before  # finished cells were not redone
+
+
+@pytest.fixture(autouse=True)
+def _plugin_models_unregistered() -> Iterator[None]:
+    """A plug-in model registered by a test here is gone afterwards, so other tests list only the built-ins."""
+    before = set(MODELS.names())
+    yield
+    for name in set(MODELS.names()) - before:
+        MODELS._entries.pop(name)
 
 
 def test_a_second_run_on_a_busy_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,7 +44,7 @@ milestones = []
 [[attacks]]
 name = "deepfool"
 """
-BIN = Path(sys.executable).parent
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command, wherever the environment put its script
 
 
 def _free_port() -> int:
@@ -71,11 +71,11 @@ def head() -> Iterator[tuple[str, dict[str, str], Path]]:
     home = root / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
-    subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=env, check=True, capture_output=True,
+    subprocess.run([*RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True,
                    timeout=120)
     port = _free_port()
     try:
-        subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+        subprocess.run([*RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
                         f"--temp-dir={root / 'r'}", "--num-cpus=2", "--include-dashboard=false",
                         "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=180)
         (root / "suite.toml").write_text(SUITE)

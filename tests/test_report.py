@@ -15,6 +15,7 @@ from robustbench_win.report import figures
 from robustbench_win.report import build as report
 from robustbench_win.analysis import tables
 from robustbench_win.report.markdown import to_markdown_parts
+from robustbench_win.report.summary import DEEPFOOL_COLUMNS, PARTS, Report
 from robustbench_win.store.records import ATTACK_RECORDS
 from robustbench_win.store.run_folder import ResultsNotFoundError, RunFolder
 
@@ -143,8 +144,9 @@ def test_report_writes_every_file(built):
     expected = {"clean.csv", "samples.csv.gz", "costs.csv", "timings.csv", "summary.md", "figures/clean_accuracy.png",
                 "figures/deepfool_rho.png", "figures/spatial_robust_accuracy.png", "figures/security_curves.png"}
     expected |= {f"{kind}.csv" for kind in ("leakage", "kernels", "shift", "shift_accuracy", "checks")}
-    expected |= {f"table_{t}.{ext}" for t in report.TABLE_NAMES for ext in ("csv", "md")}
-    assert set(report.TABLE_NAMES) >= {"clean_accuracy", "deepfool", "spatial", "minimal_norm", "attack_quality"}
+    table_names = {part.name for part in PARTS if part.build is not None}
+    expected |= {f"table_{t}.{ext}" for t in table_names for ext in ("csv", "md")}
+    assert table_names >= {"clean_accuracy", "deepfool", "spatial", "minimal_norm", "attack_quality"}
     assert names == expected
     for path in written:
         assert path.stat().st_size > 0
@@ -216,7 +218,7 @@ def test_summary_has_every_section(built):
                    "![Clean accuracy vs kernel size](figures/clean_accuracy.png)",
                    "(figures/deepfool_rho.png)", "(figures/spatial_robust_accuracy.png)", "max(|dx|, |dy|)"):
         assert needle in text, needle
-    for part in to_markdown_parts(report.build_tables(collect(out))["deepfool"]):
+    for part in to_markdown_parts(report.build_tables(Report(collect(out), out))["deepfool"], DEEPFOOL_COLUMNS):
         assert part in text
     assert "Width 16" in text.split("## Clean accuracy")[0]
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import robustbench_win.run.runner as runner
+import robustbench_win.run.steps as steps
 from robustbench_win.train.checkpoints import load_model
 from robustbench_win.cli import main
 from robustbench_win.measure.leakage import model_leakage_table
@@ -23,11 +24,11 @@ TINY_SUITE = """
 name = "tiny"
 description = "two kernel sizes, one seed, a few attacked digits"
 dataset = "mnist5k"
-train_size = 2000
+train_size = 1000
 kernel_sizes = [3, 5]
 windows = ["none", "hamming"]
 seeds = [0]
-attack_samples = 12
+attack_samples = 8
 notes = ["test-sized"]
 
 [model]
@@ -123,7 +124,7 @@ def test_every_table_number_follows_from_the_stored_records(finished_run: Path) 
         assert clean_table.loc[k, f"{window}:acc_mean"] == pytest.approx(100 * model["accuracy"])
         rows = samples[(samples.model_id == model["model_id"]) & (samples.attack == "deepfool")]
         fooled = rows[rows.success.astype(bool)]
-        assert len(rows) == 12
+        assert len(rows) == 8
         assert deepfool.loc[(k, window), "median_l2_mean"] == pytest.approx(fooled.l2.median(), nan_ok=True)
         assert deepfool.loc[(k, window), "mean_rho_mean"] == pytest.approx(fooled.rho.mean(), nan_ok=True)
         assert deepfool.loc[(k, window), "success_rate_mean"] == pytest.approx(100 * len(fooled) / rows.attacked.sum())
@@ -151,6 +152,7 @@ def test_attacks_lower_accuracy_and_every_success_is_a_real_misclassification(fi
     assert (clean.accuracy > 0.2).all()  # above chance (0.1); a windowed 3x3 is almost a 1x1 and learns slowly
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_report_rebuilds_identical_tables_from_stored_results(finished_run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(finished_run, copy)
@@ -162,20 +164,21 @@ def test_report_rebuilds_identical_tables_from_stored_results(finished_run: Path
     assert read_tables(copy) == read_tables(finished_run)
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tables(
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = workspace / "interrupted"
-    real_run_attack = runner._run_attack
+    real_run_attack = steps.AttackStep.run
     calls: list[str] = []
 
-    def stop_on_fifth_attack(attack, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(attack.name)
+    def stop_on_fifth_attack(step, context):  # type: ignore[no-untyped-def]
+        calls.append(step.name)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real_run_attack(attack, *args, **kwargs)
+        return real_run_attack(step, context)
 
-    monkeypatch.setattr(runner, "_run_attack", stop_on_fifth_attack)
+    monkeypatch.setattr(steps.AttackStep, "run", stop_on_fifth_attack)
     assert run_cli(workspace, out) == 130  # Ctrl-C: finished results stay on disk
     finished = sorted(p.relative_to(out) for p in (out / "runs").rglob("attack-*.csv"))
     assert len(finished) == 4
@@ -183,11 +186,11 @@ def test_interrupted_run_resumes_without_recomputing_and_ends_with_identical_tab
 
     resumed: list[tuple[str, str]] = []
 
-    def count(attack, model, data, indices, identity, *args, **kwargs):  # type: ignore[no-untyped-def]
-        resumed.append((identity.model_id, attack.name))
-        return real_run_attack(attack, model, data, indices, identity, *args, **kwargs)
+    def count(step, context):  # type: ignore[no-untyped-def]
+        resumed.append((context.identity.model_id, step.name))
+        return real_run_attack(step, context)
 
-    monkeypatch.setattr(runner, "_run_attack", count)
+    monkeypatch.setattr(steps.AttackStep, "run", count)
     monkeypatch.setattr("robustbench_win.train.obtain.train", _must_not_train)
     assert run_cli(workspace, out) == 0
     assert len(resumed) == 3 * len(MODEL_IDS) - 4  # nothing finished is redone
@@ -199,16 +202,17 @@ def _must_not_train(*args: object, **kwargs: object) -> None:
     raise AssertionError("a checkpointed model was retrained")
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_failing_model_is_reported_and_the_rest_still_runs(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = workspace / "failing"
-    real_obtain = runner.obtain_model
+    real_obtain = steps.obtain_model
 
     def obtain_or_fail(spec, *args, **kwargs):  # type: ignore[no-untyped-def]
         if spec.model_kwargs["kernel_size"] == 5 and spec.model_kwargs["window"] == "hamming":
             raise RuntimeError("simulated out of memory")
         return real_obtain(spec, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "obtain_model", obtain_or_fail)
+    monkeypatch.setattr(steps, "obtain_model", obtain_or_fail)
     assert run_cli(workspace, out) == 0
     failed = json.loads((out / "runs" / "paper-cnn_k5_hamming_s0" / "clean.json").read_text())
     assert failed["status"] == "failed" and "simulated out of memory" in failed["error"]
@@ -216,6 +220,7 @@ def test_a_failing_model_is_reported_and_the_rest_still_runs(workspace: Path, mo
     assert "simulated out of memory" in (out / "summary.md").read_text()
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_crashing_attack_is_recorded_and_the_other_attacks_run(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = workspace / "attack-crash"
     real_create = runner.ATTACKS.create
@@ -258,6 +263,7 @@ def test_report_on_an_empty_folder_says_how_to_produce_results(tmp_path: Path, c
     assert "robustbench-win run" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_build_report_is_importable_and_returns_the_summary_last(finished_run: Path) -> None:
     written = build_report(finished_run)
     assert written[-1].name == "summary.md"
@@ -281,6 +287,7 @@ def my_cnn(*, in_channels: int, num_classes: int, kernel_size: int = 3, window: 
 '''
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: Path) -> None:
     from robustbench_win.registry import MODELS
 
@@ -298,6 +305,7 @@ def test_a_plugin_model_runs_through_the_whole_suite(workspace: Path, tmp_path: 
     assert set(records["model"]) == {"readme-cnn"} and len(records) == 8
 
 
+@pytest.mark.slow  # runs the whole suite again (the models are checkpointed)
 def test_a_copied_report_folder_does_not_carry_old_timings_into_a_new_run(workspace: Path, finished_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "copied"
     shutil.copytree(finished_run, out, ignore=shutil.ignore_patterns("runs"))
@@ -332,6 +340,7 @@ def no_space_after(count: int, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return written
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_full_disk_stops_the_run_with_one_message_and_keeps_every_result(
     workspace: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -363,6 +372,7 @@ def test_an_output_folder_that_cannot_be_written_is_one_message(workspace: Path,
     assert "nothing was saved" in err and "choose another --out" in err and "Traceback" not in err
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_damaged_result_files_are_redone_on_resume(workspace: Path, finished_run: Path, tmp_path: Path) -> None:
     out = shutil.copytree(finished_run, tmp_path / "damaged")
     clean = out / "runs" / MODEL_IDS[1] / "clean.json"
@@ -386,7 +396,8 @@ def test_bad_values_name_the_key_and_the_expected_type(workspace: Path, tmp_path
     assert not out.exists()
 
 
-@pytest.mark.parametrize("samples", ["samples.csv.gz", "samples.csv"])
+# An older folder's uncompressed records read the same; that report is built again in `make test-slow`.
+@pytest.mark.parametrize("samples", ["samples.csv.gz", pytest.param("samples.csv", marks=pytest.mark.slow)])
 def test_leakage_and_shift_are_stored_for_every_model_and_rebuilt_from_records_alone(
     finished_run: Path, tmp_path: Path, samples: str
 ) -> None:
@@ -457,6 +468,7 @@ def _must_not_obtain(*args: object, **kwargs: object) -> None:
     raise AssertionError("the trained model was built or loaded to measure the untrained one")
 
 
+@pytest.mark.slow  # quick version: test_a_report_without_init_records_builds_and_says_not_measured
 def test_a_run_folder_without_init_leakage_gains_it_on_resume_without_training(
     workspace: Path, finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -466,12 +478,13 @@ def test_a_run_folder_without_init_leakage_gains_it_on_resume_without_training(
         path.unlink()
     assert main(["report", str(out)]) == 0  # an older folder still reports
     assert "Not measured in this run" in (out / "summary.md").read_text()
-    monkeypatch.setattr(runner, "_obtain", _must_not_obtain)
+    monkeypatch.setattr(steps.ObtainModel, "run", _must_not_obtain)
     assert run_cli(workspace, out) == 0
     assert len(list((out / "runs").rglob("leakage-spectral-init.csv"))) == len(MODEL_IDS)
     assert read_tables(out) == read_tables(finished_run)
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_report_without_init_records_builds_and_says_not_measured(finished_run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "records-only"
     copy.mkdir()

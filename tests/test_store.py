@@ -205,6 +205,7 @@ def test_timings_are_consolidated_so_a_folder_without_runs_keeps_them(tmp_path: 
 # --------------------------------------------------------------------------- folders written before the store
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_folder_written_before_the_store_rebuilds_the_same_tables(tmp_path: Path) -> None:
     out = shutil.copytree(LEGACY, tmp_path / "legacy")
     build_report(out)
@@ -221,7 +222,10 @@ def test_a_folder_written_before_the_store_rebuilds_the_same_tables(tmp_path: Pa
     assert "Grid: 7 rotations in [-30°, 30°] × 3 × 3 translations in [-3, 3] px = 63 transforms." in summary
 
 
-@pytest.mark.parametrize("report", ["quick", "mnist14", "cifar10-jpeg"])
+# The quick report runs in `make test`; the two larger ones (10 to 15 s each) in `make test-slow`.
+@pytest.mark.parametrize("report", ["quick", pytest.param("mnist14", marks=pytest.mark.slow),
+                                    pytest.param("cifar10-jpeg", marks=pytest.mark.slow)])
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_a_committed_report_rebuilds_from_its_consolidated_records(report: str, tmp_path: Path) -> None:
     committed = ROOT / "reports" / report
     # As committed: runs/ is not (the report reads clean.csv and samples.csv.gz, or an older

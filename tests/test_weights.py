@@ -38,6 +38,7 @@ def attack_args(weights: str, *extra: str) -> list[str]:
             "--samples", "6", "--radii", "0.5,1", "--out", "out", "--quiet", *extra]
 
 
+@pytest.mark.usefixtures("unrasterised_figures")
 def test_attack_command_writes_records_costs_and_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = save_tiny_model(tmp_path / "tiny.pt", kernel_size=5, window="hamming")
     assert main(attack_args("tiny.pt")) == 0

@@ -17,7 +17,7 @@ less, than unwindowed networks. Fixed in code:
   Holm across the rows of a table).
 
 Minimal norms are best-known norms over every attack of the families in
-:data:`robustbench_win.analysis.norms.MINIMAL_NORM_FAMILIES`, on every evaluated image (0 where
+:func:`robustbench_win.attacks.families.minimal_norm_families`, on every evaluated image (0 where
 the model misclassifies it, +inf where every attack failed), capped at the fixed radius
 (:func:`fixed_radius`, :data:`~robustbench_win.analysis.inference.INFINITY_CONVENTION`).
 """
@@ -36,18 +36,19 @@ import pandas as pd
 from robustbench_win.analysis.diagnostic_tables import leakage_per_seed
 from robustbench_win.analysis.inference import INFINITY_CONVENTION, MIN_PAIRS, cap_norms, hodges_lehmann
 from robustbench_win.analysis.flags import REFUSED, flagged_models, refusal
-from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES, best_known_norms
-from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_seed_metrics
+from robustbench_win.analysis.norms import best_known_norms
+from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, spatial_model_metrics
 from robustbench_win.analysis.verdict import (
-    POWER_TEXT, SEED_ESTIMATOR, SEED_TEST, ClaimResult, Direction, SeedEffects, claim_table, decide_table, power_text,
+    DECISION_TEXT, ClaimResult, Direction, SeedEffects, claim_table, decide_table, power_text, replication_text,
     seed_effect,
 )
+from robustbench_win.attacks.families import SPATIAL, minimal_norm_families
 from robustbench_win.ordering import attack_order, ordered, window_order
+from robustbench_win.schema import CONFIG_SEED_COLUMNS
 from robustbench_win.store.records import LEAKAGE_RECORDS
 from robustbench_win.store.run_folder import Results
 
 PREFERRED_WINDOW = "hamming"  # the paper's window
-_MODEL = ["window", "kernel_size", "seed"]
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,14 @@ class Inputs:
     @cached_property
     def clean(self) -> pd.DataFrame:
         ok = self.results.clean[self.results.clean["status"].astype(str) == "ok"]
-        return ok.assign(value=100.0 * ok["accuracy"].astype(float))[[*_MODEL, "value"]]
+        return ok.assign(value=100.0 * ok["accuracy"].astype(float))[[*CONFIG_SEED_COLUMNS, "value"]]
 
     @cached_property
     def norms(self) -> pd.DataFrame:
         """Best-known norms of every evaluated image (0 misclassified, +inf failed), and ``capped``."""
         samples = self.results.samples
-        if not samples["family"].isin(MINIMAL_NORM_FAMILIES).any():
-            return pd.DataFrame(columns=[*_MODEL, "index", "attacked", "norm", "capped", "image_norm"])
+        if not samples["family"].isin(minimal_norm_families()).any():
+            return pd.DataFrame(columns=[*CONFIG_SEED_COLUMNS, "index", "attacked", "norm", "capped", "image_norm"])
         best = best_known_norms(samples)
         best["capped"] = cap_norms(best["norm"], self.radius)
         return best.merge(self._image_norms(), on=["dataset", "index"], how="left")
@@ -111,35 +112,36 @@ class Inputs:
     @cached_property
     def auc(self) -> pd.DataFrame:
         """Normalised area (%) under each model's robust-accuracy curve on [0, radius]: mean capped norm / radius."""
-        frame = self.norms.groupby(_MODEL)["capped"].mean().mul(100.0 / self.radius).rename("value")
+        frame = self.norms.groupby(CONFIG_SEED_COLUMNS)["capped"].mean().mul(100.0 / self.radius).rename("value")
         return frame.reset_index()
 
     def robust_accuracy(self, eps: float) -> pd.DataFrame:
         """Robust accuracy (%) at ``eps`` per model: share of evaluated images with best-known norm > eps."""
-        frame = self.norms.assign(robust=self.norms["norm"] > eps).groupby(_MODEL)["robust"].mean().mul(100.0)
+        robust = self.norms.assign(robust=self.norms["norm"] > eps)
+        frame = robust.groupby(CONFIG_SEED_COLUMNS)["robust"].mean().mul(100.0)
         return frame.rename("value").reset_index()
 
     @cached_property
     def spatial(self) -> pd.DataFrame:
         """Per model: spatial robust accuracy (%, ``value``) and share of attacked images fooled (%, ``fooled``)."""
-        rows = self.results.samples[self.results.samples["family"] == "spatial"]
+        rows = self.results.samples[self.results.samples["family"] == SPATIAL.name]
         attacks = ordered(rows["attack"].unique(), attack_order())
         if not attacks:
-            return pd.DataFrame(columns=[*_MODEL, "value", "fooled"])
+            return pd.DataFrame(columns=[*CONFIG_SEED_COLUMNS, "value", "fooled"])
         rows = rows[rows["attack"] == attacks[0]].assign(success=lambda f: f["success"] & f["attacked"])
         records = []
-        for key, group in rows.groupby(_MODEL):
-            metrics = spatial_seed_metrics(group)
+        for key, group in rows.groupby(CONFIG_SEED_COLUMNS):
+            metrics = spatial_model_metrics(group)
             attacked = int(group["attacked"].sum())
             fooled = 100.0 * metrics["n_fooled"] / attacked if attacked else math.nan
-            records.append(dict(zip(_MODEL, key)) | {"value": metrics["robust_acc"], "fooled": fooled})
-        return pd.DataFrame(records, columns=[*_MODEL, "value", "fooled"])
+            records.append(dict(zip(CONFIG_SEED_COLUMNS, key)) | {"value": metrics["robust_acc"], "fooled": fooled})
+        return pd.DataFrame(records, columns=[*CONFIG_SEED_COLUMNS, "value", "fooled"])
 
     def leakage(self, layers: str) -> pd.DataFrame:
         """Per model: the learned change of the leakage of ``layers`` (trained minus the untrained model of the seed)."""
         leakage = self.results.records[LEAKAGE_RECORDS.name]
         if leakage.empty:
-            return pd.DataFrame(columns=[*_MODEL, "value"])
+            return pd.DataFrame(columns=[*CONFIG_SEED_COLUMNS, "value"])
         per_seed = leakage_per_seed(leakage, layers=layers, measure=LEAKAGE_CLAIM_MEASURE)
         return per_seed.rename(columns={"leakage": "value"})
 
@@ -173,6 +175,16 @@ def auc_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
     return SeedEffects(effects.effects, effects.baseline, effects.note, extra)
 
 
+def auc_design(claim: Claim, results: Results) -> str:
+    """How :func:`auc_effects` reads minimal norms, for the design paragraph."""
+    radius = fixed_radius(results)
+    return (f"Minimal norms: best-known L2 norm per image over every attack of the families "
+            f"{', '.join(minimal_norm_families())}; the {claim.role} row uses every evaluated image (misclassified at 0, "
+            f"failed attacks at +inf) through the normalised area under the robust-accuracy curve on [0, {radius:g}] "
+            f"(the largest of the suite's radii; 100 % = robust to every image up to {radius:g}); one convention for "
+            f"infinite norms in every test: {INFINITY_CONVENTION} ({radius:g}).")
+
+
 def both_correct_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
     """Per seed: Hodges-Lehmann of paired capped-norm differences on the images both models classify correctly."""
     norms = inputs.norms
@@ -203,6 +215,12 @@ def both_correct_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
     return SeedEffects(pd.Series(effects, dtype=float), pd.Series(baseline, dtype=float), note, extra)
 
 
+def both_correct_design(claim: Claim, results: Results) -> str:
+    """How :func:`both_correct_effects` estimates, for the design paragraph."""
+    return (f"The both-correct row ({claim.role}) is the per-seed Hodges-Lehmann estimate of paired norm differences "
+            f"on the images both models classify correctly.")
+
+
 def spatial_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
     """Spatial robust accuracy (%) of every evaluated image (misclassified ones count as not robust)."""
     return _model_values(inputs.spatial, pair)
@@ -211,6 +229,16 @@ def spatial_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
 def spatial_fooled_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
     """Share (%) of the correctly classified images the spatial attack fools."""
     return _model_values(inputs.spatial, pair, "fooled")
+
+
+def spatial_design(claim: Claim, results: Results) -> str:
+    """Which spatial attack :attr:`Inputs.spatial` reads, for the design paragraph."""
+    return "Spatial: robust accuracy of the first spatial attack over every evaluated image;"
+
+
+def spatial_fooled_design(claim: Claim, results: Results) -> str:
+    """What :func:`spatial_fooled_effects` counts, for the design paragraph."""
+    return f"the {claim.role} row is the share of correctly classified images it fools."
 
 
 LEAKAGE_CLAIM_MEASURE = "learned-change"  # against the null: the same layers of the untrained model of the seed
@@ -233,6 +261,18 @@ def stem_leakage_effects(inputs: Inputs, pair: Pair) -> SeedEffects:
     return _leakage_effects(inputs, pair, "stem")
 
 
+def leakage_design(claim: Claim, results: Results) -> str:
+    """How :func:`leakage_effects` reads leakage against its null, for the design paragraph."""
+    return ("Leakage, read against its null (it rises with k on random kernels): the learned change (trained minus "
+            "the untrained model of the same seed) of the median leakage of a layer's kernels, averaged over the "
+            "k x k block layers;")
+
+
+def stem_leakage_design(claim: Claim, results: Results) -> str:
+    """Where :func:`stem_leakage_effects` puts the stem, for the design paragraph."""
+    return "the stem (its own kernel size, windowed in every windowed model) on its own row."
+
+
 @dataclass(frozen=True)
 class Claim:
     """One claim of the paper and the function that gives its per-seed effects."""
@@ -243,43 +283,35 @@ class Claim:
     effects: Callable[[Inputs, Pair], SeedEffects]
     role: str = "primary"
     robustness: bool = False  # refused when a model it rests on is flagged by a sanity check
+    design: Callable[[Claim, Results], str] | None = None  # its words in the design paragraph, if any
 
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("clean accuracy gain", "pp", "increase", clean_effects),
-    Claim("min-norm AUC gain", "pp", "increase", auc_effects, robustness=True),
-    Claim("min-norm gain, both correct", "L2", "increase", both_correct_effects, role="secondary", robustness=True),
-    Claim("spatial robust acc. gain", "pp", "increase", spatial_effects, robustness=True),
-    Claim("spatial fooled share drop", "pp", "decrease", spatial_fooled_effects, role="secondary", robustness=True),
-    Claim("leakage reduction, block layers", "", "decrease", leakage_effects),
-    Claim("leakage reduction, stem", "", "decrease", stem_leakage_effects, role="secondary"),
+    Claim("min-norm AUC gain", "pp", "increase", auc_effects, robustness=True, design=auc_design),
+    Claim("min-norm gain, both correct", "L2", "increase", both_correct_effects, role="secondary", robustness=True,
+          design=both_correct_design),
+    Claim("spatial robust acc. gain", "pp", "increase", spatial_effects, robustness=True, design=spatial_design),
+    Claim("spatial fooled share drop", "pp", "decrease", spatial_fooled_effects, role="secondary", robustness=True,
+          design=spatial_fooled_design),
+    Claim("leakage reduction, block layers", "", "decrease", leakage_effects, design=leakage_design),
+    Claim("leakage reduction, stem", "", "decrease", stem_leakage_effects, role="secondary",
+          design=stem_leakage_design),
 )
 
 
 def design_text(results: Results) -> str:
-    """One paragraph saying, from the code, what each verdict row compares and how."""
+    """One paragraph saying, from the code, what each verdict row compares and how.
+
+    The comparisons (:func:`headline_text`), how a row's effect comes from the seeds
+    (:func:`~robustbench_win.analysis.verdict.replication_text`), each claim's own words
+    (:attr:`Claim.design`) and how a row is decided
+    (:data:`~robustbench_win.analysis.verdict.DECISION_TEXT`).
+    """
     window, large = verdict_window(results.clean["window"]), large_kernel_size(results.clean)
-    radius = fixed_radius(results)
-    return (
-        f"Each row compares the {window} model with an unwindowed model (at the same k, and at k = "
-        f"{REFERENCE_KERNEL_SIZE}, the paper's standard network); the headline uses the largest kernel size of this "
-        f"run (k = {large}). The trained model is the unit of replication: every effect ({window} minus baseline) is "
-        f"computed once per seed, pairing the two models of that seed on the same test images, and its interval and "
-        f"test come from the spread of the per-seed effects ({SEED_ESTIMATOR}; {SEED_TEST}); no (seed, image) pairs "
-        f"are pooled. The intervals are conditional on this run's test images (they vary the training seed, not the "
-        f"test set). Minimal norms: best-known L2 norm per image over every attack of the families "
-        f"{', '.join(MINIMAL_NORM_FAMILIES)}; the primary row uses every evaluated image (misclassified at 0, failed "
-        f"attacks at +inf) through the normalised area under the robust-accuracy curve on [0, {radius:g}] (the "
-        f"largest of the suite's radii; 100 % = robust to every image up to {radius:g}); one convention for infinite "
-        f"norms in every test: {INFINITY_CONVENTION} ({radius:g}). The both-correct row (secondary) is the per-seed "
-        f"Hodges-Lehmann estimate of paired norm differences on the images both models classify correctly. Spatial: "
-        f"robust accuracy of the first spatial attack over every evaluated image; the secondary row is the share of "
-        f"correctly classified images it fools. Leakage, read against its null (it rises with k on random "
-        f"kernels): the learned change (trained minus the untrained model of the same seed) of the median leakage of "
-        f"a layer's kernels, averaged over the k x k block layers; the stem (its own kernel size, windowed in every "
-        f"windowed model) on its own row. Relative effects are % of the baseline's mean. The p-values are Holm-adjusted across the rows of "
-        f"each table; the decision uses the adjusted one. Power ({POWER_TEXT})."
-    )
+    parts = [headline_text(window, large), replication_text(str(window)),
+             *(claim.design(claim, results) for claim in CLAIMS if claim.design), DECISION_TEXT]
+    return " ".join(parts)
 
 
 def claim_legend() -> list[str]:
@@ -300,6 +332,13 @@ def _row(claim: Claim, inputs: Inputs, pair: Pair) -> ClaimResult:
 def _no_records(row: ClaimResult, per_seed: SeedEffects) -> ClaimResult:
     why = per_seed.note or "no paired seed has records for this claim in this run"
     return dataclasses.replace(row, why_undefined=why, note=per_seed.note or why)
+
+
+def headline_text(window: str | None, large: int | None) -> str:
+    """What the rows of :func:`headline_pairs` compare, in words."""
+    return (f"Each row compares the {window} model with an unwindowed model (at the same k, and at k = "
+            f"{REFERENCE_KERNEL_SIZE}, the paper's standard network); the headline uses the largest kernel size of "
+            f"this run (k = {large}).")
 
 
 def headline_pairs(results: Results) -> list[Pair]:
@@ -351,11 +390,6 @@ def _refused_if_flagged(rows: list[ClaimResult], claims: list[Claim], pairs: lis
 def verdict_table(results: Results) -> pd.DataFrame:
     """:func:`claim_results` as a table, columns :data:`robustbench_win.analysis.verdict.CLAIM_COLUMNS`."""
     return claim_table(claim_results(results))
-
-
-def per_k_table(results: Results) -> pd.DataFrame:
-    """:func:`per_k_results` as a table."""
-    return claim_table(per_k_results(results))
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,7 @@ model family. :func:`compare_runs` takes the verdict tables of several runs, rec
 their stored records by :func:`robustbench_win.analysis.claims.verdict_table` (no attack is run
 again), checks that they can be compared (the same claims against the same baselines, in the
 same units), and pools each claim's per-run effects with a random-effects meta-analysis
-(:mod:`robustbench_win.analysis.meta`).
+(:mod:`robustbench_win.analysis.pooling`).
 
 Effects are pooled in the verdict's relative units (% of the baseline), the only ones that mean
 the same on 196-pixel digits and 3,072-pixel colour images. A run's standard error comes from
@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from robustbench_win.errors import BadValueError
-from robustbench_win.analysis import claims, meta
+from robustbench_win.analysis import claims, pooling
 from robustbench_win.store.run_folder import Results
 
 # Columns of a verdict table (robustbench_win.analysis.verdict.ClaimResult) that compare reads.
@@ -95,7 +95,7 @@ def compare_runs(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     Returns:
         ``(per_run, pooled)``: ``per_run`` has one row per (run, claim), from
         :func:`run_effects`; ``pooled`` one row per claim with the fields of
-        :class:`~robustbench_win.analysis.meta.PooledEffect`, the runs pooled and the runs
+        :class:`~robustbench_win.analysis.pooling.PooledEffect`, the runs pooled and the runs
         left out (no standard error), in the claims' order of the first run.
 
     Raises:
@@ -110,7 +110,7 @@ def compare_runs(runs: Sequence[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
         row: dict[str, object] = {KEY: claim, "runs_pooled": len(usable),
                                   "runs_left_out": ", ".join(part.loc[~part.index.isin(usable.index), "run"])}
         if len(usable):
-            pooled = meta.random_effects(usable["effect"].to_numpy(), usable["se"].to_numpy())
+            pooled = pooling.random_effects(usable["effect"].to_numpy(), usable["se"].to_numpy())
             row.update({name: getattr(pooled, name) for name in
                         ("estimate", "se", "ci_low", "ci_high", "p_value", "tau2", "i2", "q", "q_p_value")})
         rows.append(row)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from robustbench_win.measure.diagnostics import LEAKAGE_INIT_MEASURE, LEAKAGE_MEASURE
+from robustbench_win.measure.leakage import LEAKAGE_INIT_MEASURE, LEAKAGE_MEASURE
 from robustbench_win.measure.leakage import null_leakage
 from robustbench_win.ordering import sort_records
+from robustbench_win.schema import CONFIG_COLUMNS, CONFIG_SEED_COLUMNS
 from robustbench_win.analysis.tables import (
-    MODEL_KEYS, REFERENCE_KERNEL_SIZE, REFERENCE_TAG, int_columns, over_seeds, seed_differences,
+    REFERENCE_KERNEL_SIZE, REFERENCE_TAG, int_columns, over_seeds, seed_differences,
 )
 
-SEED_KEYS = [*MODEL_KEYS, "seed"]  # one trained model
 _COUNTS = ["n_paired", f"n_paired_{REFERENCE_TAG}"]
 
 
@@ -28,7 +28,7 @@ def _with_differences(per_seed: pd.DataFrame, metric: str, long: pd.DataFrame) -
     """``long`` with the paired differences of ``metric`` to ``none`` at the same k and at k = 3."""
     for diffs in (seed_differences(per_seed, metric),
                   seed_differences(per_seed, metric, reference_kernel_size=REFERENCE_KERNEL_SIZE, tag=f"diff_{REFERENCE_TAG}")):
-        long = long.merge(diffs, how="left", on=MODEL_KEYS)
+        long = long.merge(diffs, how="left", on=CONFIG_COLUMNS)
     return long
 
 
@@ -37,7 +37,7 @@ def _with_differences(per_seed: pd.DataFrame, metric: str, long: pd.DataFrame) -
 LEAKAGE_LAYERS = ("blocks", "stem", "all")
 LEAKAGE_MEASURES = ("trained", "init", "learned-change", "normalised")
 STEM_LAYER_INDEX = 0  # the first measured conv layer: the stem of the paper CNN and of the ResNet
-_LAYER_KEYS = [*SEED_KEYS, "layer_index"]
+_LAYER_KEYS = [*CONFIG_SEED_COLUMNS, "layer_index"]
 _MEASURE_COLUMNS = {"trained": "trained", "init": "init", "learned-change": "change", "normalised": "excess"}
 
 
@@ -46,8 +46,8 @@ def leakage_layers(leakage: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         leakage: Stored leakage records (:data:`~robustbench_win.store.records.LEAKAGE_RECORDS`):
-            step :data:`~robustbench_win.measure.diagnostics.LEAKAGE_MEASURE` (trained) and, where
-            measured, :data:`~robustbench_win.measure.diagnostics.LEAKAGE_INIT_MEASURE` (untrained).
+            step :data:`~robustbench_win.measure.leakage.LEAKAGE_MEASURE` (trained) and, where
+            measured, :data:`~robustbench_win.measure.leakage.LEAKAGE_INIT_MEASURE` (untrained).
 
     Returns:
         One row per trained model and conv layer: ``dataset, model, kernel_size, window, seed,
@@ -105,9 +105,9 @@ def leakage_per_seed(leakage: pd.DataFrame, *, layers: str, measure: str) -> pd.
         per_layer = per_layer[per_layer["stem"] == (layers == "stem")]
     values = per_layer.dropna(subset=[_MEASURE_COLUMNS[measure]])
     # A model counts only if every chosen layer has the value: a mean over some layers is another measure.
-    wanted = per_layer.groupby(SEED_KEYS, sort=False).size()
-    per_seed = values.groupby(SEED_KEYS, sort=False)[_MEASURE_COLUMNS[measure]].mean()
-    per_seed = per_seed[values.groupby(SEED_KEYS, sort=False).size() == wanted.reindex(per_seed.index)]
+    wanted = per_layer.groupby(CONFIG_SEED_COLUMNS, sort=False).size()
+    per_seed = values.groupby(CONFIG_SEED_COLUMNS, sort=False)[_MEASURE_COLUMNS[measure]].mean()
+    per_seed = per_seed[values.groupby(CONFIG_SEED_COLUMNS, sort=False).size() == wanted.reindex(per_seed.index)]
     return per_seed.astype(float).rename("leakage").reset_index()
 
 
@@ -140,13 +140,13 @@ def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
         differences: the model leaks less than the baseline.
     """
     if leakage.empty or not (leakage["measure"] == LEAKAGE_MEASURE).any():
-        return pd.DataFrame(columns=[*MODEL_KEYS, "n_seeds", "leakage_mean", "leakage_std"])
+        return pd.DataFrame(columns=[*CONFIG_COLUMNS, "n_seeds", "leakage_mean", "leakage_std"])
     per_seed = _table_per_seed(leakage)
-    long = over_seeds(per_seed, MODEL_KEYS, LEAKAGE_METRICS)
+    long = over_seeds(per_seed, CONFIG_COLUMNS, LEAKAGE_METRICS)
     per_layer = leakage_layers(leakage)
     null = per_layer[~per_layer["stem"]].assign(null=lambda f: f["trained"] - f["excess"])
-    long = long.merge(null.groupby(MODEL_KEYS, sort=False)["null"].mean().rename("leakage_null").reset_index(),
-                      how="left", on=MODEL_KEYS)
+    long = long.merge(null.groupby(CONFIG_COLUMNS, sort=False)["null"].mean().rename("leakage_null").reset_index(),
+                      how="left", on=CONFIG_COLUMNS)
     for metric, reference, name in (("leakage", None, "leakage_diff"),
                                     ("leakage_excess", REFERENCE_KERNEL_SIZE, "excess_diff_k3"),
                                     ("leakage_change", REFERENCE_KERNEL_SIZE, "change_diff_k3")):
@@ -155,23 +155,23 @@ def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
         diffs = diffs.rename(columns={f"{tag}_mean": f"{name}_mean", f"{tag}_std": f"{name}_std"})
         # One count per reference: the seeds paired on the always-measured values.
         long = long.merge(diffs.drop(columns=[c for c in _COUNTS if c in long.columns and c in diffs.columns]),
-                          how="left", on=MODEL_KEYS)
-    long = long.merge(_layer_columns(per_layer), how="left", on=MODEL_KEYS)
-    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_seeds", *_COUNTS])
+                          how="left", on=CONFIG_COLUMNS)
+    long = long.merge(_layer_columns(per_layer), how="left", on=CONFIG_COLUMNS)
+    return int_columns(sort_records(long, CONFIG_COLUMNS), ["kernel_size", "n_seeds", *_COUNTS])
 
 
 def _table_per_seed(leakage: pd.DataFrame) -> pd.DataFrame:
     """:data:`LEAKAGE_METRICS` of every trained model (NaN where not measured)."""
-    per_seed = leakage_per_seed(leakage, layers="all", measure="trained")[SEED_KEYS]
+    per_seed = leakage_per_seed(leakage, layers="all", measure="trained")[CONFIG_SEED_COLUMNS]
     for column, (layers, measure) in _TABLE_VALUES.items():
         values = leakage_per_seed(leakage, layers=layers, measure=measure).rename(columns={"leakage": column})
-        per_seed = per_seed.merge(values, how="left", on=SEED_KEYS)
+        per_seed = per_seed.merge(values, how="left", on=CONFIG_SEED_COLUMNS)
     return per_seed
 
 
 def _layer_columns(per_layer: pd.DataFrame) -> pd.DataFrame:
     """``layer<i>_mean/_std`` (trained) and ``layer<i>_init_mean/_std`` per configuration."""
-    wide = per_layer.pivot_table(index=SEED_KEYS, columns="layer_index", values=["trained", "init"],
+    wide = per_layer.pivot_table(index=CONFIG_SEED_COLUMNS, columns="layer_index", values=["trained", "init"],
                                  aggfunc="first", dropna=False)
     names = {("trained", i): f"layer{i}" for i in per_layer["layer_index"].unique()}
     names |= {("init", i): f"layer{i}_init" for i in per_layer["layer_index"].unique()}
@@ -179,7 +179,7 @@ def _layer_columns(per_layer: pd.DataFrame) -> pd.DataFrame:
     wide = wide.reindex(columns=pd.MultiIndex.from_tuples(order))
     wide.columns = [names[key] for key in order]
     wide = wide.reset_index()
-    return over_seeds(wide, MODEL_KEYS, [names[key] for key in order]).drop(columns="n_seeds")
+    return over_seeds(wide, CONFIG_COLUMNS, [names[key] for key in order]).drop(columns="n_seeds")
 
 
 # --------------------------------------------------------------------------- shift consistency
@@ -198,10 +198,10 @@ def shift_per_seed(shift: pd.DataFrame, shift_accuracy: pd.DataFrame) -> pd.Data
         ``mean_shift_acc`` and ``worst_shift_acc`` (mean and minimum of the accuracy, %, over
         every non-zero grid shift).
     """
-    consistency = shift.groupby(SEED_KEYS, sort=False)["consistent"].mean().mul(100.0).rename("consistency")
+    consistency = shift.groupby(CONFIG_SEED_COLUMNS, sort=False)["consistent"].mean().mul(100.0).rename("consistency")
     identity = (shift_accuracy["dx"] == 0) & (shift_accuracy["dy"] == 0)
-    shifted = shift_accuracy[~identity].groupby(SEED_KEYS, sort=False)["accuracy"]
-    unshifted = shift_accuracy[identity].set_index(SEED_KEYS)["accuracy"].rename("unshifted_acc")
+    shifted = shift_accuracy[~identity].groupby(CONFIG_SEED_COLUMNS, sort=False)["accuracy"]
+    unshifted = shift_accuracy[identity].set_index(CONFIG_SEED_COLUMNS)["accuracy"].rename("unshifted_acc")
     parts = [consistency, unshifted, shifted.mean().rename("mean_shift_acc"), shifted.min().rename("worst_shift_acc")]
     return pd.concat(parts, axis=1).reset_index()
 
@@ -218,7 +218,7 @@ def shift_table(shift: pd.DataFrame, shift_accuracy: pd.DataFrame) -> pd.DataFra
         paired differences of the consistency in percentage points (``diff_*``, ``diff_k3_*``).
     """
     if shift.empty or shift_accuracy.empty:
-        return pd.DataFrame(columns=[*MODEL_KEYS, "n_seeds"])
+        return pd.DataFrame(columns=[*CONFIG_COLUMNS, "n_seeds"])
     per_seed = shift_per_seed(shift, shift_accuracy)
-    long = _with_differences(per_seed, "consistency", over_seeds(per_seed, MODEL_KEYS, SHIFT_METRICS))
-    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_seeds", *_COUNTS])
+    long = _with_differences(per_seed, "consistency", over_seeds(per_seed, CONFIG_COLUMNS, SHIFT_METRICS))
+    return int_columns(sort_records(long, CONFIG_COLUMNS), ["kernel_size", "n_seeds", *_COUNTS])

@@ -1,4 +1,4 @@
-"""Which models a sanity check flagged or refused, and what that does to tables and claims.
+"""Sanity-check outcomes applied to the report: which models were flagged or refused, and what follows.
 
 The checks themselves run with the models (:mod:`robustbench_win.measure.checks`) and are stored
 per model (:data:`~robustbench_win.store.records.CHECK_RECORDS`). Here they change the answer: a
@@ -14,12 +14,12 @@ from collections.abc import Iterable
 import pandas as pd
 
 from robustbench_win.measure.checks import FLAG, REFUSE
+from robustbench_win.schema import MODEL_COLUMNS
 from robustbench_win.store.records import CHECK_RECORDS
 from robustbench_win.store.run_folder import Results
 
 REFUSED = "refused"  # the verdict of a claim that rests on a flagged model
 FLAG_COLUMN = "checks"  # the marker column of every robustness table
-_KEYS = ("model_id", "dataset", "model", "kernel_size", "window", "seed")
 
 
 def flagged_models(results: Results) -> pd.DataFrame:
@@ -43,7 +43,7 @@ def mark_table(table: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
     """
     if table.empty or FLAG_COLUMN in table.columns:
         return table
-    keys = [k for k in _KEYS if k in table.columns]
+    keys = [k for k in MODEL_COLUMNS if k in table.columns]
     if flags.empty or not keys:
         return table.assign(**{FLAG_COLUMN: ""})
     marks = []

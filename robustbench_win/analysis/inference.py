@@ -7,7 +7,8 @@ One place for each statistical fact of the suite:
 - :func:`seed_t_test`: the test of every verdict row, a paired t-test over seeds on the
   per-seed effects (windowed minus baseline of the same seed), with its t interval.
 - :func:`signed_rank_test`: the one per-image test, used only by descriptive tables
-  (their p-values are labelled unadjusted and descriptive).
+  (their p-values are labelled unadjusted and descriptive); :func:`paired_image_test` reports
+  it with the median paired difference, as every such table shows it.
 - :func:`cap_norms`: the one convention for infinite norms (a failed attack) in every test
   and estimate: a norm is capped at a fixed radius, so every difference is finite.
 - :func:`holm`: Holm's step-down adjustment across the rows of one table.
@@ -106,6 +107,29 @@ def signed_rank_test(diff: ArrayLike) -> tuple[float, str]:
     with warnings.catch_warnings():  # scipy warns when ties force the normal approximation
         warnings.simplefilter("ignore")
         return float(stats.wilcoxon(values).pvalue), ""
+
+
+class ImageTest(NamedTuple):
+    """The per-image test of one comparison, as the descriptive tables report it.
+
+    Attributes:
+        n_pairs: Paired images.
+        median_diff: Median of the paired differences (model minus baseline); NaN for none.
+        p: :func:`signed_rank_test` p-value (NaN with a ``note`` where it does not apply).
+        note: Why ``p`` is NaN; empty otherwise.
+    """
+
+    n_pairs: int
+    median_diff: float
+    p: float
+    note: str
+
+
+def paired_image_test(diff: ArrayLike) -> ImageTest:
+    """Median and :func:`signed_rank_test` of per-image paired differences (model minus baseline)."""
+    values = np.asarray(diff, dtype=float)
+    p, note = signed_rank_test(values)
+    return ImageTest(len(values), float(np.median(values)) if values.size else math.nan, p, note)
 
 
 def cap_norms(norms: ArrayLike, radius: float) -> np.ndarray:

@@ -12,6 +12,8 @@ numbers or DataFrames. Definitions (DESIGN.md, "Minimal-norm evaluation beyond D
   does not get a smaller median; the misclassified images count in every robust accuracy.
 - **Best-known norm** of an image (per model and test index): the smallest per-sample norm over
   all minimal-norm attacks run on it (``+inf`` if none succeeded).
+
+Both come from :mod:`robustbench_win.store.minimal_norms`, which the runner's cross-check shares.
 - **Robust accuracy** at radius eps: ``RA(eps) = #{i : norm_i > eps} / N`` over all N evaluated
   images (misclassified ones included, norm 0). ``RA(0)`` is the clean accuracy of the
   evaluated images; for eps above every finite norm it is the share of attacked images that
@@ -31,32 +33,31 @@ numbers or DataFrames. Definitions (DESIGN.md, "Minimal-norm evaluation beyond D
   :func:`paired_norm_test`); the verdict tests over seeds.
 
 Which attacks count as minimal-norm is decided by the ``family`` column
-(:data:`MINIMAL_NORM_FAMILIES`); every function takes an explicit ``attacks`` list instead,
-so DeepFool-only numbers are ``attacks=["deepfool"]``.
+(:func:`~robustbench_win.attacks.families.minimal_norm_families`); every function takes an
+explicit ``attacks`` list instead, so DeepFool-only numbers are ``attacks=["deepfool"]``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from robustbench_win.ordering import attack_order, ordered, sort_records
-from robustbench_win.suite import DEFAULT_RADII
-from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, signed_rank_test
-from robustbench_win.analysis.tables import BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, radius_column
+from robustbench_win.ordering import sort_records
+from robustbench_win.store.minimal_norms import (
+    BEST_KNOWN, NORM_COLUMNS, best_known_norms, minimal_norm_attacks, resolve_attacks, sample_norms,
+)
+from robustbench_win.schema import CONFIG_COLUMNS, CONFIG_SEED_COLUMNS, MODEL_COLUMNS
+from robustbench_win.conventions import DEFAULT_RADII
+from robustbench_win.analysis.inference import INFINITY_CONVENTION, SIGNED_RANK_TEST, cap_norms, paired_image_test
+from robustbench_win.analysis.tables import (
+    BASELINE_WINDOW, REFERENCE_KERNEL_SIZE, attack_counts, image_pairs, int_columns, over_seeds, radius_column,
+)
 
-# Attack families whose per-sample ``l2`` is a minimal L2 perturbation: DeepFool and its
-# variants, and the other minimal-norm L2 attacks (FMN, DDN) under "minimal-norm".
-MINIMAL_NORM_FAMILIES: tuple[str, ...] = ("deepfool", "minimal-norm")
-BEST_KNOWN = "best-known"  # the ``attack`` value of best-known norm rows
-MODEL_COLUMNS = ["model_id", "dataset", "model", "kernel_size", "window", "seed"]  # one trained model
-CONFIG_COLUMNS = ["dataset", "model", "kernel_size", "window"]  # one configuration, all seeds
-NORM_COLUMNS = [*MODEL_COLUMNS, "attack", "index", "attacked", "success", "norm"]
 PAIRED_TEST = f"{SIGNED_RANK_TEST}; {INFINITY_CONVENTION}"
 PAIRED_COLUMNS = ["n_pairs", "n_both_failed", "median_diff", "p", "test", "note"]
 COST_COLUMNS = ["forward_passes", "backward_passes", "seconds"]  # optional per-(model, attack) costs
@@ -64,7 +65,6 @@ DEFAULT_BASELINES: tuple[tuple[str, int | None], ...] = (
     (BASELINE_WINDOW, None),  # the unwindowed model of the same kernel size
     (BASELINE_WINDOW, REFERENCE_KERNEL_SIZE),  # the unwindowed 3 x 3 model
 )
-_REQUIRED = [*MODEL_COLUMNS, "attack", "family", "index", "attacked", "success", "l2"]
 _SUMMARY_METRICS = ["success_rate", "median_norm", "mean_l2_successes"]
 _COUNTS = ["n_evaluated", "n_attacked", "n_success"]
 
@@ -81,127 +81,6 @@ class Optimality(NamedTuple):
     value: float
     d_max: float
     note: str
-
-
-# --------------------------------------------------------------------------- per-sample norms
-
-
-def minimal_norm_attacks(samples: pd.DataFrame, families: Collection[str] = MINIMAL_NORM_FAMILIES) -> list[str]:
-    """Names of the attacks in ``samples`` whose ``family`` is a minimal-norm family.
-
-    Args:
-        samples: Per-sample attack records (columns ``attack`` and ``family``).
-        families: Families that count as minimal-norm L2 attacks.
-
-    Returns:
-        Attack names in display order.
-    """
-    chosen = samples.loc[samples["family"].astype(str).isin(set(families)), "attack"]
-    return ordered(chosen.astype(str), attack_order())
-
-
-def _check_columns(samples: pd.DataFrame) -> None:
-    missing = [c for c in _REQUIRED if c not in samples.columns]
-    if missing:
-        raise ValueError(f"per-sample records lack columns {missing}; expected at least {_REQUIRED}, "
-                         f"got {list(samples.columns)}")
-    for name in ("attacked", "success"):
-        if not pd.api.types.is_bool_dtype(samples[name]):
-            raise ValueError(f"column '{name}' must hold booleans, got dtype {samples[name].dtype} "
-                             f"(read run folders with robustbench_win.store.run_folder.RunFolder.collect)")
-
-
-def _resolve_attacks(samples: pd.DataFrame, attacks: Iterable[str] | None) -> list[str]:
-    if attacks is None:
-        return minimal_norm_attacks(samples)
-    chosen = list(dict.fromkeys(str(a) for a in attacks))
-    unknown = sorted(set(chosen) - set(samples["attack"].astype(str)))
-    if unknown:
-        raise ValueError(f"no per-sample records for attacks {unknown}; recorded attacks: "
-                         f"{ordered(samples['attack'].astype(str), attack_order())}")
-    return chosen
-
-
-def _check_records(rows: pd.DataFrame) -> None:
-    """A success needs an attacked image and a finite, non-negative ``l2``."""
-    bad_flag = rows["success"] & ~rows["attacked"]
-    l2 = pd.to_numeric(rows["l2"], errors="coerce")
-    bad_norm = rows["success"] & ~(l2 >= 0)  # NaN fails this comparison too
-    for bad, what in ((bad_flag, "success=True but attacked=False"),
-                      (bad_norm, "success=True but l2 is missing, negative or not a number")):
-        if bad.any():
-            first = rows[bad].iloc[0]
-            raise ValueError(f"sample {first['index']} of model {first['model_id']}, attack {first['attack']}: "
-                             f"{what}; every success must be a verified adversarial with its L2 norm")
-
-
-def sample_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = None) -> pd.DataFrame:
-    """Per-sample norms with failures as +inf: ``l2`` if fooled, +inf if attacked and not, 0 if misclassified.
-
-    Args:
-        samples: Per-sample attack records (columns of :data:`~robustbench_win.store.records.ATTACK_RECORDS`, booleans
-            parsed).
-        attacks: Attacks to keep; default: every attack of a :data:`MINIMAL_NORM_FAMILIES` family.
-
-    Returns:
-        Columns :data:`NORM_COLUMNS`, one row per (model, attack, test index).
-
-    Raises:
-        ValueError: Missing columns, a named attack without records, or a success without a
-            valid ``l2``.
-    """
-    _check_columns(samples)
-    chosen = _resolve_attacks(samples, attacks)
-    rows = samples[samples["attack"].astype(str).isin(chosen)]
-    _check_records(rows)
-    l2 = pd.to_numeric(rows["l2"], errors="coerce").to_numpy(dtype=float)
-    attacked, success = rows["attacked"].to_numpy(), rows["success"].to_numpy()
-    norms = rows[NORM_COLUMNS[:-1]].copy()
-    norms["norm"] = np.where(attacked, np.where(success, l2, math.inf), 0.0)
-    return norms.reset_index(drop=True)
-
-
-def best_known_norms(samples: pd.DataFrame, *, attacks: Iterable[str] | None = None) -> pd.DataFrame:
-    """Best-known norm per model and test index: the smallest per-sample norm over ``attacks``.
-
-    ``norm* = min over attacks a of norm_a`` (+inf when every attack failed, 0 when the model
-    misclassifies the image). Ties go to the attack listed first.
-
-    Args:
-        samples: Per-sample attack records.
-        attacks: Minimal-norm attacks to combine; default: every attack of a
-            :data:`MINIMAL_NORM_FAMILIES` family.
-
-    Returns:
-        Columns :data:`NORM_COLUMNS` (``attack`` is :data:`BEST_KNOWN`, ``success`` is "some
-        attack succeeded") plus ``best_attack`` (the attack that found the norm, "" if none)
-        and ``n_attacks`` (how many attacks were run on the image).
-
-    Raises:
-        ValueError: As :func:`sample_norms`, or when attacks disagree on whether an image
-            was attacked (the model's clean prediction must not depend on the attack).
-    """
-    norms = sample_norms(samples, attacks=attacks)
-    keys = [*MODEL_COLUMNS, "index"]
-    verdicts = norms.groupby(keys, dropna=False)["attacked"].nunique()
-    conflicts = verdicts[verdicts > 1]
-    if len(conflicts):
-        first = dict(zip(keys, conflicts.index[0]))
-        raise ValueError(
-            f"model {first['model_id']} has randomized outputs: it classified test image {first['index']} correctly "
-            f"for some attacks and wrongly for others, so its predictions change from one forward pass to the next "
-            f"and its norms are meaningless. Evaluate it in eval() with randomness disabled (dropout, random "
-            f"transforms), or register an expectation-over-transformation variant; the randomized-outputs check "
-            f"refuses such a model before its attacks unless the suite's [checks] switches it off")
-    order = {name: i for i, name in enumerate(_resolve_attacks(samples, attacks))}
-    ranked = norms.assign(_order=norms["attack"].map(order)).sort_values(["norm", "_order"], kind="mergesort")
-    best = ranked.drop_duplicates(keys, keep="first").drop(columns="_order")
-    best["success"] = best["attacked"] & np.isfinite(best["norm"])
-    best["best_attack"] = best["attack"].where(best["success"], "")
-    best["attack"] = BEST_KNOWN
-    counts = norms.groupby(keys, dropna=False).size().rename("n_attacks").reset_index()
-    best = best.merge(counts, on=keys, how="left")
-    return sort_records(best, [*MODEL_COLUMNS, "index"])
 
 
 # --------------------------------------------------------------------------- curve statistics
@@ -312,15 +191,13 @@ def norm_summary(rows: pd.DataFrame, *, radii: Sequence[float] = (),
         auc_upper: If given, ``robust_auc`` = :func:`curve_area` on ``[0, auc_upper]``.
 
     Returns:
-        ``n_evaluated, n_attacked, n_success``, ``success_rate`` (% of attacked),
-        ``median_norm`` (over attacked images, failures +inf), ``mean_l2_successes`` (mean
-        ``||r||_2`` over successes only), the robust accuracies and ``robust_auc``.
+        :func:`~robustbench_win.analysis.tables.attack_counts`, ``median_norm`` (over attacked
+        images, failures +inf), ``mean_l2_successes`` (mean ``||r||_2`` over successes only),
+        the robust accuracies and ``robust_auc``.
     """
     norms = rows["norm"].to_numpy(dtype=float)
     attacked, success = rows["attacked"].to_numpy(dtype=bool), rows["success"].to_numpy(dtype=bool)
-    summary: dict[str, float] = {
-        "n_evaluated": len(rows), "n_attacked": int(attacked.sum()), "n_success": int(success.sum()),
-        "success_rate": 100.0 * success.sum() / attacked.sum() if attacked.any() else math.nan,
+    summary = attack_counts(attacked, success) | {
         "median_norm": median_norm(norms[attacked]),
         "mean_l2_successes": float(norms[success].mean()) if success.any() else math.nan,
     }
@@ -351,12 +228,9 @@ def paired_differences(model: pd.DataFrame, baseline: pd.DataFrame, radius: floa
         Columns ``seed, index, norm_model, norm_baseline, diff`` with
         ``diff = min(norm_model, radius) - min(norm_baseline, radius)`` (finite).
     """
-    columns = ["seed", "index", "norm"]
-    left = model.loc[model["attacked"], columns].rename(columns={"norm": "norm_model"})
-    right = baseline.loc[baseline["attacked"], columns].rename(columns={"norm": "norm_baseline"})
-    pairs = left.merge(right, on=["seed", "index"], validate="one_to_one").sort_values(["seed", "index"])
+    pairs = image_pairs(model[model["attacked"]], baseline[baseline["attacked"]], "norm")
     pairs["diff"] = cap_norms(pairs["norm_model"], radius) - cap_norms(pairs["norm_baseline"], radius)
-    return pairs.reset_index(drop=True)
+    return pairs
 
 
 def paired_norm_test(model: pd.DataFrame, baseline: pd.DataFrame, radius: float) -> dict[str, Any]:
@@ -379,11 +253,9 @@ def paired_norm_test(model: pd.DataFrame, baseline: pd.DataFrame, radius: float)
         (:data:`PAIRED_TEST`) and ``note``.
     """
     pairs = paired_differences(model, baseline, radius)
-    diff = pairs["diff"].to_numpy(dtype=float)
     n_both_failed = int((np.isinf(pairs["norm_model"]) & np.isinf(pairs["norm_baseline"])).sum())
-    median = float(np.median(diff)) if diff.size else math.nan
-    p, note = signed_rank_test(diff)
-    return _no_test(len(pairs), n_both_failed, median, note) | {"p": p}
+    test = paired_image_test(pairs["diff"])
+    return _no_test(test.n_pairs, n_both_failed, test.median_diff, test.note) | {"p": test.p}
 
 
 def baseline_group(window: str, kernel_size: int | None) -> str:
@@ -449,7 +321,7 @@ def attack_quality_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None
     Args:
         samples: Per-sample attack records.
         attacks: Minimal-norm attacks to compare (and to take best-known norms over);
-            default: every attack of a :data:`MINIMAL_NORM_FAMILIES` family.
+            default: every attack of a :func:`~robustbench_win.attacks.families.minimal_norm_families` family.
         costs: Optional per-(model, attack) records with ``model_id, attack`` and any of
             ``forward_passes, backward_passes, seconds, n_attacked`` (totals for the run of
             that attack on that model). Missing values stay NaN.
@@ -470,17 +342,10 @@ def attack_quality_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None
         return pd.DataFrame(columns=[*MODEL_COLUMNS, "attack", *_COUNTS, *_SUMMARY_METRICS])
     table = table.merge(_optimality_rows(both, best), on=["model_id", "attack"], how="left")
     table = _costs(table, costs)
-    order = {name: i for i, name in enumerate([*_resolve_attacks(samples, attacks), BEST_KNOWN])}
+    order = {name: i for i, name in enumerate([*resolve_attacks(samples, attacks), BEST_KNOWN])}
     # Attacks in the order given, best-known last; then models in display order (a stable sort).
     table = table.iloc[np.argsort(table["attack"].map(order).to_numpy(), kind="stable")]
-    return _integers(sort_records(table, MODEL_COLUMNS[1:]), ["kernel_size", "seed", *_COUNTS])
-
-
-def _integers(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
-    for name in names:
-        if name in df:
-            df[name] = df[name].astype("Int64")
-    return df
+    return int_columns(sort_records(table, CONFIG_SEED_COLUMNS), ["kernel_size", "seed", *_COUNTS])
 
 
 def default_auc_upper(best: pd.DataFrame) -> pd.Series:
@@ -490,22 +355,6 @@ def default_auc_upper(best: pd.DataFrame) -> pd.Series:
     """
     finite = best[np.isfinite(best["norm"]) & (best["norm"] > 0)]
     return finite.groupby("dataset")["norm"].max().reindex(best["dataset"].unique())
-
-
-def _over_seeds(per_seed: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Totals of the counts and mean / std (ddof = 1) over seeds of ``metrics``, per configuration.
-
-    A seed with an infinite metric makes the mean +inf and the std NaN.
-    """
-    groups = per_seed.groupby(CONFIG_COLUMNS, sort=False, dropna=False)
-    out = groups.size().rename("n_seeds").to_frame()
-    for name in _COUNTS:
-        out[name] = groups[name].sum()
-    with np.errstate(invalid="ignore"):  # std of values including +inf is NaN
-        for name in metrics:
-            out[f"{name}_mean"] = groups[name].mean()
-            out[f"{name}_std"] = groups[name].std(ddof=1)
-    return out.reset_index()
 
 
 def _clean_over_seeds(clean: pd.DataFrame) -> pd.DataFrame:
@@ -548,7 +397,8 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     Args:
         samples: Per-sample attack records.
         attacks: Attacks whose best-known norm is used; ``["deepfool"]`` gives the
-            DeepFool-only numbers. Default: every attack of a :data:`MINIMAL_NORM_FAMILIES` family.
+            DeepFool-only numbers. Default: every attack of a
+            :func:`~robustbench_win.attacks.families.minimal_norm_families` family.
         radii: L2 radii for robust accuracy.
         clean: Optional ``clean.csv`` records; adds ``clean_acc_test_mean/std`` (% of the
             whole test split, models with status "ok").
@@ -572,15 +422,15 @@ def comparison_table(samples: pd.DataFrame, *, attacks: Iterable[str] | None = N
     if per_seed.empty:
         return pd.DataFrame(columns=[*CONFIG_COLUMNS, "norms_from", "n_seeds", *_COUNTS])
     metrics = [*_SUMMARY_METRICS, *(radius_column(r) for r in radii), "robust_auc"]
-    table = _over_seeds(per_seed, metrics)
-    table.insert(4, "norms_from", ", ".join(_resolve_attacks(samples, attacks)))
+    table = over_seeds(per_seed, CONFIG_COLUMNS, metrics, _COUNTS)
+    table.insert(4, "norms_from", ", ".join(resolve_attacks(samples, attacks)))
     table.insert(5, "robust_auc_upper", table["dataset"].map(uppers).astype(float))
     if clean is not None:
         table = table.merge(_clean_over_seeds(clean), on=CONFIG_COLUMNS, how="left")
     cap = float(max(radii, default=max(DEFAULT_RADII)))  # the fixed radius of every test on norms
     table = table.merge(_paired_columns(best, table, baselines, cap), on=CONFIG_COLUMNS, how="left")
     counts = [c for c in table.columns if c.endswith((":n_pairs", ":n_both_failed"))]
-    return _integers(sort_records(table, CONFIG_COLUMNS), ["kernel_size", "n_seeds", *_COUNTS, *counts])
+    return int_columns(sort_records(table, CONFIG_COLUMNS), ["kernel_size", "n_seeds", *_COUNTS, *counts])
 
 
 # --------------------------------------------------------------------------- security curves
@@ -610,7 +460,7 @@ def security_curves(samples: pd.DataFrame, *, attacks: Iterable[str] | None = No
     """
     best = best_known_norms(samples, attacks=attacks)
     radii = default_eps_grid(best) if eps is None else np.asarray(eps, dtype=float)
-    source = ", ".join(_resolve_attacks(samples, attacks))
+    source = ", ".join(resolve_attacks(samples, attacks))
     parts = []
     for key, rows in best.groupby(MODEL_COLUMNS, sort=False, dropna=False):
         part = pd.DataFrame({"eps": radii, "robust_acc": 100.0 * robust_accuracy(rows["norm"], radii)})

@@ -25,15 +25,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robustbench_win.analysis.inference import signed_rank_test
+from robustbench_win.analysis.inference import paired_image_test
+from robustbench_win.attacks.families import DEEPFOOL, SPATIAL
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
-from robustbench_win.suite import DEFAULT_RADII
+from robustbench_win.conventions import DEFAULT_RADII
+from robustbench_win.schema import CONFIG_COLUMNS
 
 BASELINE_WINDOW = "none"
 REFERENCE_KERNEL_SIZE = 3  # the standard small-kernel network the paper compares against (the one definition)
 REFERENCE_TAG = f"k{REFERENCE_KERNEL_SIZE}"  # suffix of the columns compared with it, e.g. diff_k3
 
-MODEL_KEYS = ["dataset", "model", "kernel_size", "window"]  # one configuration, all seeds
 ROW_KEYS = ["dataset", "model", "kernel_size"]  # one row of a wide table
 WILCOXON_COLUMNS = ["wilcoxon_n_pairs", "wilcoxon_median_diff", "wilcoxon_p", "wilcoxon_note"]
 _ATTACK_KEYS = ["dataset", "model", "attack", "kernel_size", "window"]  # one summary row per attack and configuration
@@ -56,21 +57,51 @@ def _percent(count: float, total: float) -> float:
     return 100.0 * count / total if total else math.nan
 
 
+def attack_counts(attacked: np.ndarray | pd.Series, success: np.ndarray | pd.Series) -> dict[str, float]:
+    """How many images one attack (or a model's best-known norms) evaluated, attacked and fooled.
+
+    Args:
+        attacked: One flag per evaluated image: classified correctly, hence attacked.
+        success: One flag per evaluated image: a verified adversarial was found.
+
+    Returns:
+        ``n_evaluated, n_attacked, n_success`` and ``success_rate`` (% of attacked; NaN when
+        none was attacked): the first columns of every per-model attack summary.
+    """
+    n_attacked, n_success = int(np.sum(attacked)), int(np.sum(success))
+    return {"n_evaluated": len(attacked), "n_attacked": n_attacked, "n_success": n_success,
+            "success_rate": _percent(n_success, n_attacked)}
+
+
 def over_seeds(per_seed: pd.DataFrame, keys: list[str], metrics: list[str],
                 counts: Sequence[str] = ()) -> pd.DataFrame:
     """Summarise one-row-per-seed metrics as mean and std over seeds, per ``keys``.
 
     Returns one row per key with ``n_seeds``, the summed ``counts`` and, for each metric,
-    ``<metric>_mean`` and ``<metric>_std`` (ddof = 1).
+    ``<metric>_mean`` and ``<metric>_std`` (ddof = 1). A seed with an infinite metric makes
+    the mean +inf and the std NaN.
     """
     groups = per_seed.groupby(keys, sort=False, dropna=False)
     out = groups.size().rename("n_seeds").to_frame()
     for name in counts:
         out[name] = groups[name].sum()
-    for name in metrics:
-        out[f"{name}_mean"] = groups[name].mean()
-        out[f"{name}_std"] = groups[name].std(ddof=1)
+    with np.errstate(invalid="ignore"):  # std of values including +inf is NaN
+        for name in metrics:
+            out[f"{name}_mean"] = groups[name].mean()
+            out[f"{name}_std"] = groups[name].std(ddof=1)
     return out.reset_index()
+
+
+def image_pairs(model: pd.DataFrame, baseline: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``column`` of the images in both frames, paired by (seed, test index): each model's own seed.
+
+    Returns:
+        Columns ``seed, index, <column>_model, <column>_baseline``, sorted by seed and index.
+    """
+    columns = ["seed", "index", column]
+    pairs = model[columns].merge(baseline[columns], on=["seed", "index"], suffixes=("_model", "_baseline"),
+                                 validate="one_to_one")
+    return pairs.sort_values(["seed", "index"], kind="mergesort").reset_index(drop=True)
 
 
 def int_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
@@ -131,8 +162,8 @@ def seed_differences(per_seed: pd.DataFrame, metric: str, *, reference_kernel_si
         is_base &= paired["kernel_size"] == reference_kernel_size
     paired = paired[~is_base].assign(**{tag: lambda f: f[metric] - f[f"{metric}_base"]})
     if paired.empty:
-        return pd.DataFrame(columns=MODEL_KEYS + [f"{tag}_mean", f"{tag}_std", count])
-    return over_seeds(paired, MODEL_KEYS, [tag]).rename(columns={"n_seeds": count})
+        return pd.DataFrame(columns=CONFIG_COLUMNS + [f"{tag}_mean", f"{tag}_std", count])
+    return over_seeds(paired, CONFIG_COLUMNS, [tag]).rename(columns={"n_seeds": count})
 
 
 def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
@@ -153,17 +184,18 @@ def clean_accuracy_long(clean: pd.DataFrame) -> pd.DataFrame:
     """
     ok = clean[(clean["status"].astype(str) == "ok") & clean["accuracy"].notna()].copy()
     ok["acc"] = 100.0 * ok["accuracy"].astype(float)
-    long = over_seeds(ok, MODEL_KEYS, ["acc"])
+    long = over_seeds(ok, CONFIG_COLUMNS, ["acc"])
     if "n_params" not in ok:  # records of a run that did not store it
         ok["n_params"] = pd.Series(pd.NA, index=ok.index, dtype="Int64")
-    long = long.merge(ok.groupby(MODEL_KEYS)["n_params"].max().reset_index(), how="left", on=MODEL_KEYS)
+    long = long.merge(ok.groupby(CONFIG_COLUMNS)["n_params"].max().reset_index(), how="left", on=CONFIG_COLUMNS)
     for diffs in (seed_differences(ok, "acc"),
                   seed_differences(ok, "acc", reference_kernel_size=REFERENCE_KERNEL_SIZE, tag=f"diff_{REFERENCE_TAG}")):
-        long = long.merge(diffs, how="left", on=MODEL_KEYS)
+        long = long.merge(diffs, how="left", on=CONFIG_COLUMNS)
     ref = REFERENCE_TAG
-    long = long[MODEL_KEYS + ["n_params", "n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired",
+    long = long[CONFIG_COLUMNS + ["n_params", "n_seeds", "acc_mean", "acc_std", "diff_mean", "diff_std", "n_paired",
                               f"diff_{ref}_mean", f"diff_{ref}_std", f"n_paired_{ref}"]]
-    return int_columns(sort_records(long, MODEL_KEYS), ["kernel_size", "n_params", "n_seeds", "n_paired", f"n_paired_{ref}"])
+    integers = ["kernel_size", "n_params", "n_seeds", "n_paired", f"n_paired_{ref}"]
+    return int_columns(sort_records(long, CONFIG_COLUMNS), integers)
 
 
 def clean_accuracy_table(clean: pd.DataFrame) -> pd.DataFrame:
@@ -197,8 +229,8 @@ def radius_column(eps: float) -> str:
     return f"robust_acc@{eps:g}"
 
 
-def deepfool_seed_metrics(rows: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII) -> dict[str, float]:
-    """DeepFool metrics of one model (one seed) on one attack.
+def deepfool_model_metrics(rows: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII) -> dict[str, float]:
+    """The DeepFool paper's metrics (success, ||r||_2 and rho_adv over successes) of one model on one attack.
 
     Args:
         rows: Its per-sample records (booleans already parsed, ``success`` implies
@@ -206,27 +238,25 @@ def deepfool_seed_metrics(rows: pd.DataFrame, radii: Sequence[float] = DEFAULT_R
         radii: L2 radii for robust accuracy.
 
     Returns:
-        ``n_evaluated, n_attacked, n_success``; ``success_rate`` (% of attacked);
-        ``median_l2, mean_l2, mean_rho`` over successful samples only (failed attacks
-        keep the norm of their last iterate, which is no adversarial norm); and
-        ``robust_acc@eps`` (% of all evaluated samples that are classified correctly and
-        not fooled within ``eps``: attacked and (not successful or ||r||_2 > eps)).
+        :func:`attack_counts`; ``median_l2, mean_l2, mean_rho`` over successful samples only
+        (failed attacks keep the norm of their last iterate, which is no adversarial norm; the
+        minimal-norm tables count them as +inf instead:
+        :func:`robustbench_win.analysis.norms.norm_summary`); and ``robust_acc@eps`` (% of
+        all evaluated samples that are classified correctly and not fooled within ``eps``:
+        attacked and (not successful or ||r||_2 > eps)).
     """
     attacked, success = rows["attacked"], rows["success"]
     fooled = rows[success]
-    n_eval, n_attacked, n_success = len(rows), int(attacked.sum()), int(success.sum())
-    metrics = {
-        "n_evaluated": n_eval,
-        "n_attacked": n_attacked,
-        "n_success": n_success,
-        "success_rate": _percent(n_success, n_attacked),
-        "median_l2": float(fooled["l2"].median()) if n_success else math.nan,
-        "mean_l2": float(fooled["l2"].mean()) if n_success else math.nan,
-        "mean_rho": float(fooled["rho"].mean()) if n_success else math.nan,
+    metrics = attack_counts(attacked, success)
+    found = metrics["n_success"] > 0
+    metrics |= {
+        "median_l2": float(fooled["l2"].median()) if found else math.nan,
+        "mean_l2": float(fooled["l2"].mean()) if found else math.nan,
+        "mean_rho": float(fooled["rho"].mean()) if found else math.nan,
     }
     for eps in radii:
         robust = attacked & (~success | (rows["l2"] > eps))
-        metrics[radius_column(eps)] = _percent(int(robust.sum()), n_eval)
+        metrics[radius_column(eps)] = _percent(int(robust.sum()), metrics["n_evaluated"])
     return metrics
 
 
@@ -234,8 +264,10 @@ def paired_l2_test(windowed: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, 
     """Wilcoxon signed-rank test of DeepFool norms, windowed vs baseline, paired by sample.
 
     Only samples that both models classify correctly and both attacks fooled enter, paired
-    by (seed, test index). The test is scipy's two-sided ``wilcoxon(l2_windowed,
-    l2_baseline)`` with its defaults (zero differences dropped).
+    by (seed, test index) (:func:`image_pairs`), so every norm is finite and none is capped
+    (the minimal-norm tables pair every attacked image instead:
+    :func:`robustbench_win.analysis.norms.paired_norm_test`). The test is
+    :func:`~robustbench_win.analysis.inference.paired_image_test` of windowed - baseline.
 
     Args:
         windowed: Per-sample records of the windowed models (all seeds, one attack).
@@ -245,20 +277,11 @@ def paired_l2_test(windowed: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, 
         ``wilcoxon_n_pairs``, ``wilcoxon_median_diff`` (median of windowed - baseline
         ||r||_2), ``wilcoxon_p`` and ``wilcoxon_note`` (why p is NaN, else empty).
     """
-    columns = ["seed", "index", "l2"]
-    fooled_w = windowed[windowed["success"] & windowed["l2"].notna()][columns]
-    fooled_b = baseline[baseline["success"] & baseline["l2"].notna()][columns]
-    pairs = fooled_w.merge(fooled_b, on=["seed", "index"], suffixes=("_w", "_b"), validate="one_to_one")
-    pairs = pairs.sort_values(["seed", "index"], kind="mergesort")
-    diff = (pairs["l2_w"] - pairs["l2_b"]).to_numpy()
-    result = {
-        "wilcoxon_n_pairs": len(pairs),
-        "wilcoxon_median_diff": float(np.median(diff)) if len(diff) else math.nan,
-        "wilcoxon_p": math.nan,
-        "wilcoxon_note": "",
-    }
-    result["wilcoxon_p"], result["wilcoxon_note"] = signed_rank_test(diff)
-    return result
+    fooled_w = windowed[windowed["success"] & windowed["l2"].notna()]
+    fooled_b = baseline[baseline["success"] & baseline["l2"].notna()]
+    pairs = image_pairs(fooled_w, fooled_b, "l2")
+    test = paired_image_test((pairs["l2_model"] - pairs["l2_baseline"]).to_numpy())
+    return dict(zip(WILCOXON_COLUMNS, test))
 
 
 def _wilcoxon_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -302,15 +325,15 @@ def deepfool_table(samples: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII
     Returns:
         Columns :func:`deepfool_columns`: ``n_seeds``, totals over seeds of
         ``n_evaluated, n_attacked, n_success``, mean and std over seeds of the metrics of
-        :func:`deepfool_seed_metrics`, and the paired test of :func:`paired_l2_test`
+        :func:`deepfool_model_metrics`, and the paired test of :func:`paired_l2_test`
         against the baseline (NaN p-value with a note where it does not apply).
     """
-    rows = _prepare_samples(samples, "deepfool")
+    rows = _prepare_samples(samples, DEEPFOOL.name)
     integers = ["kernel_size", "n_seeds", *_DEEPFOOL_COUNTS, "wilcoxon_n_pairs"]
     if rows.empty:
         return int_columns(pd.DataFrame(columns=deepfool_columns(radii)), integers)
     keys = _ATTACK_KEYS
-    per_seed = [dict(zip(keys + ["seed"], key)) | deepfool_seed_metrics(group, radii)
+    per_seed = [dict(zip(keys + ["seed"], key)) | deepfool_model_metrics(group, radii)
                 for key, group in rows.groupby(keys + ["seed"], sort=False)]
     table = over_seeds(pd.DataFrame(per_seed), keys, _deepfool_metrics(radii), _DEEPFOOL_COUNTS)
     table = table.merge(_wilcoxon_rows(rows), how="left", on=keys)[deepfool_columns(radii)]
@@ -320,7 +343,7 @@ def deepfool_table(samples: pd.DataFrame, radii: Sequence[float] = DEFAULT_RADII
 # --------------------------------------------------------------------------- spatial
 
 
-def spatial_seed_metrics(rows: pd.DataFrame) -> dict[str, float]:
+def spatial_model_metrics(rows: pd.DataFrame) -> dict[str, float]:
     """Spatial-attack metrics of one model (one seed) on one attack.
 
     Args:
@@ -354,18 +377,18 @@ def spatial_table(samples: pd.DataFrame) -> pd.DataFrame:
         Columns ``dataset, model, kernel_size, window``, then for each spatial attack ``a``
         present: ``a:n_seeds, a:n_evaluated, a:n_fooled`` (totals over seeds) and
         ``a:robust_acc_*``, ``a:median_abs_angle_*``, ``a:median_shift_*`` (``_mean`` and
-        ``_std`` over seeds of :func:`spatial_seed_metrics`).
+        ``_std`` over seeds of :func:`spatial_model_metrics`).
     """
-    rows = _prepare_samples(samples, "spatial")
+    rows = _prepare_samples(samples, SPATIAL.name)
     if rows.empty:
-        return int_columns(pd.DataFrame(columns=MODEL_KEYS), ["kernel_size"])
+        return int_columns(pd.DataFrame(columns=CONFIG_COLUMNS), ["kernel_size"])
     keys = _ATTACK_KEYS
-    per_seed = [dict(zip(keys + ["seed"], key)) | spatial_seed_metrics(group)
+    per_seed = [dict(zip(keys + ["seed"], key)) | spatial_model_metrics(group)
                 for key, group in rows.groupby(keys + ["seed"], sort=False)]
     long = over_seeds(pd.DataFrame(per_seed), keys, _SPATIAL_METRICS, _SPATIAL_COUNTS)
     names = ["n_seeds", *_SPATIAL_COUNTS] + [f"{m}_{s}" for m in _SPATIAL_METRICS for s in ("mean", "std")]
     attacks = ordered(long["attack"], attack_order())
-    table = _spread(long, MODEL_KEYS, "attack", {attack: names for attack in attacks})
+    table = _spread(long, CONFIG_COLUMNS, "attack", {attack: names for attack in attacks})
     counts = [f"{a}:{c}" for a in attacks for c in ("n_seeds", *_SPATIAL_COUNTS)]
     return int_columns(table, ["kernel_size", *counts])
 

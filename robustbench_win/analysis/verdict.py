@@ -47,6 +47,9 @@ SEED_ESTIMATOR = f"mean of the per-seed effects, Student t {CONFIDENCE:.0%} inte
 POWER_TEXT = (f"detectable: the smallest |effect| the paired t-test finds with {POWER:.0%} power at the level Holm "
               f"tested the row at, from the observed between-seed SD and this run's seeds; seeds needed: the fewest "
               f"seeds with {POWER:.0%} power for the observed effect at that level (searched up to {MAX_SEEDS})")
+# How a row is decided (decide_table, seed_effect), as the design paragraph of a report says it.
+DECISION_TEXT = ("Relative effects are % of the baseline's mean. The p-values are Holm-adjusted across the rows of "
+                 f"each table; the decision uses the adjusted one. Power ({POWER_TEXT}).")
 
 Direction = Literal["increase", "decrease"]
 DIRECTIONS: tuple[str, ...] = ("increase", "decrease")
@@ -178,6 +181,15 @@ def decide(*, ci_low: float, ci_high: float, p_value: float, direction: Directio
 
 
 # --------------------------------------------------------------------------- one row, then a table
+
+
+def replication_text(window: str) -> str:
+    """How every row's effect, interval and test come from the seeds (:func:`seed_effect`), in words."""
+    return (f"The trained model is the unit of replication: every effect ({window} minus baseline) is computed once "
+            f"per seed, pairing the two models of that seed on the same test images, and its interval and test come "
+            f"from the spread of the per-seed effects ({SEED_ESTIMATOR}; {SEED_TEST}); no (seed, image) pairs are "
+            f"pooled. The intervals are conditional on this run's test images (they vary the training seed, not the "
+            f"test set).")
 
 
 def seed_effect(per_seed: SeedEffects, *, claim: str, unit: str, direction: Direction,

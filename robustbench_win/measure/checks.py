@@ -13,6 +13,10 @@ Outcomes (:class:`CheckResult` ``status``): ``pass``; ``flag`` (the model's robu
 carry the flag in every table and no robustness claim may rest on them); ``refuse`` (the model
 is not attacked at all: its numbers would be meaningless); ``skipped`` (nothing to check on,
 e.g. no correctly classified image).
+
+The checks judge the attacks' evidence, not the model's properties: leakage and shift
+consistency are per-model measures (:mod:`robustbench_win.measure.base`), and what a flag or a
+refusal does to the tables and claims is :mod:`robustbench_win.analysis.flags`.
 """
 
 from __future__ import annotations
@@ -28,17 +32,9 @@ from scipy import stats
 from torch import nn
 
 from robustbench_win.attacks.base import channels_last_weights, frozen
-
-# Names: the keys of a suite's [checks] table (robustbench_win.suite.CHECK_NAMES lists the same).
-RANDOMIZED = "randomized-outputs"
-PROBABILITIES = "probability-outputs"
-NON_FINITE = "non-finite-outputs"
-GRADIENTS = "input-gradients"
-CHANCE = "chance-level"
-CROSS_CHECK = "cross-check"
-# The attack families the cross-check compares with (robustbench_win.analysis.norms.MINIMAL_NORM_FAMILIES).
-GRADIENT_FAMILIES: tuple[str, ...] = ("deepfool", "minimal-norm")
-CHECK_ORDER: tuple[str, ...] = (RANDOMIZED, NON_FINITE, PROBABILITIES, GRADIENTS, CHANCE, CROSS_CHECK)
+from robustbench_win.conventions import (  # the checks' names: the keys of a suite's [checks] table
+    CHANCE, CHECK_NAMES, CROSS_CHECK, GRADIENTS, NON_FINITE, PROBABILITIES, RANDOMIZED,
+)
 
 PASS, FLAG, REFUSE, SKIPPED = "pass", "flag", "refuse", "skipped"
 
@@ -60,7 +56,7 @@ class CheckResult:
     """What one check found on one model.
 
     Attributes:
-        check: The check's name (:data:`CHECK_ORDER`).
+        check: The check's name (:data:`CHECK_NAMES`).
         status: ``pass``, ``flag``, ``refuse`` or ``skipped``.
         value: The measured quantity (a share, a difference, an accuracy); NaN when skipped.
         threshold: The bound the value was held against.
@@ -312,13 +308,39 @@ CHECK_FUNCTIONS: dict[str, Callable[..., CheckResult]] = {
 
 
 def describe_checks() -> dict[str, str]:
-    """Each check's name and the first line of its docstring (what it requires), in :data:`CHECK_ORDER`."""
-    return {name: (CHECK_FUNCTIONS[name].__doc__ or "").strip().splitlines()[0] for name in CHECK_ORDER}
+    """Each check's name and the first line of its docstring (what it requires), in :data:`CHECK_NAMES`."""
+    return {name: (CHECK_FUNCTIONS[name].__doc__ or "").strip().splitlines()[0] for name in CHECK_NAMES}
+
+
+PRE_ATTACK_CHECKS: tuple[str, ...] = tuple(name for name in CHECK_NAMES if name != CROSS_CHECK)  # run before the attacks
+
+
+def pre_attack_check(name: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, n_correct: int,
+                     n_test: int, num_classes: int) -> CheckResult:
+    """One of the checks that run before the attacks (:data:`PRE_ATTACK_CHECKS`), by name.
+
+    Args:
+        name: The check.
+        model: The model, in eval mode, on the device of ``images``.
+        images: The images the model will be attacked on.
+        labels: Their labels.
+        n_correct: Test images the model classifies correctly (its clean record).
+        n_test: Test images evaluated.
+        num_classes: Classes of the data.
+    """
+    runs: dict[str, Callable[[], CheckResult]] = {
+        RANDOMIZED: lambda: randomized_outputs(model, images),
+        NON_FINITE: lambda: non_finite_outputs(model, images),
+        PROBABILITIES: lambda: probability_outputs(model, images),
+        GRADIENTS: lambda: input_gradients(model, images, labels),
+        CHANCE: lambda: chance_level(n_correct, n_test, num_classes),
+    }
+    return runs[name]()
 
 
 def pre_attack_checks(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, n_correct: int, n_test: int,
                       num_classes: int, enabled: Callable[[str], bool]) -> list[CheckResult]:
-    """Every enabled check that runs before the attacks, in :data:`CHECK_ORDER`.
+    """Every enabled check that runs before the attacks, in :data:`CHECK_NAMES` (:func:`pre_attack_check`).
 
     Args:
         model: The model, in eval mode, on the device of ``images``.
@@ -329,11 +351,5 @@ def pre_attack_checks(model: nn.Module, images: torch.Tensor, labels: torch.Tens
         num_classes: Classes of the data.
         enabled: Whether a check (by name) is switched on.
     """
-    runs: dict[str, Callable[[], CheckResult]] = {
-        RANDOMIZED: lambda: randomized_outputs(model, images),
-        NON_FINITE: lambda: non_finite_outputs(model, images),
-        PROBABILITIES: lambda: probability_outputs(model, images),
-        GRADIENTS: lambda: input_gradients(model, images, labels),
-        CHANCE: lambda: chance_level(n_correct, n_test, num_classes),
-    }
-    return [runs[name]() for name in CHECK_ORDER if name in runs and enabled(name)]
+    return [pre_attack_check(name, model, images, labels, n_correct=n_correct, n_test=n_test, num_classes=num_classes)
+            for name in PRE_ATTACK_CHECKS if enabled(name)]

@@ -58,6 +58,7 @@ import functools
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,8 +67,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustbench_win.errors import BadValueError
+from robustbench_win.measure.base import Measure, MeasureInput, Rows, measure_records
 from robustbench_win.models.windowed_conv import WindowedConv2d
 from robustbench_win.models.windows import window_2d
+from robustbench_win.schema import Schema
 
 N_FFT = 64  # zero-padded DFT size N, the same for every kernel size
 TOP_RTOL = 1e-9  # maxima this close (relative) to the global maximum belong to the main lobe
@@ -396,6 +399,104 @@ def strongest_slices(kernels: Tensor, count: int) -> Tensor:
     _check_positive("count", count)
     energy = kernels.detach().double().flatten(1).square().sum(dim=1)
     return torch.argsort(energy, descending=True, stable=True)[:count]
+
+
+# --------------------------------------------------------------------------- the stored measure
+
+LEAKAGE_MEASURE = "spectral"  # step name of the leakage and kernel records
+# Step name of the leakage records of the untrained model of the same seed (its initial weights).
+LEAKAGE_INIT_MEASURE = "spectral-init"
+EXAMPLE_SLICES = 4  # strongest kernel slices stored per model for the kernel figure
+# How kernel_example_rows picks the slices it stores (said in the kernel figure's caption).
+EXAMPLE_RULE = "the strongest k×k slices by energy (sum of squared weights) of the last measured conv layer"
+
+
+@dataclass(frozen=True)
+class KernelExample:
+    """One tap of an example kernel slice of a model (the report draws kernels and spectra from these).
+
+    Attributes:
+        layer: Module name of the conv layer.
+        layer_index: Position among the model's measured conv layers, from 0.
+        slice: Rank of the slice by energy in its layer (0: the strongest).
+        row: Tap row, 0..k-1.
+        col: Tap column, 0..k-1.
+        weight: The effective weight (raw weight times the window).
+    """
+
+    layer: str
+    layer_index: int
+    slice: int
+    row: int
+    col: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """A conv layer's own kernel size and window (the stem's differ from the model's k and window)."""
+
+    layer_kernel_size: int
+    layer_window: str
+
+
+LEAKAGE_LAYER_FIELDS = ("layer", "layer_index")
+LEAKAGE_VALUE_FIELDS = ("n_fft", "n_slices", "n_empty", "leakage_median", "leakage_q25", "leakage_q75", "leakage_mean")
+LEAKAGE_RECORDS = measure_records(
+    "leakage", Schema.of(LayerLeakage, LEAKAGE_LAYER_FIELDS) + Schema.of(LayerShape)
+    + Schema.of(LayerLeakage, LEAKAGE_VALUE_FIELDS), unique=("layer_index",), sort=("layer_index",))
+KERNEL_RECORDS = measure_records("kernels", Schema.of(KernelExample), unique=("layer_index", "slice", "row", "col"),
+                                 sort=("layer_index", "slice", "row", "col"))
+
+
+def leakage_rows(model: nn.Module, *, n_fft: int = N_FFT) -> list[dict[str, Any]]:
+    """One row per conv layer: :func:`layer_leakage`, the layer's own kernel size and window as
+    ``layer_kernel_size`` and ``layer_window``.
+
+    Stored twice per model: on the trained model (step :data:`LEAKAGE_MEASURE`) and on the
+    untrained model of the same seed (step :data:`LEAKAGE_INIT_MEASURE`, the null the trained
+    layers are read against).
+    """
+    rows = []
+    for summary in layer_leakage(model, n_fft=n_fft):
+        row = asdict(summary)
+        row["layer_kernel_size"], row["layer_window"] = row.pop("kernel_size"), row.pop("window")
+        rows.append(row)
+    return rows
+
+
+def kernel_example_rows(model: nn.Module, *, count: int = EXAMPLE_SLICES) -> list[dict[str, Any]]:
+    """The ``count`` strongest effective kernel slices of the model's last measured conv layer, one row per tap.
+
+    The last layer is a block layer of the model's own kernel size in the paper CNN and the
+    ResNet (the stem keeps its 7 x 7).
+    """
+    layers = effective_kernels(model)
+    if not layers:
+        return []
+    layer = layers[-1]
+    rows = []
+    for rank, slice_index in enumerate(strongest_slices(layer.kernels, count).tolist()):
+        kernel = layer.kernels[slice_index].cpu()
+        rows += [{"layer": layer.layer, "layer_index": layer.layer_index, "slice": rank, "row": r, "col": c,
+                  "weight": float(kernel[r, c])}
+                 for r in range(kernel.shape[0]) for c in range(kernel.shape[1])]
+    return rows
+
+
+def _trained_records(measured: MeasureInput) -> tuple[Rows, Rows]:
+    return leakage_rows(measured.model), kernel_example_rows(measured.model)
+
+
+def _initial_records(measured: MeasureInput) -> tuple[Rows]:
+    return (leakage_rows(measured.model),)
+
+
+TRAINED_LEAKAGE = Measure("leakage", ((LEAKAGE_RECORDS, LEAKAGE_MEASURE), (KERNEL_RECORDS, LEAKAGE_MEASURE)),
+                          _trained_records)
+# The untrained model of the same seed, built exactly as training builds it (windowed like the
+# trained model): the null its layers are read against.
+INITIAL_LEAKAGE = Measure("leakage-init", ((LEAKAGE_RECORDS, LEAKAGE_INIT_MEASURE),), _initial_records, trained=False)
 
 
 # --------------------------------------------------------------------------- validation

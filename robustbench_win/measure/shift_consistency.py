@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,8 @@ from robustbench_win.attacks.base import (
     channels_last_weights, check_inputs, check_positive_int, frozen, full_fp32, model_device, predict,
 )
 from robustbench_win.attacks.spatial import warp
+from robustbench_win.measure.base import Measure, MeasureInput, Rows, measure_records
+from robustbench_win.schema import Schema
 
 MAX_SHIFT = 3  # pixels, the spatial attack's translation range
 _STREAM = 0x5111F7  # third seed word: these draws never coincide with another per-sample stream
@@ -237,3 +240,32 @@ def _grid_records(indices: list[int], labels: list[int], grid: list[tuple[tuple[
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(GRID_COLUMNS[:-1]))
     records["correct"] = records["pred"] == records["label"]
     return records[list(GRID_COLUMNS)]
+
+
+# --------------------------------------------------------------------------- the stored measure
+
+SHIFT_MEASURE = "consistency"  # step name of the per-image shift records
+SHIFT_GRID_MEASURE = "grid"  # step name of the per-shift accuracy records
+SHIFT_SEED = 4321  # fixed: every model of every run sees the same two shifts of each image
+SHIFT_RECORDS = measure_records("shift", Schema.of(ShiftSample), unique=("index",), sort=("index",))
+SHIFT_ACCURACY_RECORDS = measure_records("shift_accuracy", Schema.of(ShiftAccuracy), unique=("dx", "dy"),
+                                         sort=("dx", "dy"))
+
+
+def shift_rows(model: nn.Module, images: Tensor, labels: Tensor,
+               indices: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-image records under two random shifts and per-shift accuracies (seed :data:`SHIFT_SEED`).
+
+    Returns:
+        ``(samples, accuracies)``: rows of :data:`SAMPLE_COLUMNS` and of :data:`SHIFT_ACCURACY_COLUMNS`.
+    """
+    result = shift_consistency(model, images, labels, indices, seed=SHIFT_SEED)
+    return result.samples.to_dict("records"), shift_accuracy_table(result.grid).to_dict("records")
+
+
+def _records(measured: MeasureInput) -> tuple[Rows, Rows]:
+    return shift_rows(measured.model, measured.images, measured.labels, measured.indices)
+
+
+SHIFT_CONSISTENCY = Measure("shift", ((SHIFT_RECORDS, SHIFT_MEASURE), (SHIFT_ACCURACY_RECORDS, SHIFT_GRID_MEASURE)),
+                            _records)

@@ -2,9 +2,10 @@
 
 :func:`build_report` reads the run folder through :class:`robustbench_win.store.run_folder.RunFolder`
 and writes, next to the stored results, the consolidated records (``clean.csv``,
-``samples.csv.gz``, ...), the comparison tables (``table_*.csv`` with every column, ``table_*.md``),
-the figures (``figures/*.png``) and ``summary.md``. Every file is written atomically; building
-the report again gives the same tables and summary.
+``samples.csv.gz``, ...), then for every part of the report
+(:data:`robustbench_win.report.summary.PARTS`) its table (``table_*.csv`` with every column,
+``table_*.md``) and its figures (``figures/*.png``), and ``summary.md``. Every file is written
+atomically; building the report again gives the same tables and summary.
 """
 
 from __future__ import annotations
@@ -13,84 +14,43 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustbench_win.analysis import claims
-from robustbench_win.analysis import diagnostic_tables
 from robustbench_win.analysis import flags
-from robustbench_win.report import figures
-from robustbench_win.analysis import tables
-from robustbench_win.analysis import norms as mn
 from robustbench_win.atomic import write_atomic
 from robustbench_win.report.markdown import to_markdown
-from robustbench_win.store.records import KERNEL_RECORDS, LEAKAGE_RECORDS, SHIFT_ACCURACY_RECORDS, SHIFT_RECORDS
-from robustbench_win.store.run_folder import Results, RunFolder
-from robustbench_win.report.summary import dataset_name, render_summary
-
-TABLE_NAMES = ("verdict", "verdict_per_k", "clean_accuracy", "deepfool", "minimal_norm", "attack_quality", "spatial", "leakage", "shift")
-VERDICT_TABLES = ("verdict", "verdict_per_k")
-MARKED_TABLES = ("clean_accuracy", "deepfool", "minimal_norm", "attack_quality", "spatial")  # carry the checks' flags
-SECURITY_FIGURE = "figures/security_curves.png"  # robust accuracy vs L2 from the best-known norms
-# Table name -> (figure file, drawing function, what it shows).
-FIGURES = {
-    "clean_accuracy": ("figures/clean_accuracy.png", figures.plot_clean_accuracy, "clean accuracy vs kernel size"),
-    "deepfool": ("figures/deepfool_rho.png", figures.plot_deepfool_rho, "DeepFool ρ_adv vs kernel size"),
-    "spatial": ("figures/spatial_robust_accuracy.png", figures.plot_spatial_robust_accuracy,
-                "spatial robust accuracy vs kernel size"),
-    "leakage": ("figures/leakage.png", figures.plot_leakage, "spectral leakage of the learned kernels vs kernel size"),
-    "shift": ("figures/shift_consistency.png", figures.plot_shift, "shift consistency vs kernel size"),
-}
-KERNEL_FIGURE = "figures/kernel_examples.png"
+from robustbench_win.report.summary import PARTS, Report, dataset_name, render_summary
+from robustbench_win.store.run_folder import RunFolder
 
 
-def build_tables(results: Results) -> dict[str, pd.DataFrame]:
-    """The comparison tables, keyed by :data:`TABLE_NAMES`; rows resting on a model a sanity check flagged
-    carry it in a ``checks`` column (:func:`robustbench_win.analysis.flags.mark_table`)."""
-    built = {
-        "clean_accuracy": tables.clean_accuracy_table(results.clean),
-        "deepfool": tables.deepfool_table(results.samples, results.radii),
-        "spatial": tables.spatial_table(results.samples),
-        "leakage": diagnostic_tables.leakage_table(results.records[LEAKAGE_RECORDS.name]),
-        "shift": diagnostic_tables.shift_table(results.records[SHIFT_RECORDS.name],
-                                               results.records[SHIFT_ACCURACY_RECORDS.name]),
-        **_verdicts(results),
-        "minimal_norm": mn.comparison_table(results.samples, radii=results.radii, clean=results.clean),
-        "attack_quality": mn.attack_quality_table(results.samples, costs=results.costs),
-    }
-    found = flags.flagged_models(results)
+def build_tables(report: Report) -> dict[str, pd.DataFrame]:
+    """Build every part's table into ``report.tables`` (by part name) and return them; rows resting on
+    a model a sanity check flagged carry it in a ``checks`` column where the part says so
+    (:func:`robustbench_win.analysis.flags.mark_table`)."""
+    for part in PARTS:
+        if part.build is not None:
+            report.tables[part.name] = part.build(report)
+    found = flags.flagged_models(report.results)
     if not found.empty:
-        for name in MARKED_TABLES:
-            built[name] = flags.mark_table(built[name], found)
-    return built
+        for part in PARTS:
+            if part.flags:
+                report.tables[part.name] = flags.mark_table(report.tables[part.name], found)
+    return report.tables
 
 
-def _verdicts(results: Results) -> dict[str, pd.DataFrame]:
-    """The headline verdict table and the per-k one, from one set of per-model values."""
-    inputs = claims.Inputs(results)
-    return {"verdict": claims.claim_table(claims.claim_results(results, inputs)),
-            "verdict_per_k": claims.claim_table(claims.per_k_results(results, inputs))}
+def draw_figures(report: Report, dataset: str | None = None) -> dict[str, Path]:
+    """Draw every part's figures that have something to show into ``report.out`` and return their
+    files, by figure key (also kept in ``report.figures``).
 
-
-def _draw_security_curves(out: Path, results: Results, dataset: str) -> dict[str, Path]:
-    """The security-evaluation figure, when the records hold a minimal-norm attack."""
-    if not mn.minimal_norm_attacks(results.samples):
-        return {}
-    curves = mn.security_curves(results.samples)
-    return {"security_curves": figures.plot_security_curves(curves, out / SECURITY_FIGURE, title=(
-        f"{dataset}: robust accuracy vs L2 radius (best-known norms; band: min-max over seeds)"))}
-
-
-def _draw_figures(out: Path, built: dict[str, pd.DataFrame], dataset: str, results: Results) -> dict[str, Path]:
-    drawn = {}
-    kernels = results.records[KERNEL_RECORDS.name]
-    if not kernels.empty:
-        drawn["kernels"] = figures.plot_kernel_examples(
-            kernels, out / KERNEL_FIGURE, f"{dataset}: example kernels and spectra at the largest kernel size")
-    for name, (file, plot, what) in FIGURES.items():
-        table = built[name]
-        if name == "spatial" and not tables.spatial_attacks(table):
-            continue
-        if not table.empty:
-            drawn[name] = plot(table, out / file, f"{dataset}: {what}")
-    return drawn
+    Args:
+        report: The records and the built tables (:func:`build_tables`).
+        dataset: The name in the figures' titles (default: the run's data set).
+    """
+    dataset = dataset or dataset_name(report.results)
+    for part in PARTS:
+        for figure in part.figures:
+            data = figure.data(report, report.tables.get(part.name, pd.DataFrame()))
+            if not data.empty:
+                report.figures[figure.key] = figure.plot(data, report.out / figure.file, f"{dataset}: {figure.what}")
+    return report.figures
 
 
 def build_report(out_dir: Path | str) -> list[Path]:
@@ -108,14 +68,13 @@ def build_report(out_dir: Path | str) -> list[Path]:
     """
     out = Path(out_dir)
     folder = RunFolder(out)
-    results = folder.collect()
-    built = build_tables(results)
-    written = folder.write_consolidated(results)
-    for name in TABLE_NAMES:
-        written.append(write_atomic(out / f"table_{name}.csv", built[name].to_csv(index=False, lineterminator="\n")))
-        shown = claims.display_table(built[name]) if name in VERDICT_TABLES else built[name]
-        written.append(write_atomic(out / f"table_{name}.md", to_markdown(shown) + "\n"))
-    drawn = _draw_figures(out, built, dataset_name(results), results) | _draw_security_curves(out, results, dataset_name(results))
-    written += list(drawn.values())
-    written.append(write_atomic(out / "summary.md", render_summary(results, built, drawn, out)))
+    report = Report(folder.collect(), out)
+    build_tables(report)
+    written = folder.write_consolidated(report.results)
+    for part in (p for p in PARTS if p.build is not None):
+        table = report.tables[part.name]
+        written.append(write_atomic(out / f"table_{part.name}.csv", table.to_csv(index=False, lineterminator="\n")))
+        written.append(write_atomic(out / f"table_{part.name}.md", to_markdown(part.shown(table), part.columns) + "\n"))
+    written += list(draw_figures(report).values())
+    written.append(write_atomic(out / "summary.md", render_summary(report)))
     return written

@@ -7,14 +7,14 @@ from its stored records, and writes into ``out``:
   error, seeds, the run's verdict;
 - ``compare_pooled.csv``: one row per claim: the random-effects estimate across runs with its
   interval, p-value and heterogeneity (tau^2, I^2, Q);
-- ``figures/forest.png``: a panel per claim, a line per run and a diamond for the pooled estimate;
+- ``figures/forest.png`` (and ``.svg``): one shared axis, a group of rows per claim: each run's effect
+  with its interval, seeds and verdict, and the pooled diamond;
 - ``compare.md``: the method, the pooled table, and each run's rows.
 """
 
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from robustbench_win.analysis import compare, meta
+from robustbench_win.analysis import claims, compare, pooling
 from robustbench_win.atomic import write_atomic
 from robustbench_win.report.figures import save_png
 from robustbench_win.report.markdown import pipe_table
@@ -30,9 +30,13 @@ from robustbench_win.report.summary import dataset_name
 from robustbench_win.store.run_folder import RunFolder
 
 FOREST_FIGURE = "figures/forest.png"
-_PANEL_SIZE = (4.6, 0.42)  # inches: width of the plot area, height per row (runs + pooled)
-_LABEL_CHARS = 32  # run labels wrap at this many characters
-_INCHES_PER_CHAR = 0.075  # room for one character of a run label at the small font
+_FOREST_WIDTH = 12.0  # inches: claim labels, the shared axis and the numbers beside it
+_ROW_HEIGHT = 0.14  # inches per row (a claim's pooled row or a run)
+_FOREST_MARGIN = 1.3  # inches: title, favours labels, x axis
+_FONT = 7.0
+_LINEAR_WITHIN = 10.0  # % of the baseline: the symmetric-log axis is linear inside ±this
+_VERDICT_COLOURS = {"supported": "C2", "contradicted": "C3", "inconclusive": "0.35"}
+_POOLED_COLOUR = "C0"
 
 
 def run_label(folder: Path, dataset: str) -> str:
@@ -51,41 +55,95 @@ def load_runs(folders: list[Path]) -> list[compare.Run]:
     return compare.runs_from_results(by_label)
 
 
-def forest_figure(per_run: pd.DataFrame, pooled: pd.DataFrame) -> Figure:
-    """A panel per claim: each run's relative effect with its 95% interval, and the pooled diamond."""
-    claims = list(pooled[compare.KEY])
+def claim_sign(key: str) -> float:
+    """+1 where the claim (the part of ``key`` before ':') is an increase, -1 where it is a decrease
+    (:data:`robustbench_win.analysis.claims.CLAIMS`); a claim not found there is read as an increase."""
+    what = key.split(":", 1)[0]
+    return next((-1.0 if c.direction == "decrease" else 1.0 for c in claims.CLAIMS if c.what == what), 1.0)
+
+
+def _interval_text(effect: float, low: float, high: float) -> str:
+    return f"{_number(effect, 3, significant=True)} [{_number(low, 3, significant=True)}, " \
+           f"{_number(high, 3, significant=True)}] {compare.UNIT}"
+
+
+def forest_figure(per_run: pd.DataFrame, pooled: pd.DataFrame, names: dict[str, str] | None = None) -> Figure:
+    """One axis for every claim: a group of rows per claim (its pooled diamond on the claim's row,
+    then each run's effect with its 95% interval), the effect, interval, seeds and verdict written
+    beside each point.
+
+    Effects are drawn in the claim's direction (:func:`claim_sign`, a decrease claimed: sign
+    flipped), so right of 0 always favours the window; the shared axis is symmetric-log (linear
+    within ±:data:`_LINEAR_WITHIN` %) so effects from a few % to thousands of % read on one scale.
+
+    Args:
+        per_run: :func:`robustbench_win.analysis.compare.compare_runs`' per-run rows.
+        pooled: Its pooled rows.
+        names: A short name per run label on the rows (default: the label).
+    """
+    names = names or {}
+    keys = list(pooled[compare.KEY])
     runs = list(dict.fromkeys(per_run["run"]))
-    rows = len(runs) + 1
-    labels = [textwrap.fill(run, _LABEL_CHARS) for run in runs]
-    lines = sum(label.count("\n") + 1 for label in labels) + 1
-    fig = Figure(figsize=(_PANEL_SIZE[0] + _INCHES_PER_CHAR * _LABEL_CHARS,
-                          (_PANEL_SIZE[1] * max(rows, lines) + 1.0) * len(claims)), layout="constrained")
+    n_rows = len(keys) * (len(runs) + 1)
+    fig = Figure(figsize=(_FOREST_WIDTH, _ROW_HEIGHT * n_rows + _FOREST_MARGIN), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(claims), 1, squeeze=False)[:, 0]
-    for ax, claim in zip(axes, claims):
-        part = per_run[per_run[compare.KEY] == claim].set_index("run").reindex(runs)
-        y = np.arange(rows)[::-1]  # runs top to bottom, pooled last
-        for yi, run in zip(y[:-1], runs):
-            effect, low, high = part.loc[run, ["effect", "ci_low", "ci_high"]]
-            if np.isfinite([effect, low, high]).all():
-                ax.plot([low, high], [yi, yi], color="0.3", linewidth=1)
-                ax.plot([effect], [yi], "s", color="C0", markersize=4)
-        summary = pooled[pooled[compare.KEY] == claim].iloc[0]
+    ax = fig.subplots()
+    beside = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    ticks, labels, y = [], [], n_rows
+    for key in keys:
+        sign = claim_sign(key)
+        y -= 1
+        summary = pooled[pooled[compare.KEY] == key].iloc[0]
+        flipped = " (decrease claimed: sign flipped)" if sign < 0 else ""
+        ticks.append(y)
+        labels.append(f"{key}{flipped}")
         if "estimate" in summary and np.isfinite(summary.get("estimate", np.nan)):
-            e, lo, hi = summary["estimate"], summary["ci_low"], summary["ci_high"]
-            ax.fill([lo, e, hi, e], [y[-1], y[-1] + 0.3, y[-1], y[-1] - 0.3], color="C3")
-        ax.axvline(0.0, color="0.5", linewidth=0.8, linestyle="--")
-        ax.set_yticks(y, [*labels, "pooled (random effects)"], fontsize="small")
-        ax.set_ylim(-0.7, rows - 0.3)
-        ax.set_title(textwrap.fill(claim, 70), fontsize="small")
-        ax.set_xlabel(f"effect of the window ({compare.UNIT} of the baseline)", fontsize="small")
-        ax.grid(True, axis="x", alpha=0.3)
+            e, lo, hi = (sign * float(summary[c]) for c in ("estimate", "ci_low", "ci_high"))
+            ax.fill([lo, e, hi, e], [y, y + 0.35, y, y - 0.35], color=_POOLED_COLOUR)
+            ax.text(1.01, y, f"pooled {_interval_text(summary['estimate'], summary['ci_low'], summary['ci_high'])}, "
+                    f"{summary['runs_pooled']} runs", transform=beside, va="center", fontsize=_FONT, color=_POOLED_COLOUR)
+        for run in runs:
+            y -= 1
+            row = per_run[(per_run[compare.KEY] == key) & (per_run["run"] == run)]
+            ticks.append(y)
+            labels.append(names.get(run, run))
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            effect, low, high = (sign * float(r[c]) for c in ("effect", "ci_low", "ci_high"))
+            colour = _VERDICT_COLOURS.get(str(r[compare.VERDICT]), "0.3")
+            if np.isfinite([low, high]).all():
+                ax.plot([low, high], [y, y], color=colour, linewidth=1.2)
+            if np.isfinite(effect):
+                ax.plot([effect], [y], "s", color=colour, markersize=3.5)
+            ax.text(1.01, y, f"{_interval_text(r['effect'], r['ci_low'], r['ci_high'])}, {r[compare.N_SEEDS]} seeds, "
+                    f"{r[compare.VERDICT]}", transform=beside, va="center", fontsize=_FONT)
+    for boundary in range(len(runs) + 1, n_rows, len(runs) + 1):
+        ax.axhline(n_rows - boundary - 0.5, color="0.8", linewidth=0.6)
+    ax.set_xscale("symlog", linthresh=_LINEAR_WITHIN)
+    ax.axvline(0.0, color="0.4", linewidth=0.8, linestyle="--")
+    ax.set_yticks(ticks, labels, fontsize=_FONT)
+    for label in ax.get_yticklabels()[::len(runs) + 1]:
+        label.set_fontweight("bold")
+    ax.set_ylim(-0.6, n_rows - 0.4)
+    ax.tick_params(axis="x", labelsize=_FONT)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_xlabel(f"effect of the window in the claim's direction ({compare.UNIT} of the baseline, symmetric log "
+                  f"scale); square: a run, 95% interval over its seeds; diamond: pooled (random effects)",
+                  fontsize=_FONT)
+    ax.text(0.0, 1.005, "← favours the baseline", transform=ax.transAxes, ha="left", va="bottom", fontsize=_FONT)
+    ax.text(1.0, 1.005, "favours the window →", transform=ax.transAxes, ha="right", va="bottom", fontsize=_FONT)
+    fig.suptitle("Effect of windowing per claim and run", fontsize="medium")
     return fig
 
 
-def _number(value: object, digits: int = 2) -> str:
+def _number(value: object, digits: int = 2, *, significant: bool = False) -> str:
+    """Signed with ``digits`` decimals; ``significant``: about ``digits`` significant digits, never an exponent."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)) or pd.isna(value):  # type: ignore[arg-type]
         return "–"
+    if significant:
+        magnitude = math.floor(math.log10(abs(float(value)))) + 1 if float(value) else 1
+        return f"{float(value):+.{max(digits - magnitude, 0)}f}"
     return f"{float(value):+.{digits}f}" if digits else f"{float(value):.0f}"
 
 
@@ -99,7 +157,7 @@ def render_page(per_run: pd.DataFrame, pooled: pd.DataFrame, folders: list[Path]
              f"Runs compared: {len(folders)} (" + ", ".join(f"`{f}`" for f in folders) + "). "
              "Each run's effects are recomputed from its stored records (no attack is run again).", "",
              f"Effects are relative to the baseline ({compare.UNIT}), each run's 95% interval over its seeds. "
-             f"Pooled: {meta.METHOD}; tau² is the variance between runs, I² the share of the spread that "
+             f"Pooled: {pooling.METHOD}; tau² is the variance between runs, I² the share of the spread that "
              "is heterogeneity rather than seed noise, Q Cochran's statistic with its p-value.", "",
              f"![forest plot]({FOREST_FIGURE})", "", "## Pooled across runs", ""]
     header = ["claim", "pooled effect [95% CI]", "p (unadjusted)", "tau²", "I²", "Q (p)", "runs pooled", "left out"]
@@ -127,11 +185,13 @@ def write_comparison(folders: list[Path], out: Path) -> list[Path]:
         CompareError: The runs cannot be compared (the message says why).
         ResultsNotFoundError: A folder holds no stored results.
     """
-    per_run, pooled = compare.compare_runs(load_runs(folders))
+    runs = load_runs(folders)
+    per_run, pooled = compare.compare_runs(runs)
+    names = {run.label: folder.name for run, folder in zip(runs, folders)}
     out.mkdir(parents=True, exist_ok=True)
     return [
         write_atomic(out / "compare_runs.csv", per_run.to_csv(index=False)),
         write_atomic(out / "compare_pooled.csv", pooled.to_csv(index=False)),
-        save_png(forest_figure(per_run, pooled), out / FOREST_FIGURE),
+        save_png(forest_figure(per_run, pooled, names), out / FOREST_FIGURE),
         write_atomic(out / "compare.md", render_page(per_run, pooled, folders)),
     ]

@@ -1,8 +1,10 @@
 """Figures of the report: metrics against kernel size, one line per window.
 
 Each ``*_figure`` function takes a table from :mod:`robustbench_win.analysis.tables` (or the raw
-records it is computed from) and draws one line per window with error bars of one standard
-deviation over seeds; each ``plot_*`` function also writes it as a PNG, atomically. Figures are
+records it is computed from) and draws one line per window with error bars of one convention
+(:data:`BAND_NOTE`: the mean over seeds with its 95 % t-interval, accuracies clipped to [0, 100]);
+each ``plot_*`` function also writes it, atomically, as a PNG (:data:`DPI`) and an SVG beside it
+(:func:`save_png`), both reproducible byte for byte. Figures are
 drawn on matplotlib's Agg canvas directly (no pyplot, no display, no global backend change).
 A title too long for the figure is wrapped onto more lines, so no text is cut at an edge.
 The security-evaluation figure (:func:`plot_security_curves`) plots robust accuracy against the
@@ -17,20 +19,29 @@ import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from numpy.typing import ArrayLike
+
+import matplotlib
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from scipy import stats
 
 from robustbench_win.analysis import tables
 from robustbench_win.atomic import write_atomic
-from robustbench_win.measure.leakage import N_FFT, centred_spectrum_db
+from robustbench_win.measure.leakage import EXAMPLE_RULE, N_FFT, centred_spectrum_db
 from robustbench_win.ordering import attack_order, ordered, sort_records, window_order
 
 KERNEL_LABEL = "kernel size k (pixels)"
-_DPI = 120
+DPI = 150  # print resolution of the PNGs
+VECTOR_SUFFIX = ".svg"  # the vector copy written beside every PNG
+BAND_NOTE = "bars: mean and 95 % t-interval over seeds"
+PERCENT = (0.0, 100.0)  # the range of an accuracy: its drawn interval is clipped to it
+# Fixed so that the SVG's element ids, and so its bytes, are the same at every build.
+_SVG_SETTINGS = {"svg.hashsalt": "robustbench-win", "svg.fonttype": "path"}
 _PANEL_SIZE = (4.6, 3.4)  # inches per panel
 _JITTER = 0.08  # horizontal offset between windows, in kernel-size units, so error bars stay apart
 _TITLE_SHARE = 0.95  # of the figure's width that a title line may take
@@ -42,7 +53,7 @@ def _new_figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(_PANEL_SIZE[0] * n_panels, _PANEL_SIZE[1] + 0.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = list(fig.subplots(1, n_panels, squeeze=False)[0])
-    _fit_title(fig, title)
+    _fit_title(fig, f"{title} ({BAND_NOTE})")
     return fig, axes
 
 
@@ -57,12 +68,50 @@ def _fit_title(fig: Figure, title: str) -> None:
             return
 
 
+def vector_path(path: Path | str) -> Path:
+    """Where :func:`save_png` writes the vector copy of the PNG at ``path``."""
+    return Path(path).with_suffix(VECTOR_SUFFIX)
+
+
 def save_png(fig: Figure, path: Path | str) -> Path:
-    """Write ``fig`` as PNG atomically (no half-written figure if interrupted)."""
-    buffer = io.BytesIO()
-    # No "Software" entry: the bytes then depend on the data and the matplotlib version only.
-    fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
-    return write_atomic(path, buffer.getvalue())
+    """Write ``fig`` atomically as a PNG at :data:`DPI` and as an SVG beside it (:func:`vector_path`).
+
+    Neither file records a date or the software, and the SVG's ids are salted with a fixed
+    string: rebuilding a figure from the same data gives the same bytes.
+
+    Returns:
+        The PNG's path.
+    """
+    png, svg = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+    with matplotlib.rc_context(_SVG_SETTINGS):
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+    write_atomic(vector_path(path), svg.getvalue())
+    return write_atomic(path, png.getvalue())
+
+
+def interval(mean: ArrayLike, std: ArrayLike, n_seeds: ArrayLike,
+             bounds: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The 95 % t-interval of a mean over seeds: ``mean ± t_{0.975, n-1} · std / √n``.
+
+    Args:
+        mean: Means over seeds.
+        std: Their sample standard deviations.
+        n_seeds: Seeds behind each mean; fewer than 2 (or a missing spread): the interval is the mean.
+        bounds: Where the quantity is bounded (such as :data:`PERCENT`): the interval is clipped to it.
+
+    Returns:
+        ``(low, high)``.
+    """
+    mean = np.asarray(mean, dtype=float)
+    n = np.asarray(n_seeds, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = stats.t.ppf(0.975, np.where(n >= 2, n - 1, np.nan)) * np.asarray(std, dtype=float) / np.sqrt(n)
+    half = np.nan_to_num(half)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = np.clip(low, *bounds), np.clip(high, *bounds)
+    return low, high
 
 
 def _png_writer(draw: Callable[[pd.DataFrame, str], Figure]) -> Callable[[pd.DataFrame, Path | str, str], Path]:
@@ -89,14 +138,17 @@ def _lines(table: pd.DataFrame, windows: list[str]) -> Iterator[tuple[str, str, 
             yield label, window, rows, offset
 
 
-def _draw(ax: Axes, x: pd.Series, y: pd.Series, err: pd.Series, offset: float, label: str) -> None:
+def _draw(ax: Axes, x: pd.Series, y: pd.Series, std: pd.Series, n_seeds: pd.Series | float, offset: float,
+          label: str, bounds: tuple[float, float] | None = None) -> None:
+    """The means ``y`` against ``x`` with their 95 % intervals over seeds (:func:`interval`)."""
     keep = y.notna().to_numpy()
     if not keep.any():
         return
     xs = x.to_numpy(dtype=float)[keep] + offset
     ys = y.to_numpy(dtype=float)[keep]
-    es = np.nan_to_num(err.to_numpy(dtype=float)[keep])  # one seed: no error bar
-    ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
+    n = np.broadcast_to(np.asarray(n_seeds, dtype=float), keep.shape)[keep]
+    low, high = interval(ys, std.to_numpy(dtype=float)[keep], n, bounds)  # one seed: no error bar
+    ax.errorbar(xs, ys, yerr=np.vstack([ys - low, high - ys]), marker="o", capsize=3, label=label)
 
 
 def _finish(ax: Axes, kernel_sizes: pd.Series, ylabel: str) -> None:
@@ -127,7 +179,8 @@ def clean_accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
     windows = [c.split(":", 1)[0] for c in table.columns if c.endswith(":acc_mean")]
     fig, (ax,) = _new_figure(1, title)
     for label, window, rows, offset in _lines(table, windows):
-        _draw(ax, rows["kernel_size"], rows[f"{window}:acc_mean"], rows[f"{window}:acc_std"], offset, label)
+        _draw(ax, rows["kernel_size"], rows[f"{window}:acc_mean"], rows[f"{window}:acc_std"], rows[f"{window}:n_seeds"],
+              offset, label, PERCENT)
     _finish(ax, table["kernel_size"], "clean test accuracy (%)")
     return fig
 
@@ -149,7 +202,7 @@ def deepfool_rho_figure(table: pd.DataFrame, title: str) -> Figure:
         windows = ordered(part["window"], window_order())
         for label, window, rows, offset in _lines(part, windows):
             rows = rows[rows["window"] == window]
-            _draw(ax, rows["kernel_size"], rows["mean_rho_mean"], rows["mean_rho_std"], offset, label)
+            _draw(ax, rows["kernel_size"], rows["mean_rho_mean"], rows["mean_rho_std"], rows["n_seeds"], offset, label)
         ax.set_title(attack)
         _finish(ax, part["kernel_size"], "mean ρ_adv = ‖r‖₂ / ‖x‖₂ (successful samples)")
     return fig
@@ -174,7 +227,7 @@ def spatial_robust_accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
         for label, window, rows, offset in _lines(table, windows):
             rows = rows[rows["window"] == window]
             mean, std = rows[f"{attack}:robust_acc_mean"], rows[f"{attack}:robust_acc_std"]
-            _draw(ax, rows["kernel_size"], mean, std, offset, label)
+            _draw(ax, rows["kernel_size"], mean, std, rows[f"{attack}:n_seeds"], offset, label, PERCENT)
         ax.set_title(attack)
         _finish(ax, table["kernel_size"], "robust accuracy (%)")
     return fig
@@ -193,13 +246,16 @@ def _panel_title(key: tuple, several_models: bool) -> str:
     return f"{model} ({dataset}), k = {kernel_size}" if several_models else f"k = {kernel_size}"
 
 
+RADIUS_COLUMN = "verdict_radius"  # optional column of the curves: the radius the verdict's AUC is taken to
+
+
 def _draw_window(ax: Axes, rows: pd.DataFrame, label: str) -> None:
-    """Mean over seeds as a step line, min-max over seeds as a band."""
+    """Mean over seeds as a step line, its 95 % t-interval over seeds (clipped to [0, 100]) as a band."""
     by_eps = rows.groupby("eps", sort=True)["robust_acc"]
     eps, mean = by_eps.mean().index.to_numpy(dtype=float), by_eps.mean().to_numpy(dtype=float)
+    low, high = interval(mean, by_eps.std().to_numpy(dtype=float), by_eps.count().to_numpy(dtype=float), PERCENT)
     line, = ax.step(eps, mean, where="post", label=f"{label} ({rows['seed'].nunique()} seeds)")
-    ax.fill_between(eps, by_eps.min().to_numpy(dtype=float), by_eps.max().to_numpy(dtype=float),
-                    step="post", alpha=0.2, color=line.get_color(), linewidth=0)
+    ax.fill_between(eps, low, high, step="post", alpha=0.2, color=line.get_color(), linewidth=0)
 
 
 def draw_security_curves(curves: pd.DataFrame, *, title: str | None = None) -> Figure:
@@ -213,19 +269,23 @@ def draw_security_curves(curves: pd.DataFrame, *, title: str | None = None) -> F
     fig = Figure(figsize=(_CURVE_PANEL_SIZE[0] * columns, _CURVE_PANEL_SIZE[1] * rows + 0.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels):]:  # the last row's unused cells: no empty panel
+        fig.delaxes(ax)
+    radius = float(curves[RADIUS_COLUMN].iloc[0]) if RADIUS_COLUMN in curves.columns else None
     several = len({p[:2] for p in panels}) > 1
     for ax, key in zip(axes, panels):
         part = curves[(curves["dataset"] == key[0]) & (curves["model"] == key[1]) & (curves["kernel_size"] == key[2])]
         for window in ordered(part["window"].astype(str), window_order()):
             _draw_window(ax, part[part["window"] == window], window)
+        right = max(float(part["eps"].max()), radius or 0.0, 1e-9)
+        if radius is not None:
+            ax.axvline(radius, color="0.25", linestyle="--", linewidth=1, label=f"verdict radius ε = {radius:g}")
         ax.set(title=_panel_title(key, several), xlabel="L2 radius ε", ylabel="robust accuracy (%)",
-               xlim=(0.0, max(float(part["eps"].max()), 1e-9)), ylim=(-2, 102))
+               xlim=(0.0, right), ylim=(-2, 102))
         ax.grid(True, alpha=0.3)
         ax.legend(title="window", fontsize="small", loc="upper right")
-    for ax in axes[len(panels):]:
-        ax.remove()
     source = ", ".join(sorted(curves["norms_from"].astype(str).unique()))
-    _fit_title(fig, title or f"Robust accuracy vs L2 (best-known norms over {source}; band: min-max over seeds)")
+    _fit_title(fig, title or f"Robust accuracy vs L2 (best-known norms over {source}; band: 95 % t-interval over seeds)")
     return fig
 
 
@@ -233,10 +293,12 @@ def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str |
     """Security-evaluation curves: robust accuracy vs L2, a panel per kernel size, a line per window.
 
     Lines are the mean over seeds of :func:`~robustbench_win.analysis.norms.security_curves` (steps: the curve is a step
-    function), bands the min-max over seeds. Constrained layout keeps every label inside.
+    function), bands its 95 % t-interval over seeds clipped to [0, 100]; a dashed line marks the
+    radius the verdict's AUC is taken to, when the curves carry it. Constrained layout keeps every label inside.
 
     Args:
-        curves: Output of :func:`robustbench_win.analysis.norms.security_curves`.
+        curves: Output of :func:`robustbench_win.analysis.norms.security_curves`, optionally with a
+            :data:`RADIUS_COLUMN` (the same radius on every row).
         path: PNG file to write (atomically).
         title: Figure title; default names the attacks the best-known norms come from.
 
@@ -252,29 +314,43 @@ def plot_security_curves(curves: pd.DataFrame, path: Path | str, *, title: str |
 # --------------------------------------------------------------------------- diagnostics
 
 
-def _long_metric_panels(table: pd.DataFrame, title: str, panels: list[tuple[str, str]]) -> Figure:
-    """One panel per ``(metric, y label)`` of a long table (a row per configuration), a line per window."""
+def metric_panels_figure(table: pd.DataFrame, title: str, panels: list[tuple[str, ...]]) -> Figure:
+    """One panel per ``(metric, y label)`` or ``(metric, y label, panel title)`` against k, a line per
+    window, from a long table (a row per configuration, ``<metric>_mean``, ``<metric>_std`` and
+    ``n_seeds``), such as a per-model measure's. A metric whose label is in % is an accuracy or a
+    share: its intervals are clipped to [0, 100]."""
     fig, axes = _new_figure(len(panels), title)
     windows = ordered(table["window"], window_order())
-    for ax, (metric, ylabel) in zip(axes, panels):
+    for ax, (metric, ylabel, *panel_title) in zip(axes, panels):
+        bounds = PERCENT if "(%)" in ylabel else None
         for label, window, rows, offset in _lines(table, windows):
             rows = rows[rows["window"] == window]
-            _draw(ax, rows["kernel_size"], rows[f"{metric}_mean"], rows[f"{metric}_std"], offset, label)
+            _draw(ax, rows["kernel_size"], rows[f"{metric}_mean"], rows[f"{metric}_std"], rows["n_seeds"], offset, label,
+                  bounds)
+        if panel_title:
+            ax.set_title(textwrap.fill(panel_title[0], 48), fontsize="medium")
         _finish(ax, table["kernel_size"], ylabel)
     return fig
 
 
+LEAKAGE_PANELS = [
+    ("leakage_change", "learned change of the leakage",
+     "Block layers: trained minus untrained leakage (what the verdict tests)"),
+    ("leakage", "leakage of the block layers", "Block layers: leakage of the trained model"),
+]
+
+
 def leakage_figure(table: pd.DataFrame, title: str) -> Figure:
-    """Spectral leakage of the block layers against k, a line per window: raw, and minus the
-    Gaussian-kernel null of each layer's k and window (comparable across k).
+    """Spectral leakage of the block layers against k, a line per window (:data:`LEAKAGE_PANELS`):
+    the learned change (trained minus the untrained model of the same seed) that the leakage
+    verdict compares, and the trained leakage itself.
 
     Args:
         table: :func:`robustbench_win.analysis.diagnostic_tables.leakage_table`.
         title: Figure title (should name the data set).
     """
     _require(table, "leakage")
-    return _long_metric_panels(table, title, [("leakage", "leakage of the block layers (raw)"),
-                                              ("leakage_excess", "leakage minus the random-kernel null")])
+    return metric_panels_figure(table, title, LEAKAGE_PANELS)
 
 
 def shift_figure(table: pd.DataFrame, title: str) -> Figure:
@@ -285,16 +361,21 @@ def shift_figure(table: pd.DataFrame, title: str) -> Figure:
         title: Figure title (should name the data set).
     """
     _require(table, "shift consistency")
-    return _long_metric_panels(table, title, [("consistency", "shift consistency (%)"),
+    return metric_panels_figure(table, title, [("consistency", "shift consistency (%)"),
                                               ("worst_shift_acc", "accuracy under the worst single shift (%)")])
+
+
+SPECTRUM_FLOOR_DB = -60.0  # the kernel figure's power scale runs from here to the peak (0 dB)
 
 
 def kernel_examples_figure(kernels: pd.DataFrame, title: str, *, n_fft: int = N_FFT) -> Figure:
     """Example effective kernels and their power spectra (dB) of the largest-k models, windows side by side.
 
-    For the largest kernel size in ``kernels``, the lowest seed and each window: the strongest
-    stored slices (rows) as the kernel (diverging colours, symmetric about 0) next to its
-    zero-padded power spectrum relative to its peak, DC in the centre.
+    For the largest kernel size in ``kernels``, the lowest seed and each window: the stored slices
+    (rows; :data:`~robustbench_win.measure.leakage.EXAMPLE_RULE`) as the kernel divided by its
+    largest absolute weight (diverging colours, -1 to 1) next to its zero-padded power spectrum
+    relative to its peak, DC in the centre; a colour bar for each scale. The title says which
+    layer, seed and selection rule.
 
     Args:
         kernels: Stored example-kernel records (:data:`robustbench_win.store.records.KERNEL_RECORDS`).
@@ -303,22 +384,26 @@ def kernel_examples_figure(kernels: pd.DataFrame, title: str, *, n_fft: int = N_
     """
     _require(kernels, "example kernels")
     large = kernels[kernels["kernel_size"] == kernels["kernel_size"].max()]
-    large = large[large["seed"] == large["seed"].min()]
+    seed = int(large["seed"].min())
+    large = large[large["seed"] == seed]
     windows = ordered(large["window"], window_order())
     slices = sorted(large["slice"].unique())
-    fig = Figure(figsize=(2.2 * 2 * len(windows), 2.1 * len(slices) + 0.6), layout="constrained")
+    layers = ", ".join(sorted(large["layer"].astype(str).unique()))
+    fig = Figure(figsize=(2.2 * 2 * len(windows) + 1.2, 2.1 * len(slices) + 1.0), layout="constrained")
+    fig.get_layout_engine().set(w_pad=6 / 72)  # room for the rotated colour-bar labels at the edges
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(slices), 2 * len(windows), squeeze=False)
-    _fit_title(fig, title)
+    _fit_title(fig, f"{title}: layer {layers}, seed {seed}; rows: {EXAMPLE_RULE}")
+    kernel_image = spectrum_image = None
     for column, window in enumerate(windows):
         rows = large[large["window"] == window]
         for row, index in enumerate(slices):
             taps = rows[rows["slice"] == index].pivot(index="row", columns="col", values="weight").to_numpy()
-            limit = float(np.abs(taps).max()) or 1.0
-            spectrum = centred_spectrum_db(torch.tensor(taps)[None], n_fft=n_fft)[0].numpy()
+            peak = float(np.abs(taps).max()) or 1.0
+            spectrum = centred_spectrum_db(torch.tensor(taps)[None], n_fft=n_fft, floor_db=SPECTRUM_FLOOR_DB)[0].numpy()
             kernel_ax, spectrum_ax = axes[row, 2 * column], axes[row, 2 * column + 1]
-            kernel_ax.imshow(taps, cmap="RdBu_r", vmin=-limit, vmax=limit)
-            spectrum_ax.imshow(spectrum, cmap="magma", vmin=-60.0, vmax=0.0)
+            kernel_image = kernel_ax.imshow(taps / peak, cmap="RdBu_r", vmin=-1.0, vmax=1.0)
+            spectrum_image = spectrum_ax.imshow(spectrum, cmap="magma", vmin=SPECTRUM_FLOOR_DB, vmax=0.0)
             for ax in (kernel_ax, spectrum_ax):
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -326,9 +411,27 @@ def kernel_examples_figure(kernels: pd.DataFrame, title: str, *, n_fft: int = N_
                 k = int(rows["kernel_size"].iloc[0])
                 kernel_ax.set_title(f"{window}: kernel {k}×{k}", fontsize="small")
                 spectrum_ax.set_title(f"{window}: power (dB)", fontsize="small")
+    kernel_axes, spectrum_axes = axes[:, 0::2].ravel().tolist(), axes[:, 1::2].ravel().tolist()
+    fig.colorbar(kernel_image, ax=kernel_axes, location="left", shrink=0.6, label="weight / max |weight|")
+    fig.colorbar(spectrum_image, ax=spectrum_axes, location="right", shrink=0.6, label="power rel. to peak (dB)")
     return fig
 
 
 plot_leakage = _png_writer(leakage_figure)
 plot_shift = _png_writer(shift_figure)
 plot_kernel_examples = _png_writer(kernel_examples_figure)
+
+
+def plot_metric_panels(panels: list[tuple[str, str]], what: str) -> Callable[[pd.DataFrame, Path | str, str], Path]:
+    """A ``plot_*`` function drawing :func:`metric_panels_figure` of ``panels`` (a report part's figure).
+
+    Args:
+        panels: ``(metric, y label)`` of each panel.
+        what: The table's name in the message when it is empty.
+    """
+    def draw(table: pd.DataFrame, title: str) -> Figure:
+        _require(table, what)
+        return metric_panels_figure(table, title, panels)
+
+    draw.__name__ = "metric_panels_figure"
+    return _png_writer(draw)

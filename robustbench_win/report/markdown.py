@@ -10,7 +10,8 @@ header, and missing values show as "–". :func:`to_markdown` renders every colu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,135 +23,96 @@ SCREEN_WIDTH = 120  # characters: what a table in summary.md may take
 _KEY_COLUMNS = ("dataset", "model", "model_id", "attack", "kernel_size", "window", "claim")  # repeated in every part
 _MAX_CELL_CHARS = 300
 
-_LABELS = {
-    "dataset": "data set",
-    "model": "model",
-    "model_id": "model",
-    "attack": "attack",
-    "kernel_size": "k",
-    "window": "window",
-    "n_seeds": "seeds",
-    "n_paired": "paired seeds",
-    "n_evaluated": "evaluated",
-    "n_attacked": "attacked",
-    "n_success": "fooled",
-    "n_fooled": "fooled",
-    "acc": "acc. (%)",
-    "diff": f"Δ vs {BASELINE_WINDOW} (pp)",
-    "success_rate": "success (%)",
-    "median_l2": "median ‖r‖₂",
-    "mean_l2": "mean ‖r‖₂",
-    "mean_rho": "mean ρ_adv",
-    "robust_acc": "robust acc. (%)",
-    "median_abs_angle": "median |angle| (°)",
-    "median_shift": "median shift (px)",
-    "wilcoxon_n_pairs": "pairs",
-    "wilcoxon_median_diff": f"median Δ‖r‖₂ (win − {BASELINE_WINDOW})",
-    "wilcoxon_p": "Wilcoxon p (unadjusted, descriptive)",
-    "wilcoxon_note": "note",
-    # minimal-norm tables (robustbench_win.analysis.norms): failures count as an infinite norm
-    "norms_from": "norms from",
-    "robust_auc_upper": "AUC range",
-    "median_norm": "median ‖r‖₂ (fail = ∞)",
-    "mean_l2_successes": "mean ‖r‖₂ (successes only)",
-    "robust_auc": "AUC",
-    "clean_acc_test": "clean acc. (%)",
-    "n_pairs": "pairs",
-    "n_both_failed": "both failed",
-    "median_diff": "median Δ‖r‖₂",
-    "p": "Wilcoxon p (unadjusted, descriptive)",
-    "test": "test",
-    "note": "note",
-    "seed": "seed",
-    "optimality": "optimality",
-    "d_max": "d_max",
-    "optimality_note": "note",
-    "forward_passes_per_sample": "fwd passes / sample",
-    "backward_passes_per_sample": "bwd passes / sample",
-    "seconds": "seconds",
-    "n_params": "params",
-    f"n_paired_{REFERENCE_TAG}": f"paired seeds ({REFERENCE_TAG})",
-    f"diff_{REFERENCE_TAG}": f"Δ vs {BASELINE_WINDOW} k={REFERENCE_KERNEL_SIZE}",
-    "leakage_diff": f"Δ vs {BASELINE_WINDOW}",
-    "leakage": "leakage (blocks)",
-    "leakage_init": "untrained",
-    "leakage_change": "learned change",
-    "leakage_null": "Gaussian null",
-    "leakage_excess": "excess over null",
-    "stem": "stem",
-    "stem_init": "stem untrained",
-    "stem_change": "stem change",
-    "change_diff_k3": f"Δ change vs {BASELINE_WINDOW} k=3",
-    "excess_diff_k3": f"Δ excess vs {BASELINE_WINDOW} k=3",
-    "consistency": "consistency (%)",
-    "unshifted_acc": "unshifted acc. (%)",
-    "mean_shift_acc": "mean shift acc. (%)",
-    "worst_shift_acc": "worst shift acc. (%)",
-}
-_DECIMALS = {
-    "acc": 2,
-    "diff": 2,
-    "success_rate": 1,
-    "median_l2": 3,
-    "mean_l2": 3,
-    "mean_rho": 4,
-    "robust_acc": 1,
-    "median_abs_angle": 1,
-    "median_shift": 2,
-    "wilcoxon_median_diff": 3,
-    "clean_acc": 2,
-    "forward_passes": 1,
-    "backward_passes": 1,
-    "seconds": 2,
-    f"diff_{REFERENCE_TAG}": 2,
-    "leakage_diff": 3,
-    "consistency": 1,
-    "unshifted_acc": 1,
-    "mean_shift_acc": 1,
-    "worst_shift_acc": 1,
-}
-_SIGNED = {"diff", "wilcoxon_median_diff", "median_diff", f"diff_{REFERENCE_TAG}", "leakage_diff", "leakage_change",
-           "leakage_excess", "stem_change", "change_diff_k3", "excess_diff_k3"}
-_P_VALUES = {"wilcoxon_p", "p", "p-value", "p (raw)", "p (Holm)"}
-_TEXT_COLUMNS = {"dataset", "model", "model_id", "attack", "window", "wilcoxon_note", "norms_from", "test", "note",
-                 "optimality_note", "claim", "effect [95% CI]", "n", "verdict"}
+
+@dataclass(frozen=True)
+class Columns:
+    """How the columns of one table read in markdown; a report part declares its own
+    (:data:`robustbench_win.report.summary.PARTS`), over :data:`SHARED_COLUMNS`.
+
+    Attributes:
+        labels: Metric (a column's name after any ``group:`` prefix) -> header.
+        decimals: Metric -> decimals of its values (default 3; ``robust_acc@0.5`` looks up
+            ``robust_acc``, ``*_test`` and ``*_per_sample`` their stem).
+        signed: Metrics shown with a sign (differences).
+        text: Columns or metrics of text, aligned left.
+        p_values: Metrics that are p-values (3 significant digits).
+    """
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    decimals: Mapping[str, int] = field(default_factory=dict)
+    signed: frozenset[str] = frozenset()
+    text: frozenset[str] = frozenset()
+    p_values: frozenset[str] = frozenset()
+
+    def __or__(self, other: Columns) -> Columns:
+        """These columns with ``other``'s declarations added (``other`` wins where both declare one)."""
+        return Columns({**self.labels, **other.labels}, {**self.decimals, **other.decimals}, self.signed | other.signed,
+                       self.text | other.text, self.p_values | other.p_values)
+
+
+# Columns that many tables carry: the model keys, counts, and the differences to the baseline.
+SHARED_COLUMNS = Columns(
+    labels={
+        "dataset": "data set",
+        "model": "model",
+        "model_id": "model",
+        "attack": "attack",
+        "kernel_size": "k",
+        "window": "window",
+        "seed": "seed",
+        "n_seeds": "seeds",
+        "n_paired": "paired seeds",
+        f"n_paired_{REFERENCE_TAG}": f"paired seeds ({REFERENCE_TAG})",
+        "n_evaluated": "evaluated",
+        "n_attacked": "attacked",
+        "n_success": "fooled",
+        "n_fooled": "fooled",
+        "diff": f"Δ vs {BASELINE_WINDOW} (pp)",
+        f"diff_{REFERENCE_TAG}": f"Δ vs {BASELINE_WINDOW} k={REFERENCE_KERNEL_SIZE}",
+        "success_rate": "success (%)",
+        "robust_acc": "robust acc. (%)",
+    },
+    decimals={"diff": 2, f"diff_{REFERENCE_TAG}": 2, "success_rate": 1, "robust_acc": 1},
+    signed=frozenset({"diff", f"diff_{REFERENCE_TAG}"}),
+    text=frozenset({"dataset", "model", "model_id", "attack", "window"}),
+)
 _MISSING = "–"
 
 
-def _label(metric: str) -> str:
+def _label(metric: str, columns: Columns) -> str:
     if metric.startswith("robust_acc@"):
         return f"robust acc. ε={metric.split('@', 1)[1]} (%)"
     if metric.startswith("layer") and metric.endswith("_init"):  # a leakage table's untrained layer
         return f"{metric.removesuffix('_init')} untrained"
-    return _LABELS.get(metric, metric)
+    return columns.labels.get(metric, metric)
 
 
-def _decimals(metric: str) -> int:
-    return _DECIMALS.get(metric.split("@", 1)[0].removesuffix("_test").removesuffix("_per_sample"), 3)
+def _decimals(metric: str, columns: Columns) -> int:
+    return columns.decimals.get(metric.split("@", 1)[0].removesuffix("_test").removesuffix("_per_sample"), 3)
 
 
-def _number(value: Any, metric: str) -> str:
+def _number(value: Any, metric: str, columns: Columns) -> str:
     """One cell: integers as integers, p-values with 3 significant digits, else fixed."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return _MISSING
     if isinstance(value, str):
         return value or ""
-    if metric in _P_VALUES:
+    if metric in columns.p_values:
         return f"{value:.3g}"
     if isinstance(value, float) and math.isinf(value):  # a failed attack's norm, or a median over failures
         return "∞" if value > 0 else "−∞"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    sign = "+" if metric in _SIGNED else ""
-    return f"{value:{sign}.{_decimals(metric)}f}"
+    sign = "+" if metric in columns.signed else ""
+    return f"{value:{sign}.{_decimals(metric, columns)}f}"
 
 
-def _mean_std(mean: Any, std: Any, metric: str) -> str:
+def _mean_std(mean: Any, std: Any, metric: str, columns: Columns) -> str:
     if pd.isna(mean):
         return _MISSING
     if pd.isna(std):  # a single seed: no spread to report
-        return _number(float(mean), metric)
-    return f"{_number(float(mean), metric)} ± {float(std):.{_decimals(metric)}f}"
+        return _number(float(mean), metric, columns)
+    return f"{_number(float(mean), metric, columns)} ± {float(std):.{_decimals(metric, columns)}f}"
 
 
 @dataclass(frozen=True)
@@ -161,8 +123,9 @@ class _ViewColumn:
     key: bool  # repeated in every part of a split table
 
 
-def _view(df: pd.DataFrame, droppable: tuple[str, ...]) -> list[_ViewColumn]:
+def _view(df: pd.DataFrame, droppable: tuple[str, ...], columns: Columns) -> list[_ViewColumn]:
     """The columns to show: mean/std pairs merged, ``droppable`` columns left out where constant."""
+    columns = SHARED_COLUMNS | columns
     names = set(df.columns)
     view = []
     for column in df.columns:
@@ -174,12 +137,12 @@ def _view(df: pd.DataFrame, droppable: tuple[str, ...]) -> list[_ViewColumn]:
             continue
         if metric.endswith("_mean") and f"{prefix}{metric[:-5]}_std" in names:
             base = metric[:-5]
-            cells = [_mean_std(m, s, base) for m, s in zip(df[column], df[f"{prefix}{base}_std"])]
+            cells = [_mean_std(m, s, base, columns) for m, s in zip(df[column], df[f"{prefix}{base}_std"])]
         else:
             base = metric
-            cells = [_number(v, metric) for v in df[column].astype(object)]
-        header = f"{group} {_label(base)}".strip()
-        align = "left" if column in _TEXT_COLUMNS or metric in _TEXT_COLUMNS else "right"
+            cells = [_number(v, metric, columns) for v in df[column].astype(object)]
+        header = f"{group} {_label(base, columns)}".strip()
+        align = "left" if column in columns.text or metric in columns.text else "right"
         view.append(_ViewColumn(header, cells, align, column in _KEY_COLUMNS))
     return view
 
@@ -198,13 +161,14 @@ def _width(text: str) -> int:
     return max(len(line) for line in text.splitlines())
 
 
-def to_markdown(df: pd.DataFrame, *, drop_constant_keys: bool = True) -> str:
+def to_markdown(df: pd.DataFrame, columns: Columns = SHARED_COLUMNS, *, drop_constant_keys: bool = True) -> str:
     """Render a table of :mod:`robustbench_win.analysis.tables` as one markdown (pipe) table.
 
     Args:
         df: A table from :func:`~robustbench_win.analysis.tables.clean_accuracy_table`,
             :func:`~robustbench_win.analysis.tables.deepfool_table` or
             :func:`~robustbench_win.analysis.tables.spatial_table` (any DataFrame works).
+        columns: How its columns read (its report part's declaration).
         drop_constant_keys: Leave out the ``dataset`` and ``model`` columns where they hold
             a single value (the report names them in its heading).
 
@@ -213,10 +177,10 @@ def to_markdown(df: pd.DataFrame, *, drop_constant_keys: bool = True) -> str:
     """
     if df.empty:
         return "_No results._"
-    return _render(_view(df, ("dataset", "model") if drop_constant_keys else ()))
+    return _render(_view(df, ("dataset", "model") if drop_constant_keys else (), columns))
 
 
-def to_markdown_parts(df: pd.DataFrame, *, max_width: int = SCREEN_WIDTH) -> list[str]:
+def to_markdown_parts(df: pd.DataFrame, columns: Columns = SHARED_COLUMNS, *, max_width: int = SCREEN_WIDTH) -> list[str]:
     """Render a table as markdown tables at most about ``max_width`` characters wide.
 
     The key columns (data set, model, model id, attack, k, window) lead every part; the other
@@ -229,7 +193,7 @@ def to_markdown_parts(df: pd.DataFrame, *, max_width: int = SCREEN_WIDTH) -> lis
     """
     if df.empty:
         return ["_No results._"]
-    view = _view(df, ("dataset", "model", "attack"))
+    view = _view(df, ("dataset", "model", "attack"), columns)
     keys = [c for c in view if c.key]
     parts: list[list[_ViewColumn]] = []
     for column in (c for c in view if not c.key):

@@ -1,8 +1,11 @@
 """The evaluation runner: kernel-size x window x seed matrix -> clean accuracy -> attacks.
 
 Each model of the matrix is one *cell*: train it or load it from the checkpoint store, measure
-its clean accuracy on the whole test split, then run every pending attack on the same test
-images as every other model. A cell writes each result through
+its clean accuracy on the whole test split, then run its sanity checks, every pending attack on
+the same test images as every other model, and the per-model measures. Each of these is a step
+(:mod:`robustbench_win.run.steps`) that runs itself on the model and returns its records;
+:func:`run_cell` runs the pending ones, stores what they return, times them and records a crash
+(:func:`run_step`). A cell writes each result through
 :class:`~robustbench_win.store.run_folder.RunFolder` as soon as it finishes, and only under its own
 ``runs/<model_id>/``, so cells may run in any order, or side by side. A stopped run resumes
 from those files: nothing finished is redone, and trained models are reloaded. The report is
@@ -22,71 +25,37 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-import random
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from robustbench_win.atomic import WriteError, remove_temporaries
-from robustbench_win.attacks.base import Attack
 from robustbench_win.train.checkpoints import CheckpointStore, ModelSpec
 from robustbench_win.data.datasets import ImageData, stratified_subset
-from robustbench_win.measure.checks import (
-    CROSS_CHECK, GRADIENT_FAMILIES, REFUSE, CheckResult, cross_check, pre_attack_checks,
-)
-from robustbench_win.measure.diagnostics import (
-    DIAGNOSTICS, LEAKAGE_DIAGNOSTIC, LEAKAGE_INIT_MEASURE, LEAKAGE_MEASURE, SHIFT_GRID_MEASURE, SHIFT_MEASURE, Diagnostic,
-    kernel_example_rows, leakage_rows, shift_rows,
-)
+from robustbench_win.attacks.families import gradient_families
+from robustbench_win.measure.checks import CROSS_CHECK, PRE_ATTACK_CHECKS, REFUSE
 from robustbench_win.run.executors import Task, WorkerSetup, default_threads, run_cells
 from robustbench_win.run.folder_lock import hold_run_folder
+from robustbench_win.run.steps import (
+    AttackStep, Cell, CellContext, CheckStep, CrossCheckStep, MeasureStep, ObtainModel, Step, StepOutput,
+)
 from robustbench_win.models.param_match import DEFAULT_TOLERANCE, REFERENCE_KERNEL_SIZE, match_width
 from robustbench_win.registry import ATTACKS
-from robustbench_win.store.records import (
-    ATTACK_RECORDS,
-    CHECK_RECORDS,
-    KERNEL_RECORDS,
-    LEAKAGE_RECORDS,
-    RECORD_KINDS,
-    SHIFT_ACCURACY_RECORDS,
-    SHIFT_RECORDS,
-    AttackCost,
-    CleanResult,
-    ModelIdentity,
-    RecordKind,
-    failure_fields,
-)
+from robustbench_win.store import minimal_norms
+from robustbench_win.store.records import ATTACK_RECORDS, CHECK_RECORDS, MEASURES, ModelIdentity
 from robustbench_win.store.run_folder import RunFolder
-from robustbench_win.suite import CHECK_NAMES, AttackSpec, SuiteConfig, weights_path
+from robustbench_win.suite import AttackSpec, SuiteConfig, weights_path
 from robustbench_win.data.prepare import prepare_data
-from robustbench_win.train.obtain import TrainedModel, initial_model, obtain_model
 from robustbench_win.train.weights import load_weights
 
 ATTACK_SAMPLE_SEED = 1234  # fixed: every model of every suite run attacks the same images
 VERSIONED_PACKAGES = ("robustbench-win", "torch", "torchvision", "foolbox", "adversarial-robustness-toolbox", "numpy", "pandas", "scipy")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One model of the matrix: how its records are labelled and what determines its weights.
-
-    Attributes:
-        identity: The labels of its records.
-        spec: How to build (and train) it.
-        weights: A state-dict file to load instead of training (a suite's ``weights``), or ``None``.
-    """
-
-    identity: ModelIdentity
-    spec: ModelSpec
-    weights: Path | None = None
 
 
 def cells(config: SuiteConfig, *, in_channels: int | None = None, num_classes: int | None = None) -> list[Cell]:
@@ -293,84 +262,73 @@ def run_cell(
     *,
     checks_off: tuple[str, ...] = (),
 ) -> None:
-    """Clean accuracy, the sanity checks and every pending attack of one model, each stored as it finishes.
+    """Every pending step of one model (:func:`cell_steps`), each stored as it finishes.
 
     A model that fails to train is recorded as failed (delete its ``clean.json`` to retry);
-    an attack that crashes is recorded and retried by the next run. A model a check refuses
+    a step that crashes is recorded and retried by the next run. A model a check refuses
     (:mod:`robustbench_win.measure.checks`) is not attacked; the other models still are.
 
     Raises:
         WriteError: A result could not be written.
     """
+    context = CellContext(cell, data, indices, folder, device, progress)
     model_id = cell.identity.model_id
-    pending = [a for a in attacks if not folder.step_done(ATTACK_RECORDS, model_id, a.name)]
-    diagnostics = pending_diagnostics(folder, model_id)
-    checks = [name for name in CHECK_NAMES if name not in checks_off
-              and not folder.step_done(CHECK_RECORDS, model_id, name)]
     clean = folder.read_clean(model_id)
     if clean is not None and clean["status"] == "failed":
         return
+    pending = [step for step in cell_steps(attacks, checks_off) if not step.done(folder, model_id)]
     # The untrained model needs only the seed and the spec: an older run folder gains these
     # records on resume without retraining or reloading anything.
-    for diagnostic in (d for d in diagnostics if not d.trained):
-        start = time.perf_counter()
-        _run_init_diagnostic(cell, data, folder, device)
-        folder.add_timings(model_id, {"diagnostic_seconds": {diagnostic.name: time.perf_counter() - start}})
-    diagnostics = [d for d in diagnostics if d.trained]
-    if clean is not None and not (pending or diagnostics or checks):
+    for step in (s for s in pending if not s.needs_model):
+        run_step(step, context)
+    pending = [step for step in pending if step.needs_model]
+    if clean is not None and not pending:
         return
+    output = run_step(ObtainModel(store, evaluate_test=clean is None), context)
+    if output is None or output.obtained is None:
+        return  # recorded as failed
+    context = dataclasses.replace(context, model=output.obtained.model)
+    for step in pending:
+        if step.refusable and refused(folder, model_id):
+            continue  # its numbers would be meaningless; the check's record says why
+        run_step(step, context)
+
+
+def cell_steps(attacks: tuple[AttackSpec, ...], checks_off: tuple[str, ...] = ()) -> list[Step]:
+    """Every step of a model but obtaining it, in running order: the sanity checks, the attacks, the
+    cross-check (:data:`~robustbench_win.conventions.CHECK_NAMES`) and the per-model measures
+    (:data:`~robustbench_win.store.records.MEASURES`; a measure of the untrained model runs before the
+    model is obtained)."""
+    checks: list[Step] = [CheckStep(name) for name in PRE_ATTACK_CHECKS if name not in checks_off]
+    cross_check: list[Step] = [] if CROSS_CHECK in checks_off else [CrossCheckStep(best_known_norms)]
+    return [*checks, *(AttackStep(attack) for attack in attacks), *cross_check, *(MeasureStep(m) for m in MEASURES)]
+
+
+def run_step(step: Step, context: CellContext) -> StepOutput | None:
+    """Run one step on one model: store what it returns, add its seconds to ``timings.json`` and
+    record a crash (the other steps still run); ``None`` when it crashed.
+
+    A :class:`~robustbench_win.atomic.WriteError` is raised on: the folder itself is broken.
+    """
+    folder, identity = context.folder, context.identity
+    start = time.perf_counter()
+    output: StepOutput | None = None
     try:
-        start = time.perf_counter()
-        trained = _obtain(cell, data, store, device, progress, evaluate_test=clean is None)
-        timings = {} if trained.reused else {"train_seconds": time.perf_counter() - start - trained.test_seconds}
-        if clean is None:
-            timings["clean_seconds"] = trained.test_seconds
-            folder.write_clean(cell.identity, clean_result(trained))
+        output = step.run(context)
+        seconds = time.perf_counter() - start
+        if output.cost is not None:
+            folder.write_cost(identity, output.cost)  # first: a stored step has its cost
+        if output.clean is not None:
+            folder.write_clean(identity, output.clean)
+        for records in output.records:
+            folder.write_step(records.kind, identity, records.step, records.rows)
     except WriteError:
         raise
-    except Exception as error:  # one broken model must not stop the matrix
-        failure = failure_fields(error)
-        folder.write_clean(cell.identity, CleanResult("failed", failure["error"], None, 0, 0, 0.0, ""), failure["traceback"])
-        return
-    folder.add_timings(model_id, timings)
-    images, labels = data.test_tensors(indices)
-    _run_checks(trained.model.to(device).eval(), images.to(device), labels.to(device), folder.read_clean(model_id) or {},
-                data.num_classes, cell.identity, folder, set(checks) - {CROSS_CHECK})
-    if refused(folder, model_id):
-        pending = []  # its numbers would be meaningless; the check's record says why
-    for attack in pending:
-        start = time.perf_counter()
-        _run_attack(attack, trained.model, data, indices, cell.identity, folder, device, progress)
-        folder.add_timings(model_id, {"attack_seconds": {attack.name: time.perf_counter() - start}})
-    if CROSS_CHECK in checks and not refused(folder, model_id):
-        with _failure_recorded(folder, CHECK_RECORDS, model_id, CROSS_CHECK):
-            best = best_known_norms(folder, model_id, indices)
-            if best is not None:  # no gradient attack in the suite: nothing to cross-check
-                _store_checks(folder, cell.identity, [cross_check(trained.model.to(device).eval(), images.to(device),
-                                                                  labels.to(device), best.to(device))])
-    for diagnostic in diagnostics:
-        start = time.perf_counter()
-        _run_diagnostic(diagnostic, trained.model, data, indices, cell.identity, folder, device)
-        folder.add_timings(model_id, {"diagnostic_seconds": {diagnostic.name: time.perf_counter() - start}})
-
-
-def _run_checks(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, clean: dict[str, Any],
-                num_classes: int, identity: ModelIdentity, folder: RunFolder, wanted: set[str]) -> None:
-    """The pending checks before the attacks (:func:`~robustbench_win.measure.checks.pre_attack_checks`), stored."""
-    if not wanted:
-        return
-    with _failure_recorded(folder, CHECK_RECORDS, identity.model_id, "pre-attack"):
-        _store_checks(folder, identity, pre_attack_checks(
-            model, images, labels, n_correct=int(clean.get("n_correct") or 0), n_test=int(clean.get("n_test") or 0),
-            num_classes=num_classes, enabled=wanted.__contains__))
-
-
-def _store_checks(folder: RunFolder, identity: ModelIdentity, results: list[CheckResult]) -> None:
-    """One ``check-<name>.csv`` per result, and its seconds in ``timings.json``."""
-    for result in results:
-        row = dataclasses.asdict(result)
-        folder.write_step(CHECK_RECORDS, identity, {"check": row.pop("check")}, [row])
-        folder.add_timings(identity.model_id, {"check_seconds": {result.check: result.seconds}})
+    except Exception as error:  # recorded in the report; the other steps still run
+        seconds, output = time.perf_counter() - start, None
+        step.failed(folder, identity, error)
+    folder.add_timings(identity.model_id, step.timings(seconds, output))
+    return output
 
 
 def refused(folder: RunFolder, model_id: str) -> bool:
@@ -387,132 +345,15 @@ def refused(folder: RunFolder, model_id: str) -> bool:
 
 def best_known_norms(folder: RunFolder, model_id: str, indices: torch.Tensor) -> torch.Tensor | None:
     """Per attacked image (in ``indices`` order), the smallest verified L2 norm over the model's stored
-    gradient attacks (:data:`~robustbench_win.measure.checks.GRADIENT_FAMILIES`), +inf where all failed, NaN
+    gradient attacks (:func:`~robustbench_win.attacks.families.gradient_families`), +inf where all failed, NaN
     where it was not attacked; ``None`` when no such attack is stored."""
-    frames = []
-    for path in sorted(folder.model_dir(model_id).glob(f"{ATTACK_RECORDS.prefix}-*.csv")):
-        frame = ATTACK_RECORDS.schema.read_csv(path)
-        frames.append(frame[frame["family"].isin(GRADIENT_FAMILIES)])
-    rows = pd.concat(frames) if frames else None
-    if rows is None or rows.empty:
+    paths = sorted(folder.model_dir(model_id).glob(f"{ATTACK_RECORDS.prefix}-*.csv"))
+    rows = pd.concat([ATTACK_RECORDS.schema.read_csv(path) for path in paths]) if paths else None
+    attacks = [] if rows is None else minimal_norms.minimal_norm_attacks(rows, gradient_families())
+    if not attacks:
         return None
-    norm = rows["l2"].where(rows["success"].astype(bool), float("inf")).where(rows["attacked"].astype(bool), float("nan"))
-    best = norm.groupby(rows["index"]).min(skipna=False)  # NaN stays NaN: not attacked by any
+    best = minimal_norms.best_known_norms(rows, attacks=attacks, misclassified=float("nan")).set_index("index")["norm"]
     return torch.tensor([float(best.get(i, float("nan"))) for i in indices.tolist()], dtype=torch.float32)
-
-
-def pending_diagnostics(folder: RunFolder, model_id: str) -> list[Diagnostic]:
-    """The diagnostics (:data:`~robustbench_win.measure.diagnostics.DIAGNOSTICS`) whose records are not all stored."""
-    kinds = {kind.name: kind for kind in RECORD_KINDS}
-    return [d for d in DIAGNOSTICS if not all(folder.step_done(kinds[name], model_id, step) for name, step in d.kinds)]
-
-
-def _run_init_diagnostic(cell: Cell, data: ImageData, folder: RunFolder, device: torch.device) -> None:
-    """Spectral leakage of the cell's untrained model: built from its seed exactly as training builds it
-    (windowed like the trained model). A cell loaded from a weights file gets the same: the untrained
-    model of its architecture and seed, the null its layers are read against."""
-    with _failure_recorded(folder, LEAKAGE_RECORDS, cell.identity.model_id, LEAKAGE_INIT_MEASURE), _rng_kept():
-        model = initial_model(cell.spec, data).to(device)
-        folder.write_step(LEAKAGE_RECORDS, cell.identity, {"measure": LEAKAGE_INIT_MEASURE}, leakage_rows(model))
-
-
-@contextmanager
-def _rng_kept() -> Iterator[None]:
-    """Leave the Python, NumPy and torch (CPU) random states as they were before the block."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        yield
-    random.setstate(python_state)
-    np.random.set_state(numpy_state)
-
-
-def _run_diagnostic(
-    diagnostic: Diagnostic,
-    model: torch.nn.Module,
-    data: ImageData,
-    indices: torch.Tensor,
-    identity: ModelIdentity,
-    folder: RunFolder,
-    device: torch.device,
-) -> None:
-    """Spectral leakage (from the weights) or shift consistency (on the attacked images) of one model."""
-    first_kind, first_step = (LEAKAGE_RECORDS, LEAKAGE_MEASURE) if diagnostic is LEAKAGE_DIAGNOSTIC else (
-        SHIFT_RECORDS, SHIFT_MEASURE)
-    with _failure_recorded(folder, first_kind, identity.model_id, first_step):
-        model = model.to(device)
-        if diagnostic is LEAKAGE_DIAGNOSTIC:
-            folder.write_step(LEAKAGE_RECORDS, identity, {"measure": LEAKAGE_MEASURE}, leakage_rows(model))
-            folder.write_step(KERNEL_RECORDS, identity, {"measure": LEAKAGE_MEASURE}, kernel_example_rows(model))
-        else:
-            images, labels = data.test_tensors(indices)
-            samples, accuracies = shift_rows(model, images, labels, indices.tolist())
-            folder.write_step(SHIFT_RECORDS, identity, {"measure": SHIFT_MEASURE}, samples)
-            folder.write_step(SHIFT_ACCURACY_RECORDS, identity, {"measure": SHIFT_GRID_MEASURE}, accuracies)
-
-
-def _obtain(cell: Cell, data: ImageData, store: CheckpointStore, device: torch.device, progress: bool, *,
-            evaluate_test: bool) -> TrainedModel:
-    """The cell's model: loaded from its weights file when the suite names one, else trained or reused."""
-    if cell.weights is not None:
-        return load_weights(cell.spec, data, cell.weights, device=device, evaluate_test=evaluate_test)
-    return obtain_model(cell.spec, data, store, device=device, progress=progress, evaluate_test=evaluate_test)
-
-
-def clean_result(trained: TrainedModel) -> CleanResult:
-    """The clean record of a model evaluated on the whole test split."""
-    correct = trained.test_correct
-    if correct is None:
-        raise ValueError("the model was not evaluated on the test split (obtain it with evaluate_test=True)")
-    return CleanResult(status="ok", error=None, accuracy=float(correct.float().mean()), n_test=len(correct),
-                       n_correct=int(correct.sum()), train_seconds=float(trained.metrics.get("train_seconds", 0.0)),
-                       checkpoint=str(trained.checkpoint), n_params=trainable_parameters(trained.model))
-
-
-def trainable_parameters(model: torch.nn.Module) -> int:
-    """Trainable parameters of a built model (as :func:`~robustbench_win.models.param_match.count_parameters`)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def _run_attack(
-    attack: AttackSpec,
-    model: torch.nn.Module,
-    data: ImageData,
-    indices: torch.Tensor,
-    identity: ModelIdentity,
-    folder: RunFolder,
-    device: torch.device,
-    progress: bool,
-) -> None:
-    with _failure_recorded(folder, ATTACK_RECORDS, identity.model_id, attack.name):
-        instance = ATTACKS.create(attack.name, **attack.params)
-        images, labels = data.test_tensors(indices)
-        results = instance(model.to(device), images, labels, indices.tolist(), progress=progress)
-        folder.write_cost(identity, attack_cost(attack.name, instance))  # first: a stored step has its cost
-        folder.write_step(ATTACK_RECORDS, identity, {"attack": attack.name, "family": instance.family},
-                          (result.record() for result in results))
-
-
-@contextmanager
-def _failure_recorded(folder: RunFolder, kind: RecordKind, model_id: str, step: str) -> Iterator[None]:
-    """Record an exception of the block as the failure of ``step``, so that the other steps still run.
-
-    A :class:`~robustbench_win.atomic.WriteError` is raised on: the folder itself is broken.
-    """
-    try:
-        yield
-    except WriteError:
-        raise
-    except Exception as error:  # recorded in the report; the other steps still run
-        folder.write_step_error(kind, model_id, step, error)
-
-
-def attack_cost(name: str, attack: Attack) -> AttackCost:
-    """The cost record of the attack's last call (passes and seconds it counted)."""
-    stats = attack.last_call_stats
-    if stats is None:
-        raise ValueError(f"attack '{name}' has not been called yet, so it has no cost to record")
-    return AttackCost(attack=name, n_attacked=stats.n_attacked, forward_passes=stats.forward_passes,
-                      backward_passes=stats.backward_passes, seconds=stats.seconds)
 
 
 def run_facts(config: SuiteConfig, data: ImageData, device: torch.device, threads: int | None = None) -> dict[str, Any]:

@@ -25,11 +25,12 @@ written before holds ``samples.csv``, read as before), ``OUT/costs.csv`` and one
 per other record kind, and ``OUT/timings.csv`` (every model's ``timings.json``); a folder holding only those (a committed report, whose ``runs/`` is not
 kept) is read from them.
 
-Record schemas are declared once, here, from typed dataclasses: :class:`ModelIdentity` leads
-every record, :class:`CleanResult` follows it in ``clean.json``, and an attack's rows add the
-attack's name and family and the fields of :class:`~robustbench_win.attacks.result.SampleResult`.
-A new kind of per-sample record (another step run on every model) is one more
-:class:`RecordKind` in :data:`RECORD_KINDS`.
+Record schemas are declared once, in :mod:`robustbench_win.store.records`, from typed dataclasses:
+:class:`ModelIdentity` leads every record, :class:`CleanResult` follows it in ``clean.json``, and
+an attack's rows add the attack's name and family and the fields of
+:class:`~robustbench_win.attacks.result.SampleResult`. A per-model measure declares its own kinds
+of record (:mod:`robustbench_win.measure.base`); listing it in
+:data:`~robustbench_win.store.records.MEASURES` adds them to :data:`RECORD_KINDS`.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ import pandas as pd
 
 from robustbench_win.errors import UserError
 from robustbench_win.atomic import write_atomic
+from robustbench_win.conventions import DEFAULT_RADII
 from robustbench_win.ordering import sort_records
+from robustbench_win.schema import MODEL_SORT
 from robustbench_win.store.records import (
     ATTACK_RECORDS,
     CLEAN,
     COSTS,
     FAILURES,
     IDENTITY,
-    MODEL_SORT,
     RECORD_KINDS,
     TIMINGS,
     AttackCost,
@@ -64,8 +66,6 @@ from robustbench_win.store.records import (
     nested_timings,
     timing_rows,
 )
-
-from robustbench_win.suite import DEFAULT_RADII
 
 SUITE_FILE, META_FILE, RUNS_DIR = "suite.toml", "meta.json", "runs"
 CLEAN_FILE, TIMINGS_FILE, CLEAN_TABLE = "clean.json", "timings.json", "clean.csv"

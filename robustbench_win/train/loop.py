@@ -7,7 +7,6 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +17,7 @@ from tqdm.auto import tqdm
 
 from robustbench_win.errors import UserError
 from robustbench_win.data.datasets import ImageData, to_float
-from robustbench_win.train.batches import CROP_PADDING, BatchSource, crop_and_flip, draw_crops
+from robustbench_win.train.batches import BatchSource
 from robustbench_win.train.config import TrainConfig
 from robustbench_win.train.speed import (
     Accelerator,
@@ -57,19 +56,6 @@ def bf16_autocast_available(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu"
-
-
-def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int = CROP_PADDING) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, for a ``(N, C, H, W)`` batch (CPU draws)."""
-    draws = draw_crops(len(images), generator, padding).to(images.device)
-    return crop_and_flip(images, draws, padding)
-
-
-def training_batches(
-    data: ImageData, batch_size: int, generator: torch.Generator, augment: bool
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of shuffled float batches in [0, 1] on the CPU (the last, smaller batch included)."""
-    return BatchSource(data.train_images, data.train_labels).epoch(batch_size, generator, augment)
 
 
 def train(
