@@ -48,8 +48,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES
 from robustbench_win.attacks.exact_relu import ExactDistance, minimal_l2_distances, relu_mlp
+from robustbench_win.attacks.families import minimal_norm_families
 from robustbench_win.data.datasets import ImageData, load_dataset, stratified_subset
 from robustbench_win.registry import ATTACKS
 from robustbench_win.suite import load_suite
@@ -107,7 +107,7 @@ def canary_network(data: ImageData, hidden: int, epochs: int) -> nn.Module:
 def registered_minimal_norm() -> list[Setting]:
     """Every registered attack of a minimal-norm family, at its defaults, in registration order."""
     return [Setting(name, name, {}) for name in ATTACKS.in_registration_order()
-            if ATTACKS.create(name).family in MINIMAL_NORM_FAMILIES]
+            if ATTACKS.create(name).family in minimal_norm_families()]
 
 
 def preset_rows() -> list[tuple[str, tuple[Setting, ...]]]:

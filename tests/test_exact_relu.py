@@ -25,7 +25,7 @@ from robustbench_win.attacks.exact_relu import (
     minimal_l2_distances,
     relu_mlp,
 )
-from robustbench_win.analysis.norms import MINIMAL_NORM_FAMILIES
+from robustbench_win.attacks.families import minimal_norm_families
 from robustbench_win.data.datasets import load_dataset, stratified_subset
 from robustbench_win.registry import ATTACKS
 from robustbench_win.suite import load_suite
@@ -203,7 +203,7 @@ def preset_attacks() -> dict[str, tuple[str, dict[str, Any]]]:
     found = {}
     for preset in ("quick", "mnist14", "cifar10"):
         for spec in load_suite(preset).attacks:
-            if ATTACKS.create(spec.name, **spec.params).family in MINIMAL_NORM_FAMILIES:
+            if ATTACKS.create(spec.name, **spec.params).family in minimal_norm_families():
                 found[f"{spec.name}{sorted(spec.params.items())}"] = (spec.name, dict(spec.params))
     return found
 
