@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?= quick
 
-.PHONY: install run test test-slow bench bench-quick bench-train bench-attacks bench-minimal-norm bench-near-minimal bench-executors bench-gpu bench-verdict clean
+.PHONY: install run test test-slow bench bench-quick bench-train bench-attacks bench-minimal-norm bench-near-minimal bench-exact bench-reference bench-executors bench-gpu bench-verdict clean
 
 install: $(STAMP)
 
@@ -47,6 +47,14 @@ bench-minimal-norm: install
 # Presets' best-known norms against 1000-step reference attacks, optimality against cost (tens of minutes on 2 cores).
 bench-near-minimal: install
 	$(BIN)/python benchmarks/bench_near_minimal.py
+
+# Every minimal-norm attack against the exact optimum of a small ReLU network on the digits (about a minute).
+bench-exact: install
+	$(BIN)/python benchmarks/bench_exact.py
+
+# The long-budget reference restarted from other points and at 4x its budget, quick models (about 40 minutes on 2 cores).
+bench-reference: install
+	$(BIN)/python benchmarks/bench_reference.py
 
 # The quick preset in one process vs --jobs 2 (about 10 minutes on 2 cores).
 bench-executors: install

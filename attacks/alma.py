@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from robustbench_win.attacks.base import Attack, BatchOutput, check_non_negative, check_positive_int
 from robustbench_win.attacks.minimal_norm_loop import (
     batch_view, check_fraction, check_init, check_patience, check_positive, check_tolerance, decisively_adversarial,
-    deepfool_start, keep_smallest, l2_norms,
+    keep_smallest, l2_norms, RANDOM_START_RADIUS, start_facts, starting_perturbation,
 )
 
 _MU_RANGE = (1e-6, 1e12)  # the multiplier's clamp, as in the authors' code
@@ -99,7 +99,9 @@ class ALMA(Attack):
         logit_tolerance: Margin by which the true logit must lose (see
             :func:`difference_of_logits_ratio`).
         init: ``"none"``: start from the clean image, as the paper; ``"deepfool"``: from
-            projected DeepFool's boundary point.
+            projected DeepFool's boundary point; ``"random"``: from a random point near the
+            clean image (a restart for a reference).
+        start_radius: L2 radius of the ball a random start is drawn in (``init="random"`` only).
         patience: Steps without improvement after which a fooled sample is done; 0: every
             sample runs all steps, as the paper.
         tolerance: Relative decrease of the best norm that counts as an improvement.
@@ -114,6 +116,7 @@ class ALMA(Attack):
         self, *, steps: int = 1000, lr_init: float = 0.1, lr_reduction: float = 0.01, mu_init: float = 1.0,
         rho_init: float = 1.0, check_steps: int = 10, tau: float = 0.95, gamma: float = 1.2, alpha: float = 0.9,
         logit_tolerance: float = 1e-4, init: str = "none", patience: int = 0, tolerance: float = 1e-3,
+        start_radius: float = RANDOM_START_RADIUS,
     ) -> None:
         self.steps = check_positive_int("steps", steps)
         self.lr_init = check_positive("lr_init", lr_init)
@@ -128,6 +131,7 @@ class ALMA(Attack):
         self.alpha = check_fraction("alpha", alpha)
         self.logit_tolerance = check_non_negative("logit_tolerance", logit_tolerance)
         self.init = check_init(init)
+        self.start_radius = check_positive("start_radius", start_radius)
         self.patience = check_patience(patience)
         self.tolerance = check_tolerance(tolerance)
 
@@ -135,10 +139,11 @@ class ALMA(Attack):
         return {"steps": self.steps, "lr_init": self.lr_init, "lr_reduction": self.lr_reduction,
                 "mu_init": self.mu_init, "rho_init": self.rho_init, "check_steps": self.check_steps,
                 "tau": self.tau, "gamma": self.gamma, "alpha": self.alpha, "logit_tolerance": self.logit_tolerance,
-                "init": self.init, "patience": self.patience, "tolerance": self.tolerance}
+                "init": self.init, **({"start_radius": self.start_radius} if self.init == "random" else {}),
+                "patience": self.patience, "tolerance": self.tolerance}
 
     def facts(self) -> list[str]:
-        start = "the clean image" if self.init == "none" else "projected DeepFool's boundary point"
+        start = start_facts(self.init, self.start_radius)
         done = ("every sample runs all steps" if self.patience == 0
                 else f"a fooled sample done after {self.patience} steps without improvement")
         return [f"Over {self.steps} steps the learning rate decays from {self.lr_init:g} to "
@@ -161,8 +166,7 @@ class ALMA(Attack):
 
     def _start(self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], batch_size: int) -> _Walk:
         n, device = len(x), x.device
-        delta = (torch.zeros_like(x) if self.init == "none"
-                 else deepfool_start(model, x, y, indices, batch_size=batch_size))
+        delta = starting_perturbation(self.init, model, x, y, indices, batch_size=batch_size, radius=self.start_radius)
         per_sample = lambda value: torch.full((n,), value, dtype=x.dtype, device=device)  # noqa: E731
         return _Walk(
             delta=delta, square_avg=torch.ones_like(x), momentum=torch.zeros_like(x),

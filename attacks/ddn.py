@@ -49,7 +49,8 @@ class DDN(MinimalNormL2Attack):
         alpha_init: First step length.
         alpha_final: Last step length.
         **common: ``box_aware`` (default off), ``init`` (default ``"deepfool"``; ``"none"``: from
-            the clean image, as in the paper), ``patience`` and ``tolerance``, as
+            the clean image, as in the paper; ``"random"``: from a random point near it), ``start_radius``,
+            ``patience`` and ``tolerance``, as
             :class:`~robustbench_win.attacks.minimal_norm_loop.MinimalNormL2Attack` takes them.
     """
 

@@ -43,7 +43,7 @@ class FMN(MinimalNormL2Attack):
         overshoot: Relative overshoot of the linearised distance before the first success.
         box_aware: Drop the gradient components that push pixels at 0 or 1 out of [0, 1].
         **common: ``init`` (default ``"deepfool"``; ``"none"``: from the clean image, as in the
-            paper), ``patience`` and ``tolerance``, as
+            paper; ``"random"``: from a random point near it), ``start_radius``, ``patience`` and ``tolerance``, as
             :class:`~robustbench_win.attacks.minimal_norm_loop.MinimalNormL2Attack` takes them.
     """
 

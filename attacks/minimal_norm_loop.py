@@ -28,7 +28,11 @@ _NORM_FLOOR = 1e-12  # smallest gradient or perturbation norm divided by
 # and a tie there can flip when the same image is computed in another batch.
 _DECISIVE_MARGIN = 1e-5
 BOUNDARY_SEARCH_STEPS = 10  # bisection steps from a starting point back towards the clean image
-INITS: tuple[str, ...] = ("deepfool", "none")
+INITS: tuple[str, ...] = ("deepfool", "none", "random")
+# init="random": a point drawn uniformly in the L2 ball of this radius around the clean image
+# (pixels in [0, 1]), clipped into [0, 1]; a restart away from both the clean image and DeepFool.
+RANDOM_START_RADIUS = 0.1
+RANDOM_START_SEED = 20_24  # added to a sample's index: its own draw, whatever the batch
 
 
 def logit_margin(logits: Tensor, y: Tensor) -> Tensor:
@@ -73,6 +77,44 @@ def deepfool_start(model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int
     if bool(fooled.any()):
         delta[fooled] = boundary_search(model, x[fooled], output.x_adv[fooled], y[fooled])
     return delta
+
+
+def random_start(x: Tensor, indices: Sequence[int], radius: float = RANDOM_START_RADIUS) -> Tensor:
+    """``(B, C, H, W)`` a perturbation uniform in the L2 ball of ``radius``, clipped so that ``x + delta`` is in [0, 1].
+
+    Each sample draws from its own generator, seeded with its data set index, so a sample
+    starts from the same point in whatever batch it is attacked.
+    """
+    size = x[0].numel() if len(x) else 1
+    draws = []
+    for index in indices:
+        generator = torch.Generator().manual_seed(RANDOM_START_SEED + int(index))
+        direction = torch.randn(x.shape[1:], generator=generator, dtype=torch.float64)
+        radial = radius * float(torch.rand((), generator=generator, dtype=torch.float64)) ** (1 / size)
+        draws.append(direction * (radial / float(direction.norm().clamp(min=_NORM_FLOOR))))
+    delta = torch.stack(draws).to(device=x.device, dtype=x.dtype) if draws else torch.zeros_like(x)
+    return (x + delta).clamp(0, 1) - x
+
+
+def starting_perturbation(
+    init: str, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], *, batch_size: int, radius: float
+) -> Tensor:
+    """``(B, C, H, W)`` first perturbation of a start named in :data:`INITS`.
+
+    ``"none"``: zero (the clean image); ``"deepfool"``: :func:`deepfool_start`; ``"random"``:
+    :func:`random_start` with ``radius``.
+    """
+    if init == "none":
+        return torch.zeros_like(x)
+    if init == "random":
+        return random_start(x, indices, radius)
+    return deepfool_start(model, x, y, indices, batch_size=batch_size)
+
+
+def start_facts(init: str, radius: float) -> str:
+    """Where a walk starts, as a phrase for :meth:`Attack.facts`."""
+    return {"none": "the clean image", "deepfool": "projected DeepFool's boundary point",
+            "random": f"a random point within L2 distance {radius:g} of the clean image"}[init]
 
 
 def check_init(init: Any) -> str:
@@ -264,7 +306,9 @@ class MinimalNormL2Attack(Attack):
         box_aware: Drop gradient components that point out of [0, 1] where a pixel is at a
             bound.
         init: ``"deepfool"``: start from projected DeepFool's boundary point; ``"none"``:
-            from the clean image, as the papers do.
+            from the clean image, as the papers do; ``"random"``: from a random point near it
+            (:func:`random_start`, a restart for a reference).
+        start_radius: L2 radius of the ball a random start is drawn in (``init="random"`` only).
         patience: Steps without improvement after which a sample with an adversarial point
             is done; 0: never leave early.
         tolerance: Relative decrease of the best norm that counts as an improvement.
@@ -276,17 +320,20 @@ class MinimalNormL2Attack(Attack):
 
     def __init__(
         self, *, steps: int = 200, box_aware: bool = False, init: str = "deepfool", patience: int = 0,
-        tolerance: float = 1e-3,
+        tolerance: float = 1e-3, start_radius: float = RANDOM_START_RADIUS,
     ) -> None:
         self.steps = check_positive_int("steps", steps)
         self.box_aware = check_bool("box_aware", box_aware)
         self.init = check_init(init)
+        self.start_radius = check_positive("start_radius", start_radius)
         self.patience = check_patience(patience)
         self.tolerance = check_tolerance(tolerance)
 
     def params(self) -> dict[str, Any]:
-        return {"steps": self.steps, "box_aware": self.box_aware, "init": self.init, "patience": self.patience,
-                "tolerance": self.tolerance}
+        # The radius is a hyper-parameter of random starts only: other starts' parameters stay as they were.
+        radius = {"start_radius": self.start_radius} if self.init == "random" else {}
+        return {"steps": self.steps, "box_aware": self.box_aware, "init": self.init, **radius,
+                "patience": self.patience, "tolerance": self.tolerance}
 
     def _initial_epsilon(self) -> float:
         """Budget before the first update (``inf``: none yet)."""
@@ -294,16 +341,14 @@ class MinimalNormL2Attack(Attack):
 
     def facts(self) -> list[str]:
         """Where the walk starts, how it treats the box, and when a sample is done."""
-        start = "Started from " + ("projected DeepFool's boundary point" if self.init == "deepfool" else "the clean image")
+        start = "Started from " + start_facts(self.init, self.start_radius)
         box = ", box-aware steps" if self.box_aware else ""
         done = "" if self.patience == 0 else f", a fooled sample done after {self.patience} steps without improvement"
         return [f"{start}{box}, smallest adversarial point kept{done}."]
 
     def _starting_point(self, model: nn.Module, x: Tensor, y: Tensor, indices: Sequence[int], batch_size: int) -> Tensor:
-        """``(B, C, H, W)`` first perturbation: zero, or DeepFool's pulled back to the boundary."""
-        if self.init == "none":
-            return torch.zeros_like(x)
-        return deepfool_start(model, x, y, indices, batch_size=batch_size)
+        """``(B, C, H, W)`` first perturbation: zero, DeepFool's pulled back to the boundary, or random."""
+        return starting_perturbation(self.init, model, x, y, indices, batch_size=batch_size, radius=self.start_radius)
 
     @abstractmethod
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
